@@ -1,0 +1,162 @@
+"""Normalized market data types shared by the core and every venue plugin.
+
+Prices and sizes travel as decimal *strings* exactly as the exchange sent them
+(Binance sends strings; Deribit's JSON numbers are decoded by msgspec straight to
+``Decimal`` and formatted back without ever touching a float). The order book keys
+levels by exact scaled integers; see ``spiceflow_core.book.prices``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Kind = Literal["spot", "perpetual", "future", "option"]
+OptionType = Literal["call", "put"]
+
+#: One price level: (price, size) as exact decimal strings. A size of zero deletes.
+Level = tuple[str, str]
+
+_KIND_CODES = {"spot": "spot", "perpetual": "perp", "future": "fut", "option": "option"}
+
+
+class Instrument(msgspec.Struct, frozen=True, kw_only=True):
+    """Reference data for one tradable instrument of one venue."""
+
+    venue: str  # the plugin's venue name, e.g. "binance-usdm"
+    symbol: str  # the exchange's own symbol, e.g. "BTCUSDT", "BTC-PERPETUAL"
+    kind: Kind
+    base: str
+    quote: str
+    tick_size: str
+    lot_size: str
+    exchange: str = ""  # venue family used in normalized ids ("binance" for every Binance market)
+    market: str = ""  # venue sub-market ("spot", "usdm", "coinm"); free-form per plugin
+    settle: str = ""
+    inverse: bool = False
+    contract_size: str = "1"
+    min_size: str = ""
+    expiry_ms: int | None = None
+    strike: str | None = None
+    option_type: OptionType | None = None
+    settlement_period: str | None = None
+    active: bool = True
+
+    @property
+    def normalized(self) -> str:
+        """Venue-independent id, e.g. ``binance.linperp.BTC.USDT`` or
+        ``deribit.option.BTC.USD.20261225.100000.C``."""
+        code = _KIND_CODES[self.kind]
+        if self.kind in ("perpetual", "future"):
+            code = ("inv" if self.inverse else "lin") + code
+        parts = [self.exchange or self.venue, code, self.base, self.quote]
+        if self.expiry_ms is not None and self.kind in ("future", "option"):
+            import datetime as _dt
+
+            day = _dt.datetime.fromtimestamp(self.expiry_ms / 1000, tz=_dt.timezone.utc)
+            parts.append(day.strftime("%Y%m%d"))
+        if self.kind == "option":
+            parts.append(self.strike or "")
+            parts.append("C" if self.option_type == "call" else "P")
+        return ".".join(parts)
+
+
+class BookSnapshot(msgspec.Struct, kw_only=True):
+    """A full (possibly depth-limited) book as the exchange sent it.
+
+    ``sequence`` is the exchange's id for this state (Binance ``lastUpdateId``,
+    Deribit ``change_id``). ``depth_limit`` is the number of levels per side the
+    source was truncated to (REST ``limit``), or None when the snapshot is complete.
+    """
+
+    venue: str
+    symbol: str
+    sequence: int
+    bids: list[Level]
+    asks: list[Level]
+    exchange_ts_ms: int | None = None
+    recv_ts_ns: int = 0
+    depth_limit: int | None = None
+
+
+class BookDelta(msgspec.Struct, kw_only=True):
+    """An incremental book update.
+
+    ``first_sequence``..``sequence`` is the id range the update covers (Binance
+    ``U``..``u``); ``prev_sequence`` is the id the venue says came just before
+    (Binance futures ``pu``, Deribit ``prev_change_id``), or None.
+    """
+
+    venue: str
+    symbol: str
+    first_sequence: int
+    sequence: int
+    bids: list[Level]
+    asks: list[Level]
+    prev_sequence: int | None = None
+    exchange_ts_ms: int | None = None
+    recv_ts_ns: int = 0
+
+
+class Trade(msgspec.Struct, kw_only=True):
+    venue: str
+    symbol: str
+    trade_id: str
+    price: str
+    size: str
+    side: Literal["buy", "sell", ""] = ""
+    exchange_ts_ms: int | None = None
+    recv_ts_ns: int = 0
+
+
+class TopOfBook(msgspec.Struct, kw_only=True):
+    """The exchange's own best bid/ask (Binance ``bookTicker``, Deribit ``ticker``)."""
+
+    venue: str
+    symbol: str
+    bid_price: str | None
+    bid_size: str | None
+    ask_price: str | None
+    ask_size: str | None
+    sequence: int | None = None
+    exchange_ts_ms: int | None = None
+    recv_ts_ns: int = 0
+
+
+class Heartbeat(msgspec.Struct, kw_only=True):
+    """A sign of life from the venue; ``reply`` is a frame to send back at once
+    (Deribit ``test_request`` -> ``public/test``), or None."""
+
+    venue: str
+    reply: str | None = None
+    recv_ts_ns: int = 0
+
+
+class SubscribeAck(msgspec.Struct, kw_only=True):
+    """The venue's answer to one of our requests, matched by ``request_id``."""
+
+    venue: str
+    request_id: int
+    error: str | None = None
+    channels: list[str] = []
+
+
+class ResyncRequest(msgspec.Struct, kw_only=True):
+    venue: str
+    symbol: str
+    reason: str
+
+
+class Status(msgspec.Struct, kw_only=True):
+    """State of one instrument's feed: pending, synced, stale or resyncing."""
+
+    venue: str
+    symbol: str
+    state: Literal["pending", "synced", "stale", "resyncing", "unsubscribed"]
+    reason: str = ""
+
+
+MarketEvent = BookSnapshot | BookDelta | Trade | TopOfBook
+ControlEvent = Heartbeat | SubscribeAck
+Event = MarketEvent | ControlEvent

@@ -1,0 +1,43 @@
+"""Fault switches shared by every simulator: tests and the chaos suite flip them,
+the simulator consumes them at its next opportunity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FaultSwitches:
+    """One-shot counters (each consumed once) plus persistent modes.
+
+    - ``drop``: close the connections cleanly; ``reset``: abort them (TCP reset)
+    - ``stall``: seconds to send nothing (but keep the connection open)
+    - ``gap``: skip one update id on the next book frame of some instrument
+    - ``malformed``: send one frame that is not valid JSON
+    - ``rest_errors``: list of HTTP statuses the next REST answers use (e.g. [429, 500])
+    - ``slow``: seconds to sleep between frames (persistent while non-zero)
+    """
+
+    drop: int = 0
+    reset: int = 0
+    stall: float = 0.0
+    gap: int = 0
+    malformed: int = 0
+    duplicate: int = 0
+    reorder: int = 0
+    unknown_shape: int = 0
+    rest_errors: list[int] = field(default_factory=list)
+    slow: float = 0.0
+    refuse_subscribe: int = 0
+    skip_heartbeats: int = 0
+
+    def take(self, name: str) -> bool:
+        """Consume one occurrence of a one-shot fault; True if it was armed."""
+        value = getattr(self, name)
+        if value > 0:
+            setattr(self, name, value - 1)
+            return True
+        return False
+
+    def take_rest_error(self) -> int | None:
+        return self.rest_errors.pop(0) if self.rest_errors else None
