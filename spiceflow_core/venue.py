@@ -93,6 +93,12 @@ class Venue(abc.ABC):
     max_messages_per_second: ClassVar[float] = 5.0
     #: default depth of REST snapshots (levels per side)
     snapshot_depth: ClassVar[int] = 1000
+    #: instruments subscribed when the config names none (demo and first runs)
+    default_instruments: ClassVar[tuple[str, ...]] = ()
+    #: seconds after which a connection is replaced (the venue's lifetime limit), or None
+    max_connection_age: ClassVar[float | None] = None
+    #: minimum spacing of REST requests in seconds (rate-limit courtesy)
+    rest_min_interval: ClassVar[float] = 0.0
 
     # -- reference data ---------------------------------------------------
     @abc.abstractmethod

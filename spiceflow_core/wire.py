@@ -5,6 +5,10 @@ e.g. ``book.binance.BTCUSDT``) and a msgpack body that decodes to one of the tag
 structs below (tag field ``type``). Consumers filter by topic prefix. ``topic_seq``
 counts messages per topic from 1, so a consumer that sees a jump knows it missed some.
 Prices and sizes are decimal strings exactly as the exchange sent them.
+
+Batches: a ZeroMQ message may also be ``[topic, body, body, ...]`` -- several bodies
+of that same topic in ``topic_seq`` order (``Publisher.publish_many``). Consumers
+decode every frame after the topic; ``spiceflow_core.client`` does.
 """
 
 from __future__ import annotations

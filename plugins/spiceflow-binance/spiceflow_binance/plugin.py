@@ -1,0 +1,103 @@
+"""The pluggy hook: three venues (spot, USD-M, COIN-M) sharing one implementation."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import ClassVar
+
+from spiceflow_core.book.policy import SequencePolicy
+from spiceflow_core.hookspecs import hookimpl
+from spiceflow_core.model import BookSnapshot, Instrument
+from spiceflow_core.rest import RestClient
+from spiceflow_core.venue import Endpoints, Feed, Venue
+
+from . import rest as _rest
+from .config import COINM, DEPTH_CHANNEL, SPOT, TOP_CHANNEL, TRADE_CHANNEL, USDM, MarketSpec
+from .session import BinanceSession
+from .sync import FUTURES_POLICY, SPOT_POLICY
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class BinanceVenue(Venue):
+    spec: ClassVar[MarketSpec]
+    exchange: ClassVar[str] = "binance"
+    resync = "rest"
+    snapshot_depth: ClassVar[int] = 1000
+    #: all three markets share the fixture folder ``fixtures/binance/``
+    fixtures_name: ClassVar[str] = "binance"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.spec
+        cls.name = spec.venue
+        cls.display_name = spec.display_name
+        cls.default_endpoints = spec.endpoints
+        cls.max_streams_per_connection = spec.max_streams_per_connection
+        # the issue asks for at most 5 client messages per second on every market
+        # (spot's documented limit; futures allow 10, 5 is safe everywhere)
+        cls.max_messages_per_second = 5.0
+
+    # -- reference data -----------------------------------------------------------
+    async def fetch_instruments(self, rest: RestClient) -> list[Instrument]:
+        return await _rest.fetch_instruments(self.spec, rest)
+
+    def parse_instruments(self, files: dict[str, bytes]) -> list[Instrument]:
+        body = files.get(self.spec.fixture_file)
+        if body is None:
+            names = ", ".join(sorted(files)) or "no files"
+            raise FileNotFoundError(f"{self.name}: fixture {self.spec.fixture_file} missing (found: {names})")
+        return _rest.parse_exchange_info(self.spec, body)
+
+    def fixtures_dir(self) -> Path | None:
+        return FIXTURES
+
+    def resolve(self, instruments: list[Instrument], symbol: str) -> Instrument:
+        return _rest.resolve(instruments, symbol)
+
+    # -- streams ------------------------------------------------------------------
+    def channels(self, instrument: Instrument, feed: Feed) -> list[str]:
+        s = instrument.symbol.lower()
+        if feed == "book":
+            return [f"{s}@{DEPTH_CHANNEL}"]
+        if feed == "trades":
+            return [f"{s}@{TRADE_CHANNEL[self.spec.market]}"]
+        if feed == "top":
+            return [f"{s}@{TOP_CHANNEL}"]
+        raise ValueError(f"{self.name}: unknown feed {feed!r}")
+
+    def new_session(self) -> BinanceSession:
+        return BinanceSession(self.name)
+
+    def sequence_policy(self, instrument: Instrument) -> SequencePolicy:
+        return FUTURES_POLICY if self.spec.futures else SPOT_POLICY
+
+    async def fetch_snapshot(self, rest: RestClient, instrument: Instrument, depth: int) -> BookSnapshot:
+        return await _rest.fetch_snapshot(self.spec, rest, instrument, depth)
+
+    # -- simulator ----------------------------------------------------------------
+    def simulator(self, *, recording: str | None = None, port: int = 0, **options) -> contextlib.AbstractAsyncContextManager:
+        from .simulator import BinanceSimulator  # websockets server code only when used
+
+        return BinanceSimulator(self.spec, recording=recording, port=port, **options)
+
+
+class BinanceSpot(BinanceVenue):
+    spec = SPOT
+
+
+class BinanceUsdm(BinanceVenue):
+    spec = USDM
+
+
+class BinanceCoinm(BinanceVenue):
+    spec = COINM
+
+
+@hookimpl
+def spiceflow_venues() -> list[Venue]:
+    return [BinanceSpot(), BinanceUsdm(), BinanceCoinm()]
+
+
+__all__ = ["BinanceSpot", "BinanceUsdm", "BinanceCoinm", "Endpoints", "spiceflow_venues"]

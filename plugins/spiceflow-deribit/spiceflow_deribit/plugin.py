@@ -1,0 +1,83 @@
+"""The Deribit venue and its pluggy hook (entry point ``spiceflow.venues: deribit``)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import AsyncIterator, Callable, ClassVar
+
+from spiceflow_core.hookspecs import hookimpl
+from spiceflow_core.model import Instrument
+from spiceflow_core.rest import RestClient
+from spiceflow_core.venue import Endpoints, Feed, Venue
+
+from . import config, rest
+from .session import DeribitSession
+from .sync import POLICY, DeribitSequencePolicy
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class Deribit(Venue):
+    name: ClassVar[str] = config.VENUE
+    display_name: ClassVar[str] = "Deribit"
+    exchange: ClassVar[str] = config.EXCHANGE
+    default_endpoints: ClassVar[Endpoints] = config.LIVE
+    resync = "resubscribe"
+    max_streams_per_connection: ClassVar[int] = config.MAX_STREAMS_PER_CONNECTION
+    max_messages_per_second: ClassVar[float] = config.MAX_MESSAGES_PER_SECOND
+
+    def __init__(
+        self,
+        *,
+        currencies: tuple[str, ...] = config.DEFAULT_CURRENCIES,
+        clock: Callable[[], float] = time.time,
+        credentials: config.Credentials | None | bool = True,
+    ) -> None:
+        """``credentials=True`` reads them from the environment when needed."""
+        self.currencies = currencies
+        self.clock = clock
+        self._credentials = credentials
+
+    @property
+    def credentials(self) -> config.Credentials | None:
+        if self._credentials is True:
+            return config.credentials_from_env()
+        return self._credentials or None
+
+    # -- reference data -------------------------------------------------------------
+    async def fetch_instruments(self, rest_client: RestClient) -> list[Instrument]:
+        return await rest.fetch_instruments(rest_client, self.currencies, clock=self.clock)
+
+    def parse_instruments(self, files: dict[str, bytes]) -> list[Instrument]:
+        # fixtures are a frozen moment: no expiry filter (see fixtures/README.md)
+        return rest.parse_files(files)
+
+    def fixtures_dir(self) -> Path | None:
+        return FIXTURES
+
+    # -- streams ------------------------------------------------------------------
+    def channels(self, instrument: Instrument, feed: Feed) -> list[str]:
+        interval = config.interval_for(self.credentials)
+        prefix = {"book": "book", "trades": "trades", "top": "ticker"}[feed]
+        return [f"{prefix}.{instrument.symbol}.{interval}"]
+
+    def new_session(self) -> DeribitSession:
+        return DeribitSession(credentials=self.credentials)
+
+    def sequence_policy(self, instrument: Instrument) -> DeribitSequencePolicy:
+        return POLICY
+
+    # -- simulator ------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def simulator(self, *, recording: str | None = None, port: int = 0, **options) -> AsyncIterator[Endpoints]:
+        from .simulator import DeribitSimulator
+
+        async with DeribitSimulator(recording=recording, port=port, **options) as sim:
+            yield sim.endpoints
+
+
+@hookimpl
+def spiceflow_venues() -> list[Venue]:
+    return [Deribit()]

@@ -1,0 +1,129 @@
+"""msgspec structs of Deribit's JSON-RPC 2.0 wire format.
+
+Every price, amount and size is declared ``Decimal``: msgspec decodes a JSON number
+straight from its text into a ``Decimal``, so ``0.0005`` stays exactly ``0.0005`` and
+never passes through a binary float. Unknown fields are ignored (Deribit adds fields).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+import msgspec
+
+# -- envelope -------------------------------------------------------------------------------
+
+
+class RpcError(msgspec.Struct):
+    code: int
+    message: str
+    data: Any = None
+
+
+class Envelope(msgspec.Struct):
+    """Any frame: a response (``id`` + ``result``/``error``) or a notification
+    (``method`` + ``params``). ``params``/``result`` stay raw until we know the shape."""
+
+    jsonrpc: str = ""
+    id: int | None = None
+    result: msgspec.Raw = msgspec.Raw(b"")  # empty when absent
+    error: RpcError | None = None
+    method: str | None = None
+    params: msgspec.Raw = msgspec.Raw(b"")  # empty when absent
+
+
+class SubscriptionParams(msgspec.Struct):
+    channel: str
+    data: msgspec.Raw
+
+
+class HeartbeatParams(msgspec.Struct):
+    type: str
+
+
+# -- channel payloads --------------------------------------------------------------------
+
+#: ``["new"|"change"|"delete", price, amount]``
+BookEntry = tuple[Literal["new", "change", "delete"], Decimal, Decimal]
+
+
+class BookData(msgspec.Struct):
+    type: Literal["snapshot", "change"]
+    timestamp: int
+    instrument_name: str
+    change_id: int
+    bids: list[BookEntry]
+    asks: list[BookEntry]
+    prev_change_id: int | None = None
+
+
+class TickerData(msgspec.Struct):
+    timestamp: int
+    instrument_name: str
+    best_bid_price: Decimal | None = None
+    best_bid_amount: Decimal | None = None
+    best_ask_price: Decimal | None = None
+    best_ask_amount: Decimal | None = None
+
+
+class TradeData(msgspec.Struct):
+    trade_id: str
+    instrument_name: str
+    price: Decimal
+    amount: Decimal
+    direction: Literal["buy", "sell"]
+    timestamp: int
+    trade_seq: int | None = None
+
+
+# -- requests (client -> server) ---------------------------------------------------------
+
+
+class RpcRequest(msgspec.Struct):
+    jsonrpc: str
+    id: int
+    method: str
+    params: dict[str, Any]
+
+
+# -- reference data --------------------------------------------------------------------------
+
+
+class InstrumentInfo(msgspec.Struct):
+    """One entry of ``public/get_instruments``."""
+
+    instrument_name: str
+    kind: str  # future | option | spot | future_combo | option_combo
+    base_currency: str
+    quote_currency: str
+    tick_size: Decimal
+    min_trade_amount: Decimal
+    contract_size: Decimal
+    expiration_timestamp: int
+    is_active: bool = True
+    settlement_period: str | None = None
+    settlement_currency: str | None = None
+    counter_currency: str | None = None
+    strike: Decimal | None = None
+    option_type: Literal["call", "put"] | None = None
+    future_type: str | None = None  # "reversed" (inverse) | "linear" (older field)
+    instrument_type: str | None = None  # "reversed" | "linear" (newer field)
+    creation_timestamp: int | None = None
+
+
+class InstrumentsResponse(msgspec.Struct):
+    result: list[InstrumentInfo]
+    jsonrpc: str = "2.0"
+
+
+envelope_decoder = msgspec.json.Decoder(Envelope)
+subscription_decoder = msgspec.json.Decoder(SubscriptionParams)
+heartbeat_decoder = msgspec.json.Decoder(HeartbeatParams)
+book_decoder = msgspec.json.Decoder(BookData)
+ticker_decoder = msgspec.json.Decoder(TickerData)
+trades_decoder = msgspec.json.Decoder(list[TradeData])
+channels_decoder = msgspec.json.Decoder(list[str])
+instruments_decoder = msgspec.json.Decoder(InstrumentsResponse)
+#: Decimals go out as JSON numbers, exactly as written (the simulator's wire format)
+encoder = msgspec.json.Encoder(decimal_format="number")

@@ -1,0 +1,315 @@
+"""The control API served by ``spiceflow run`` on loopback (Starlette on Hypercorn,
+both running on the same event loop as the actors).
+
+    POST /subscribe      {"venue": "binance", "instrument": "BTCUSDT", "feed": "book"}
+    POST /unsubscribe    same body
+    GET  /subscriptions  live subscriptions with state and counters
+    GET  /instruments    ?venue=&kind=&base=&quote=&symbol=  (reference data search)
+    GET  /health         liveness and per-venue connection state
+    GET  /status         per-venue counters and latency percentiles
+    GET  /openapi.json   the OpenAPI 3.1 schema of all of the above
+
+An instrument is named by the venue's symbol, by its normalized id
+(``binance.linperp.BTC.USDT``), or by normalized fields (kind, base, quote, expiry,
+strike, option_type). Errors: 400 bad request, 404 unknown venue/instrument or not
+subscribed, 409 duplicate, 502 refused by the exchange.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+import msgspec
+from anyio.abc import TaskStatus
+from loguru import logger
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .instruments import AmbiguousInstrument, InactiveInstrument, UnknownInstrument, close_matches
+from .model import Instrument
+from .runtime.connection import SubscriptionError
+from .runtime.venue_runtime import DuplicateSubscription, NotSubscribed, Subscription
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .runtime.orchestrator import Orchestrator
+
+KIND_CODES = {"spot", "linperp", "invperp", "linfut", "invfut", "option", "perpetual", "future"}
+
+
+class SubscribeRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    venue: str | None = None
+    instrument: str | None = None  # exchange symbol or normalized id
+    kind: str | None = None  # normalized fields, when no instrument is given
+    base: str | None = None
+    quote: str | None = None
+    expiry: str | None = None  # YYYYMMDD
+    strike: str | None = None
+    option_type: Literal["call", "put", "C", "P"] | None = None
+    feed: Literal["book", "trades", "top"] = "book"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **extra) -> None:
+        super().__init__(message)
+        self.status = status
+        self.extra = extra
+
+
+def _json(obj: object, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(obj), status_code=status, media_type="application/json")
+
+
+def _kind_code(inst: Instrument) -> str:
+    return inst.normalized.split(".")[1]
+
+
+def _matches_fields(inst: Instrument, req: SubscribeRequest) -> bool:
+    if req.kind and req.kind not in (inst.kind, _kind_code(inst)):
+        return False
+    if req.base and inst.base.upper() != req.base.upper():
+        return False
+    if req.quote and inst.quote.upper() != req.quote.upper():
+        return False
+    if req.expiry:
+        if inst.expiry_ms is None:
+            return False
+        day = dt.datetime.fromtimestamp(inst.expiry_ms / 1000, tz=dt.timezone.utc).strftime("%Y%m%d")
+        if day != req.expiry:
+            return False
+    if req.strike and (inst.strike is None or float(inst.strike) != float(req.strike)):
+        return False
+    if req.option_type and (inst.option_type or "")[:1].upper() != req.option_type[:1].upper():
+        return False
+    return True
+
+
+class ControlApi:
+    def __init__(self, orchestrator: "Orchestrator") -> None:
+        self.orc = orchestrator
+        self.app = Starlette(
+            routes=[
+                Route("/subscribe", self.subscribe, methods=["POST"]),
+                Route("/unsubscribe", self.unsubscribe, methods=["POST"]),
+                Route("/subscriptions", self.subscriptions, methods=["GET"]),
+                Route("/instruments", self.instruments, methods=["GET"]),
+                Route("/health", self.health, methods=["GET"]),
+                Route("/status", self.status, methods=["GET"]),
+                Route("/openapi.json", self.openapi, methods=["GET"]),
+            ],
+            exception_handlers={ApiError: self._error},
+        )
+
+    async def _error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return _json({"error": str(exc), **exc.extra}, exc.status)
+
+    # -- request parsing ------------------------------------------------------------
+    async def _request(self, request: Request) -> SubscribeRequest:
+        body = await request.body()
+        try:
+            req = msgspec.json.decode(body, type=SubscribeRequest)
+        except msgspec.ValidationError as exc:
+            raise ApiError(400, f"invalid request: {exc}") from None
+        except msgspec.DecodeError as exc:
+            raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+        if not req.instrument and not (req.kind or req.base):
+            raise ApiError(400, "name an instrument: 'instrument' (symbol or normalized id) or normalized fields (kind, base, quote, ...)")
+        if req.kind and req.kind not in KIND_CODES:
+            raise ApiError(400, f"unknown kind {req.kind!r} (one of {', '.join(sorted(KIND_CODES))})")
+        return req
+
+    def _locate(self, req: SubscribeRequest):
+        """(runtime, symbol) for a request, or an ApiError listing close matches."""
+        runtimes = self.orc.runtimes
+        if req.venue is not None and req.venue not in runtimes:
+            raise ApiError(404, f"unknown venue {req.venue!r} (running: {', '.join(sorted(runtimes)) or 'none'})")
+        candidates = [runtimes[req.venue]] if req.venue else list(runtimes.values())
+        if req.instrument:
+            found = []
+            for runtime in candidates:
+                try:
+                    found.append((runtime, runtime.resolve(req.instrument).symbol))
+                except UnknownInstrument:
+                    continue
+                except InactiveInstrument as exc:
+                    raise ApiError(400, str(exc)) from None
+                except AmbiguousInstrument as exc:
+                    raise ApiError(400, str(exc)) from None
+            if not found:
+                pool = [s for r in candidates for s in r.instruments]
+                near = close_matches(req.instrument, pool)
+                where = req.venue or "any running venue"
+                raise ApiError(404, f"unknown instrument {req.instrument!r} on {where}", close_matches=near)
+            if len(found) > 1:
+                listed = [f"{r.venue.name}:{s}" for r, s in found]
+                raise ApiError(400, f"{req.instrument!r} is ambiguous; add 'venue'", matches=listed)
+            return found[0]
+        hits = [(r, i) for r in candidates for i in r.instruments.values() if i.active and _matches_fields(i, req)]
+        if not hits:
+            raise ApiError(404, "no active instrument matches those fields")
+        if len(hits) > 1:
+            listed = sorted(f"{r.venue.name}:{i.symbol}" for r, i in hits)[:20]
+            raise ApiError(400, f"{len(hits)} instruments match those fields; be more specific", matches=listed)
+        runtime, inst = hits[0]
+        return runtime, inst.symbol
+
+    # -- endpoints ---------------------------------------------------------------------
+    async def subscribe(self, request: Request) -> Response:
+        req = await self._request(request)
+        runtime, symbol = self._locate(req)
+        try:
+            sub = await runtime.subscribe(symbol, req.feed)
+        except DuplicateSubscription as exc:
+            raise ApiError(409, str(exc)) from None
+        except SubscriptionError as exc:
+            raise ApiError(502, f"the exchange refused the subscription: {exc}") from None
+        return _json(sub)
+
+    async def unsubscribe(self, request: Request) -> Response:
+        req = await self._request(request)
+        runtime, symbol = self._locate(req)
+        try:
+            sub = await runtime.unsubscribe(symbol, req.feed)
+        except NotSubscribed as exc:
+            raise ApiError(404, str(exc)) from None
+        except SubscriptionError as exc:
+            raise ApiError(502, f"the exchange refused the unsubscription: {exc}") from None
+        return _json(sub)
+
+    async def subscriptions(self, request: Request) -> Response:
+        subs: list[Subscription] = []
+        for runtime in self.orc.runtimes.values():
+            subs.extend(runtime.list_subscriptions())
+        return _json(subs)
+
+    async def instruments(self, request: Request) -> Response:
+        q = request.query_params
+        venue = q.get("venue")
+        if venue and venue not in self.orc.runtimes:
+            raise ApiError(404, f"unknown venue {venue!r}")
+        req = SubscribeRequest(kind=q.get("kind"), base=q.get("base"), quote=q.get("quote"), venue=venue)
+        if req.kind and req.kind not in KIND_CODES:
+            raise ApiError(400, f"unknown kind {req.kind!r}")
+        try:
+            limit = int(q.get("limit", "1000"))
+        except ValueError:
+            raise ApiError(400, "limit must be an integer") from None
+        symbol = q.get("symbol", "").upper()
+        out = []
+        for name, runtime in sorted(self.orc.runtimes.items()):
+            if venue and name != venue:
+                continue
+            for inst in runtime.instruments.values():
+                if _matches_fields(inst, req) and (not symbol or symbol in inst.symbol.upper()):
+                    out.append({**msgspec.structs.asdict(inst), "normalized": inst.normalized})
+        return _json(out[:limit])
+
+    async def health(self, request: Request) -> Response:
+        venues = {}
+        for name, runtime in self.orc.runtimes.items():
+            venues[name] = {
+                "connections": len(runtime.connections),
+                "connected": sum(1 for c in runtime.connections if c.connected.is_set()),
+                "subscriptions": len(runtime.subscriptions),
+                "instruments": len(runtime.instruments),
+            }
+        return _json({"status": "ok", "venues": venues})
+
+    async def status(self, request: Request) -> Response:
+        out = {}
+        for name, runtime in self.orc.runtimes.items():
+            lat = runtime.metrics.latency.percentiles(0.5, 0.9, 0.99)
+            out[name] = {
+                "counters": runtime.metrics.snapshot(),
+                "latency_ms": lat,
+                "instruments": {s: dict(c) for s, c in runtime.metrics.by_instrument.items()},
+            }
+        return _json(out)
+
+    async def openapi(self, request: Request) -> Response:
+        return _json(openapi_schema())
+
+
+def openapi_schema() -> dict:
+    (sub_req, sub_resp), components = msgspec.json.schema_components(
+        [SubscribeRequest, Subscription], ref_template="#/components/schemas/{name}"
+    )
+    error = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+    components["Error"] = error
+
+    def responses(ok: dict, *codes: int) -> dict:
+        out = {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}}}
+        text = {400: "Bad request", 404: "Unknown venue, instrument or subscription", 409: "Duplicate subscription", 502: "Refused by the exchange"}
+        for code in codes:
+            out[str(code)] = {"description": text[code], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        return out
+
+    body = {"required": True, "content": {"application/json": {"schema": sub_req}}}
+    any_obj = {"type": "object"}
+    q = lambda name, desc: {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": desc}  # noqa: E731
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "SpiceFlow control API", "version": "1"},
+        "paths": {
+            "/subscribe": {"post": {"summary": "Subscribe an instrument feed", "operationId": "subscribe", "requestBody": body,
+                                    "responses": responses(sub_resp, 400, 404, 409, 502)}},
+            "/unsubscribe": {"post": {"summary": "Unsubscribe an instrument feed", "operationId": "unsubscribe", "requestBody": body,
+                                      "responses": responses(sub_resp, 400, 404, 502)}},
+            "/subscriptions": {"get": {"summary": "Live subscriptions", "operationId": "subscriptions",
+                                       "responses": responses({"type": "array", "items": sub_resp})}},
+            "/instruments": {"get": {"summary": "Search reference data", "operationId": "instruments",
+                                     "parameters": [q("venue", "venue name"), q("kind", "spot, perpetual, future, option, linperp, ..."),
+                                                    q("base", "base asset"), q("quote", "quote asset"), q("symbol", "substring of the symbol"),
+                                                    {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"}}],
+                                     "responses": responses({"type": "array", "items": any_obj}, 400, 404)}},
+            "/health": {"get": {"summary": "Liveness", "operationId": "health", "responses": responses(any_obj)}},
+            "/status": {"get": {"summary": "Counters and latency", "operationId": "status", "responses": responses(any_obj)}},
+            "/openapi.json": {"get": {"summary": "This schema", "operationId": "openapi", "responses": responses(any_obj)}},
+        },
+        "components": {"schemas": components},
+    }
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    try:
+        return host or "127.0.0.1", int(port)
+    except ValueError:
+        raise ValueError(f"api address {address!r} is not HOST:PORT") from None
+
+
+async def serve_api(orchestrator: "Orchestrator", *, task_status: TaskStatus = anyio.TASK_STATUS_IGNORED) -> None:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    host, port = parse_address(orchestrator.settings.api.address)
+    # Bind ourselves so a busy port is a clear startup error and port 0 works.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"control API cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    bound = sock.getsockname()
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 0.2
+    api = ControlApi(orchestrator)
+    orchestrator.api_address = f"{bound[0]}:{bound[1]}"
+    logger.bind(actor="api").info("control API on http://{}:{}", *bound)
+    stop = anyio.Event()
+    task_status.started()
+    try:
+        await serve(api.app, config, shutdown_trigger=stop.wait)
+    finally:
+        sock.close()

@@ -1,0 +1,328 @@
+"""The ``spiceflow`` command line. Exit codes: 0 success, 1 runtime failure,
+2 usage or configuration error (with a one-line message naming what was wrong)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import msgspec
+
+from . import __version__
+from .config import PROFILES, ConfigError, Settings, VenueSettings, load_settings, with_profiles
+from .logging import configure_logging
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+# -- argument parsing -------------------------------------------------------------
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="config file (default: ./spiceflow.toml if present)")
+    parser.add_argument("--log-level", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
+    parser.add_argument("--log-format", choices=["text", "json"], help="human-readable lines or one JSON object per line")
+
+
+def _profiles(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="named preset, repeatable and combinable: " + "; ".join(f"{k}: {v}" for k, v in PROFILES.items()),
+    )
+    parser.add_argument("--fixtures", metavar="DIR", help="fixture root directory (default ./fixtures, then the plugin's own)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spiceflow", description="Real-time multi-venue crypto market data with exact L2 books.")
+    parser.add_argument("--version", action="version", version=f"spiceflow {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", help="stream books from the selected venues and broadcast them over ZeroMQ")
+    _common(p)
+    _profiles(p)
+    p.add_argument("--venue", action="append", default=[], metavar="NAME", help="venue to run (repeatable; default: the config's, else all installed)")
+    p.add_argument("--instrument", action="append", default=[], metavar="SYMBOL", help="instrument (exchange symbol, glob or normalized id); repeatable")
+    p.add_argument("--feed", action="append", default=[], choices=["book", "trades", "top"], help="feeds to subscribe (default: book)")
+    p.add_argument("--endpoint", metavar="URL", help="WebSocket endpoint (e.g. a simulator's ws://127.0.0.1:PORT); REST follows on the same host unless --rest-endpoint")
+    p.add_argument("--rest-endpoint", metavar="URL", help="REST base URL override")
+    p.add_argument("--broadcast", metavar="ADDR", help="ZeroMQ PUB address (default tcp://127.0.0.1:5555)")
+    p.add_argument("--api", metavar="HOST:PORT", help="control API address (default 127.0.0.1:3000)")
+    p.add_argument("--no-api", action="store_true", help="do not serve the control API")
+    p.add_argument("--depth", type=int, metavar="N", help="levels per side in published books (default 25)")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    p.add_argument("--transport", choices=["httpx-ws", "websockets"], help="WebSocket client library")
+    p.add_argument("--recording", metavar="PREFIX", help="demo: drive the simulator with a recorded session instead of the generator")
+
+    p = sub.add_parser("venues", help="list installed venues: name, distribution, version")
+    _common(p)
+
+    p = sub.add_parser("instruments", help="list a venue's instruments (reference data)")
+    _common(p)
+    _profiles(p)
+    p.add_argument("venue", help="venue name")
+    p.add_argument("--kind", choices=["spot", "perpetual", "future", "option"])
+    p.add_argument("--base")
+    p.add_argument("--quote")
+    p.add_argument("--rest-endpoint", metavar="URL")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser("version", help="print versions of the core and installed venues")
+    _common(p)
+
+    p = sub.add_parser("tail", help="print live books from the broadcast (top of book per topic)")
+    _common(p)
+    p.add_argument("prefix", nargs="*", default=[], help="topic prefixes, e.g. book.binance (default: everything)")
+    p.add_argument("--address", default=None, help="ZeroMQ address (default: the config's broadcast address)")
+    p.add_argument("--json", action="store_true", help="print each decoded message as one JSON line")
+    p.add_argument("--limit", type=int, metavar="N", help="exit after N messages")
+
+    p = sub.add_parser("simulate", help="run a venue's loopback simulator and print its URLs")
+    _common(p)
+    p.add_argument("--venue", required=True, action="append", help="venue to simulate (repeatable)")
+    p.add_argument("--recording", metavar="PATH-PREFIX", help="drive it with a recorded session (e.g. ../shared/recorded/BINANCE)")
+    p.add_argument("--port", type=int, default=0, help="port (default: any free port; only with a single venue)")
+    p.add_argument("--symbols", nargs="*", help="generator: symbols to stream")
+    p.add_argument("--rate", type=float, help="generator: frames per second per symbol")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    from .control import add_control_commands
+
+    add_control_commands(sub, _common)
+
+    from .recording import add_recording_commands
+
+    add_recording_commands(sub, _common)
+    return parser
+
+
+# -- helpers ------------------------------------------------------------------------
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if getattr(args, "profile", None):
+        settings = with_profiles(settings, args.profile)
+    log = settings.log
+    if args.log_level or args.log_format:
+        log = msgspec.structs.replace(log, level=args.log_level or log.level, format=args.log_format or log.format)
+        settings = msgspec.structs.replace(settings, log=log)
+    if getattr(args, "fixtures", None):
+        settings = msgspec.structs.replace(settings, fixtures_dir=args.fixtures)
+    configure_logging(settings.log.level, settings.log.format)
+    return settings
+
+
+def _registry():
+    from .plugins import discover
+
+    return discover()
+
+
+def derive_endpoints(default, ws: str | None, rest: str | None):
+    """``--endpoint ws://host:port`` keeps the venue's default paths on that host."""
+    from .venue import Endpoints
+
+    ws_url, rest_url = default.ws_url, default.rest_url
+    if ws:
+        parts = urlsplit(ws)
+        if parts.scheme not in ("ws", "wss", "http", "https") or not parts.netloc:
+            raise UsageError(f"--endpoint: {ws!r} is not a ws://, wss:// or http(s):// URL")
+        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+        dws = urlsplit(default.ws_url)
+        ws_url = urlunsplit((scheme, parts.netloc, parts.path or dws.path, parts.query or dws.query, ""))
+        if not rest:
+            drest = urlsplit(default.rest_url)
+            rest_url = urlunsplit(("https" if scheme == "wss" else "http", parts.netloc, drest.path, "", ""))
+    if rest:
+        parts = urlsplit(rest)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UsageError(f"--rest-endpoint: {rest!r} is not an http(s):// URL")
+        rest_url = rest.rstrip("/")
+    return Endpoints(ws_url=ws_url, rest_url=rest_url)
+
+
+def _select_venues(args, settings: Settings, registry) -> list[str]:
+    names = list(dict.fromkeys(args.venue)) or list(settings.venues) or registry.names()
+    for name in names:
+        if name not in registry.venues:
+            installed = ", ".join(registry.names()) or "none"
+            raise UsageError(f"unknown venue {name!r} (installed: {installed})")
+    if not names:
+        raise UsageError("no venue plugin is installed (pip install spiceflow-binance, for example)")
+    return names
+
+
+# -- commands -------------------------------------------------------------------------
+def cmd_run(args) -> int:
+    from .runtime.orchestrator import Orchestrator
+
+    settings = _settings(args)
+    registry = _registry()
+    names = _select_venues(args, settings, registry)
+    venues = dict(settings.venues)
+    for name in names:
+        vs = venues.get(name, VenueSettings())
+        if args.instrument:
+            vs = msgspec.structs.replace(vs, instruments=list(args.instrument), select=[])
+        if args.feed:
+            vs = msgspec.structs.replace(vs, feeds=list(dict.fromkeys(args.feed)))
+        venues[name] = vs
+    changes: dict = {"venues": venues}
+    if args.broadcast:
+        changes["broadcast"] = msgspec.structs.replace(settings.broadcast, address=args.broadcast)
+    if args.api or args.no_api:
+        changes["api"] = msgspec.structs.replace(settings.api, address=args.api or settings.api.address, enabled=not args.no_api)
+    if args.depth is not None:
+        if args.depth < 1:
+            raise UsageError("--depth must be at least 1")
+        changes["book"] = msgspec.structs.replace(settings.book, depth=args.depth)
+    if args.duration is not None:
+        changes["duration"] = args.duration
+    if args.transport:
+        changes["runtime"] = msgspec.structs.replace(settings.runtime, transport=args.transport)
+    settings = msgspec.structs.replace(settings, **changes)
+    overrides = {}
+    if args.endpoint or args.rest_endpoint:
+        if len(names) != 1:
+            raise UsageError("--endpoint/--rest-endpoint need exactly one --venue")
+        overrides[names[0]] = derive_endpoints(registry.get(names[0]).default_endpoints, args.endpoint, args.rest_endpoint)
+    sim_options = {"recording": args.recording} if args.recording else {}
+    orchestrator = Orchestrator(settings, registry, names, endpoint_overrides=overrides, simulator_options=sim_options)
+    return anyio.run(orchestrator.run)
+
+
+def cmd_venues(args) -> int:
+    _settings(args)
+    registry = _registry()
+    for name in registry.names():
+        loaded = registry.venues[name]
+        print(f"{name}\t{loaded.distribution}\t{loaded.version}")
+    for failure in registry.failures:
+        print(f"error: {failure.line()}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_version(args) -> int:
+    _settings(args)
+    print(f"spiceflow-core {__version__}")
+    registry = _registry()
+    seen = set()
+    for loaded in registry.venues.values():
+        if loaded.distribution not in seen:
+            seen.add(loaded.distribution)
+            print(f"{loaded.distribution} {loaded.version}")
+    return EXIT_OK
+
+
+def cmd_instruments(args) -> int:
+    from .config import Selection
+    from .instruments import matches
+    from .rest import RestClient
+    from .runtime.reference import ReferenceDataActor
+
+    settings = _settings(args)
+    registry = _registry()
+    if args.venue not in registry.venues:
+        raise UsageError(f"unknown venue {args.venue!r} (installed: {', '.join(registry.names()) or 'none'})")
+    venue = registry.get(args.venue)
+    vs = settings.venues.get(venue.name, VenueSettings())
+    rest_url = args.rest_endpoint or vs.rest_url or venue.default_endpoints.rest_url
+    rule = Selection(kind=args.kind, base=args.base, quote=args.quote)
+
+    async def main() -> int:
+        async with RestClient(rest_url) as rest:
+            actor = ReferenceDataActor(venue, use_fixtures=settings.use_fixtures, fixtures_root=settings.fixtures_dir,
+                                       fixtures_override=vs.fixtures, rest=rest)
+            instruments = await actor.load()
+        for inst in sorted(instruments.values(), key=lambda i: i.symbol):
+            if not matches(inst, rule):
+                continue
+            if args.json:
+                print(msgspec.json.encode({**msgspec.structs.asdict(inst), "normalized": inst.normalized}).decode())
+            else:
+                print(f"{inst.symbol}\t{inst.normalized}\t{inst.kind}\ttick={inst.tick_size}\tlot={inst.lot_size}\t{'active' if inst.active else 'inactive'}")
+        return EXIT_OK
+
+    return anyio.run(main)
+
+
+def cmd_tail(args) -> int:
+    from .tail import tail
+
+    settings = _settings(args)
+    address = args.address or settings.broadcast.address
+    return anyio.run(lambda: tail(address, list(args.prefix), as_json=args.json, limit=args.limit))
+
+
+def cmd_simulate(args) -> int:
+    import contextlib
+
+    settings = _settings(args)
+    registry = _registry()
+    names = _select_venues(args, settings, registry)
+    if args.port and len(names) > 1:
+        raise UsageError("--port needs a single --venue")
+    options = {}
+    if args.symbols:
+        options["symbols"] = args.symbols
+    if args.rate:
+        options["rate"] = args.rate
+
+    async def main() -> int:
+        async with contextlib.AsyncExitStack() as stack:
+            for name in names:
+                sim = await stack.enter_async_context(
+                    registry.get(name).simulator(recording=args.recording, port=args.port, **options)
+                )
+                e = sim.endpoints
+                print(f"{name}: ws_url={e.ws_url} rest_url={e.rest_url}", flush=True)
+                print(f"  spiceflow run --venue {name} --endpoint {e.ws_url} --rest-endpoint {e.rest_url}", flush=True)
+            if args.duration:
+                await anyio.sleep(args.duration)
+            else:
+                await anyio.sleep_forever()
+        return EXIT_OK
+
+    try:
+        return anyio.run(main)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "venues": cmd_venues,
+    "instruments": cmd_instruments,
+    "version": cmd_version,
+    "tail": cmd_tail,
+    "simulate": cmd_simulate,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .control import CONTROL_COMMANDS
+    from .recording import RECORDING_COMMANDS
+
+    handler = {**COMMANDS, **CONTROL_COMMANDS, **RECORDING_COMMANDS}[args.command]
+    try:
+        return handler(args)
+    except (ConfigError, UsageError) as exc:
+        print(f"spiceflow {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyError as exc:  # unknown venue from the registry
+        print(f"spiceflow {args.command}: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

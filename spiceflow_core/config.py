@@ -1,0 +1,181 @@
+"""Typed settings decoded from ``spiceflow.toml`` with msgspec, plus named profiles.
+
+Every error names the key and the file: ``ConfigError("spiceflow.toml: venues.binance.depth:
+Expected `int`, got `str`")``. Profiles are presets that combine like feature flags:
+``--profile demo --profile ws-only`` runs the WebSocket-only workflow on simulators.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+DEFAULT_CONFIG_FILE = "spiceflow.toml"
+PROFILES = {
+    "live": "live REST reference data and live exchange endpoints (the default)",
+    "fixtures": "reference data from fixture files instead of REST",
+    "ws-only": "WebSocketOnly workflow: connect, subscribe, done at the first heartbeat",
+    "demo": "fixtures + local simulated exchanges started in the same run",
+}
+Feed = Literal["book", "trades", "top"]
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the file and the key."""
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    pass
+
+
+class Selection(_Strict):
+    """A rule selecting instruments from reference data (all fields optional, ANDed)."""
+
+    kind: Literal["spot", "perpetual", "future", "option"] | None = None
+    base: str | None = None
+    quote: str | None = None
+    inverse: bool | None = None
+    expires_within_days: float | None = None
+    symbol: str | None = None  # glob pattern, e.g. "BTC-*-C"
+    limit: int | None = None
+
+
+class VenueSettings(_Strict):
+    instruments: list[str] = []  # exchange symbols or globs ("BTC*"); empty = venue defaults
+    select: list[Selection] = []
+    feeds: list[Feed] = msgspec.field(default_factory=lambda: ["book"])
+    ws_url: str | None = None  # override the plugin's live default
+    rest_url: str | None = None
+    fixtures: str | None = None  # fixture directory override
+    snapshot_depth: int | None = None
+    max_streams_per_connection: int | None = None
+    options: dict[str, str | int | float | bool] = {}
+
+
+class BookSettings(_Strict):
+    depth: int = 25  # levels per side in published book messages
+    max_buffer: int = 10_000  # deltas buffered per instrument while (re)syncing
+    publish: Literal["every", "top-changed"] = "every"
+
+
+class BroadcastSettings(_Strict):
+    address: str = "tcp://127.0.0.1:5555"
+    hwm: int = 100_000
+    status_interval: float = 5.0  # seconds between status/stats messages
+
+
+class ApiSettings(_Strict):
+    enabled: bool = True
+    address: str = "127.0.0.1:3000"
+
+
+class RuntimeSettings(_Strict):
+    silence_timeout: float = 30.0  # no frame for this long -> reconnect
+    ping_interval: float = 20.0
+    reconnect_initial: float = 0.5
+    reconnect_max: float = 30.0
+    ack_timeout: float = 10.0
+    first_heartbeat_timeout: float = 30.0  # ws-only workflow
+    max_frame_bytes: int = 4 * 2**20
+    max_connection_age: float | None = None  # seconds; None = the venue's own limit
+    transport: Literal["httpx-ws", "websockets"] = "httpx-ws"
+
+
+class LogSettings(_Strict):
+    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(_Strict):
+    profiles: list[str] = []
+    venues: dict[str, VenueSettings] = {}
+    book: BookSettings = BookSettings()
+    broadcast: BroadcastSettings = BroadcastSettings()
+    api: ApiSettings = ApiSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+    log: LogSettings = LogSettings()
+    fixtures_dir: str = "fixtures"
+    duration: float | None = None  # stop after this many seconds (None = until signalled)
+
+    @property
+    def live(self) -> bool:
+        return not ({"fixtures", "demo"} & set(self.profiles))
+
+    @property
+    def use_fixtures(self) -> bool:
+        return bool({"fixtures", "demo"} & set(self.profiles))
+
+    @property
+    def ws_only(self) -> bool:
+        return "ws-only" in self.profiles
+
+    @property
+    def demo(self) -> bool:
+        return "demo" in self.profiles
+
+
+def _path_of(msg: str) -> tuple[str, str]:
+    """Split msgspec's ``... - at `$.venues.binance.depth``` into (reason, key)."""
+    reason, sep, where = msg.rpartition(" - at `")
+    if not sep:
+        return msg, ""
+    key = where.rstrip("`").removeprefix("$").lstrip(".")
+    return reason, key
+
+
+def _convert(raw: object, type_: type, source: str, prefix: str = ""):
+    try:
+        return msgspec.convert(raw, type_, strict=True)
+    except msgspec.ValidationError as exc:
+        reason, key = _path_of(str(exc))
+        if reason.startswith("Object contains unknown field"):
+            field = reason.split("`")[1] if "`" in reason else "?"
+            key = f"{key}.{field}" if key else field
+            reason = "unknown key"
+        key = ".".join(k for k in (prefix, key) if k)
+        raise ConfigError(f"{source}: {key or '<top level>'}: {reason}") from None
+
+
+def decode_settings(raw: dict, source: str) -> Settings:
+    raw = dict(raw)
+    venues_raw = raw.pop("venues", {})
+    if not isinstance(venues_raw, dict):
+        raise ConfigError(f"{source}: venues: Expected a table of venues, got {type(venues_raw).__name__}")
+    settings = _convert(raw, Settings, source)
+    venues = {name: _convert(value, VenueSettings, source, f"venues.{name}") for name, value in venues_raw.items()}
+    check_profiles(settings.profiles, f"{source}: profiles")
+    return msgspec.structs.replace(settings, venues=venues)
+
+
+def check_profiles(profiles: list[str], where: str) -> None:
+    for profile in profiles:
+        if profile not in PROFILES:
+            raise ConfigError(f"{where}: unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+
+
+def load_settings(path: str | os.PathLike | None = None) -> Settings:
+    """Load the config file. ``path`` None means ``./spiceflow.toml`` if it exists,
+    else built-in defaults; an explicit path must exist."""
+    explicit = path is not None
+    file = Path(path if explicit else DEFAULT_CONFIG_FILE)
+    if not file.exists():
+        if explicit:
+            raise ConfigError(f"{file}: config file not found")
+        return Settings()
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    return decode_settings(raw, str(file))
+
+
+def with_profiles(settings: Settings, profiles: list[str]) -> Settings:
+    check_profiles(profiles, "--profile")
+    merged = list(dict.fromkeys([*settings.profiles, *profiles]))
+    return msgspec.structs.replace(settings, profiles=merged)

@@ -1,0 +1,107 @@
+"""Thin CLI clients of the control API: ``spiceflow subscribe``, ``unsubscribe``,
+``subscriptions`` and ``status``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import httpx
+import msgspec
+
+
+class _ApiFailure(Exception):
+    pass
+
+
+def add_control_commands(sub, common) -> None:
+    for name, help_ in (("subscribe", "subscribe an instrument feed in a running spiceflow"),
+                        ("unsubscribe", "unsubscribe an instrument feed in a running spiceflow")):
+        p = sub.add_parser(name, help=help_)
+        common(p)
+        p.add_argument("venue", help="venue name, e.g. binance")
+        p.add_argument("instrument", help="exchange symbol (BTCUSDT) or normalized id (binance.spot.BTC.USDT)")
+        p.add_argument("--feed", default="book", choices=["book", "trades", "top"])
+        p.add_argument("--api", default=None, metavar="HOST:PORT", help="control API address (default: the config's)")
+    p = sub.add_parser("subscriptions", help="list live subscriptions of a running spiceflow")
+    common(p)
+    p.add_argument("--api", default=None, metavar="HOST:PORT")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("status", help="counters and latency of a running spiceflow")
+    common(p)
+    p.add_argument("--api", default=None, metavar="HOST:PORT")
+    p.add_argument("--json", action="store_true")
+
+
+def _base(args) -> str:
+    from .config import load_settings
+
+    address = args.api or load_settings(args.config).api.address
+    return f"http://{address}"
+
+
+def _call(method: str, url: str, body: dict | None = None) -> object:
+    try:
+        response = httpx.request(method, url, json=body, timeout=30.0)
+    except httpx.HTTPError as exc:
+        raise _ApiFailure(f"cannot reach the control API at {url}: {exc} (is `spiceflow run` running?)") from None
+    data = response.json() if response.content else None
+    if response.status_code >= 400:
+        message = data.get("error") if isinstance(data, dict) else response.text
+        extra = ""
+        if isinstance(data, dict) and data.get("close_matches"):
+            extra = f" (close matches: {', '.join(data['close_matches'])})"
+        raise _ApiFailure(f"HTTP {response.status_code}: {message}{extra}")
+    return data
+
+
+def _run(fn):
+    def wrapper(args) -> int:
+        try:
+            return fn(args)
+        except _ApiFailure as exc:
+            print(f"spiceflow {args.command}: {exc}", file=sys.stderr)
+            return 1
+
+    return wrapper
+
+
+@_run
+def cmd_subscribe(args) -> int:
+    body = {"venue": args.venue, "instrument": args.instrument, "feed": args.feed}
+    data = _call("POST", f"{_base(args)}/{args.command}", body)
+    print(f"{args.command}d {data['id']} topic={data['topic']} state={data['state']}")
+    return 0
+
+
+@_run
+def cmd_subscriptions(args) -> int:
+    data = _call("GET", f"{_base(args)}/subscriptions")
+    for sub in data:
+        if args.json:
+            print(msgspec.json.encode(sub).decode())
+        else:
+            counters = " ".join(f"{k}={v}" for k, v in sorted(sub.get("counters", {}).items()))
+            print(f"{sub['id']}\t{sub['topic']}\t{sub['state']}\t{counters}")
+    return 0
+
+
+@_run
+def cmd_status(args) -> int:
+    data = _call("GET", f"{_base(args)}/status")
+    if args.json:
+        print(msgspec.json.encode(data).decode())
+        return 0
+    for venue, info in sorted(data.items()):
+        counters = " ".join(f"{k}={v}" for k, v in info["counters"].items())
+        lat = info["latency_ms"]
+        print(f"{venue}: {counters} latency_ms p50={lat['p50']:.3f} p99={lat['p99']:.3f}")
+    return 0
+
+
+CONTROL_COMMANDS = {
+    "subscribe": cmd_subscribe,
+    "unsubscribe": cmd_subscribe,
+    "subscriptions": cmd_subscriptions,
+    "status": cmd_status,
+}

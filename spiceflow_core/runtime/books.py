@@ -1,0 +1,203 @@
+"""OrderBookActor: owns the books of one venue's instruments (one ``BookSync`` each,
+so a gap in one symbol resyncs only that symbol), applies snapshots and deltas in
+arrival order, publishes in-sync books, and heals gaps the venue's way: a REST snapshot
+(queued and spaced by the venue's RestClient) or resubscribing the channel."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+import anyio
+from anyio.abc import TaskGroup
+from loguru import logger
+
+from ..book import BookSync, BookUpdated, GapDetected, SyncState, Synced
+from ..model import BookDelta, BookSnapshot, Instrument
+from ..venue import Venue
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..rest import RestClient
+    from .broadcaster import BroadcastActor
+    from .metrics import Metrics
+
+BookEvent = BookDelta | BookSnapshot
+
+
+class OrderBookActor:
+    def __init__(
+        self,
+        venue: Venue,
+        metrics: "Metrics",
+        broadcaster: "BroadcastActor | None",
+        *,
+        depth: int,
+        max_buffer: int,
+        snapshot_depth: int,
+        rest: "RestClient | None",
+        resubscribe: Callable[[str], Awaitable[None]],
+        publish_mode: str = "every",
+    ) -> None:
+        self.venue = venue
+        self.metrics = metrics
+        self.broadcaster = broadcaster
+        self.depth = depth
+        self.max_buffer = max_buffer
+        self.snapshot_depth = snapshot_depth
+        self.rest = rest
+        self.resubscribe = resubscribe
+        self.publish_mode = publish_mode
+        self.books: dict[str, BookSync] = {}
+        self.instruments: dict[str, Instrument] = {}
+        self.states: dict[str, str] = {}  # published feed state per symbol
+        self.reasons: dict[str, str] = {}
+        self._last_top: dict[str, tuple] = {}
+        self._resyncing: set[str] = set()
+        self.inbox_send, self.inbox = anyio.create_memory_object_stream[BookEvent](100_000)
+        self._tg: TaskGroup | None = None
+        self.log = logger.bind(venue=venue.name, actor="books")
+
+    # -- book lifecycle (called by the subscribe/unsubscribe workflows) -------
+    def add(self, instrument: Instrument) -> None:
+        self.instruments[instrument.symbol] = instrument
+        self.books[instrument.symbol] = BookSync(
+            self.venue.name,
+            instrument.symbol,
+            self.venue.sequence_policy(instrument),
+            tick_size=instrument.tick_size or None,
+            max_buffer=self.max_buffer,
+        )
+        self._set_state(instrument.symbol, "pending", "subscribed, waiting for the first snapshot")
+
+    def remove(self, symbol: str) -> None:
+        self.books.pop(symbol, None)
+        self._last_top.pop(symbol, None)
+        self._resyncing.discard(symbol)
+        self._set_state(symbol, "unsubscribed")
+        self.states.pop(symbol, None)
+        self.reasons.pop(symbol, None)
+
+    def submit(self, event: BookEvent) -> None:
+        try:
+            self.inbox_send.send_nowait(event)
+        except anyio.WouldBlock:
+            # The book actor is behind by 100k events: losing one would corrupt the book,
+            # so mark it and resync rather than block the router.
+            self.log.error("book inbox full; resyncing {}", event.symbol)
+            self._gap(event.symbol, "book actor inbox overflow")
+
+    def current_states(self) -> dict[str, tuple[str, str]]:
+        return {s: (state, self.reasons.get(s, "")) for s, state in self.states.items()}
+
+    def state_of(self, symbol: str) -> str:
+        return self.states.get(symbol, "unsubscribed")
+
+    # -- connection events --------------------------------------------------
+    def connection_lost(self, symbols: list[str], reason: str) -> None:
+        """Books of a lost connection: REST venues keep theirs (sequence checks tell
+        whether the stream continues after reconnecting, else it is a gap);
+        resubscribe venues get a fresh snapshot, so theirs are invalidated."""
+        for symbol in symbols:
+            sync = self.books.get(symbol)
+            if sync is None:
+                continue
+            if self.venue.resync == "resubscribe":
+                sync.invalidate(f"connection lost: {reason}")
+            self._set_state(symbol, "stale", f"connection lost: {reason}")
+
+    def request_snapshot(self, symbol: str) -> None:
+        """Initial sync (REST venues): fetch the snapshot once the stream is subscribed."""
+        if self.venue.resync == "rest" and symbol in self.books:
+            self._start_resync(symbol, initial=True)
+
+    # -- the actor loop ---------------------------------------------------------
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            async for event in self.inbox:
+                self.handle(event)
+
+    def handle(self, event: BookEvent) -> None:
+        sync = self.books.get(event.symbol)
+        if sync is None:
+            return  # unsubscribed meanwhile
+        if isinstance(event, BookDelta):
+            events = sync.on_delta(event)
+        else:
+            events = sync.on_snapshot(event)
+        for ev in events:
+            if isinstance(ev, BookUpdated):
+                self.metrics.inc("book_updates", event.symbol)
+                if self.states.get(event.symbol) != "synced":
+                    self._set_state(event.symbol, "synced")
+                self._publish(event.symbol, sync)
+            elif isinstance(ev, Synced):
+                self._resyncing.discard(event.symbol)
+                self._set_state(event.symbol, "synced", f"in sync at sequence {ev.sequence}")
+                self._publish(event.symbol, sync, force=True)
+            elif isinstance(ev, GapDetected):
+                self._gap(event.symbol, ev.reason, ev.expected, ev.got)
+
+    def _publish(self, symbol: str, sync: BookSync, force: bool = False) -> None:
+        if self.broadcaster is None or sync.state is not SyncState.SYNCED:
+            return
+        bids, asks = sync.book.top(self.depth)
+        if self.publish_mode == "top-changed" and not force:
+            key = (bids, asks)
+            if self._last_top.get(symbol) == key:
+                return
+            self._last_top[symbol] = key
+        self.broadcaster.publish_book(
+            self.venue.name, symbol, sync.last_sequence, bids, asks, sync.last_exchange_ts_ms, sync.last_recv_ts_ns
+        )
+
+    def _set_state(self, symbol: str, state: str, reason: str = "") -> None:
+        if self.states.get(symbol) == state:
+            return
+        self.states[symbol] = state
+        self.reasons[symbol] = reason
+        if self.broadcaster is not None:
+            self.broadcaster.publish_status(self.venue.name, symbol, state, reason)
+
+    def _gap(self, symbol: str, reason: str, expected: int | None = None, got: int | None = None) -> None:
+        self.metrics.inc("gaps", symbol)
+        detail = f" (expected {expected}, got {got})" if expected is not None or got is not None else ""
+        self.log.bind(instrument=symbol).warning("gap: {}{}; resyncing", reason, detail)
+        self._set_state(symbol, "stale", reason)
+        self._start_resync(symbol)
+
+    def _start_resync(self, symbol: str, initial: bool = False) -> None:
+        if symbol in self._resyncing or self._tg is None:
+            return
+        self._resyncing.add(symbol)
+        if not initial:
+            self.metrics.inc("resyncs", symbol)
+            self._set_state(symbol, "resyncing")
+        if self.venue.resync == "rest":
+            self._tg.start_soon(self._fetch_snapshot, symbol)
+        else:
+            self._tg.start_soon(self._resubscribe, symbol)
+
+    async def _fetch_snapshot(self, symbol: str) -> None:
+        delay = 0.5
+        log = self.log.bind(instrument=symbol)
+        while symbol in self.books:
+            instrument = self.instruments[symbol]
+            try:
+                snapshot = await self.venue.fetch_snapshot(self.rest, instrument, self.snapshot_depth)
+            except Exception as exc:
+                log.warning("snapshot fetch failed ({}); retrying in {:.1f}s", exc, delay)
+                await anyio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 30.0)
+                continue
+            self._resyncing.discard(symbol)
+            await self.inbox_send.send(snapshot)
+            return
+
+    async def _resubscribe(self, symbol: str) -> None:
+        try:
+            await self.resubscribe(symbol)
+        except Exception as exc:
+            self.log.bind(instrument=symbol).error("resubscribe failed: {}", exc)
+        finally:
+            self._resyncing.discard(symbol)

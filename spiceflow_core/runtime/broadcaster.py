@@ -1,0 +1,139 @@
+"""BroadcastActor: owns the ZeroMQ publisher shared by every venue.
+
+Publishing is a synchronous, non-blocking call: the ZeroMQ socket's own send queue
+(bounded by the high-water mark) is this actor's inbox, so a book update costs no extra
+task hop. The actor's task emits periodic per-venue stats on ``status.<venue>.*`` topics
+and flushes and closes the socket at shutdown."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable
+
+import anyio
+from loguru import logger
+
+from ..instruments import normalized_or_symbol
+from ..model import Instrument, TopOfBook, Trade
+from ..wire import BookMessage, StatusMessage, TopMessage, TradeMessage, WireMessage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .metrics import Metrics
+
+
+class BroadcastActor:
+    def __init__(self, address: str, *, hwm: int, status_interval: float) -> None:
+        from ..broadcast import Publisher
+
+        self.publisher = Publisher(address, hwm=hwm)
+        self.address = getattr(self.publisher, "address", address)
+        self.status_interval = status_interval
+        self.instruments: dict[tuple[str, str], Instrument] = {}
+        self.metrics: dict[str, "Metrics"] = {}
+        #: venue -> callable giving {symbol: (state, reason)}, republished periodically so
+        #: late-joining consumers learn every feed's state
+        self.state_sources: dict[str, Callable[[], dict[str, tuple[str, str]]]] = {}
+        self.log = logger.bind(actor="broadcast")
+
+    def register(self, instrument: Instrument) -> None:
+        self.instruments[(instrument.venue, instrument.symbol)] = instrument
+
+    def _normalized(self, venue: str, symbol: str) -> str:
+        return normalized_or_symbol(self.instruments.get((venue, symbol)), symbol)
+
+    def publish(self, message: WireMessage) -> bool:
+        if self.publisher is None:  # closed during shutdown
+            return False
+        ok = self.publisher.publish(message)
+        metrics = self.metrics.get(message.venue)
+        if metrics is not None:
+            if ok:
+                metrics.inc("published", message.symbol)
+                recv = getattr(message, "recv_ts_ns", 0)
+                if recv:
+                    metrics.latency.add(message.publish_ts_ns - recv)
+            else:
+                metrics.inc("publish_drops", message.symbol)
+        return ok
+
+    def publish_book(self, venue: str, symbol: str, sequence: int, bids, asks, exchange_ts_ms, recv_ts_ns) -> bool:
+        return self.publish(
+            BookMessage(
+                venue=venue,
+                symbol=symbol,
+                instrument=self._normalized(venue, symbol),
+                sequence=sequence,
+                bids=bids,
+                asks=asks,
+                exchange_ts_ms=exchange_ts_ms,
+                recv_ts_ns=recv_ts_ns,
+            )
+        )
+
+    def publish_trade(self, trade: Trade) -> bool:
+        return self.publish(
+            TradeMessage(
+                venue=trade.venue,
+                symbol=trade.symbol,
+                instrument=self._normalized(trade.venue, trade.symbol),
+                trade_id=trade.trade_id,
+                price=trade.price,
+                size=trade.size,
+                side=trade.side,
+                exchange_ts_ms=trade.exchange_ts_ms,
+                recv_ts_ns=trade.recv_ts_ns,
+            )
+        )
+
+    def publish_top(self, top: TopOfBook) -> bool:
+        return self.publish(
+            TopMessage(
+                venue=top.venue,
+                symbol=top.symbol,
+                instrument=self._normalized(top.venue, top.symbol),
+                bid_price=top.bid_price,
+                bid_size=top.bid_size,
+                ask_price=top.ask_price,
+                ask_size=top.ask_size,
+                sequence=top.sequence,
+                exchange_ts_ms=top.exchange_ts_ms,
+                recv_ts_ns=top.recv_ts_ns,
+            )
+        )
+
+    def publish_status(self, venue: str, symbol: str, state: str, reason: str = "", counters: dict[str, int] | None = None) -> bool:
+        return self.publish(
+            StatusMessage(
+                venue=venue,
+                symbol=symbol,
+                instrument=self._normalized(venue, symbol),
+                state=state,
+                reason=reason,
+                counters=counters or {},
+            )
+        )
+
+    async def run(self) -> None:
+        """Periodic stats on ``status.<venue>.*`` (the live view of ``spiceflow status``)
+        and every feed's current state on ``status.<venue>.<symbol>``."""
+        try:
+            while True:
+                await anyio.sleep(self.status_interval)
+                for venue, source in list(self.state_sources.items()):
+                    for symbol, (state, reason) in source().items():
+                        self.publish_status(venue, symbol, state, reason)
+                for venue, metrics in list(self.metrics.items()):
+                    counters = metrics.snapshot()
+                    lat = metrics.latency.percentiles(0.5, 0.99)
+                    counters["latency_p50_us"] = int(lat["p50"] * 1000)
+                    counters["latency_p99_us"] = int(lat["p99"] * 1000)
+                    self.publish_status(venue, "*", "stats", counters=counters)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.publisher is not None:
+            started = time.monotonic()
+            self.publisher.close()
+            self.log.debug("publisher flushed and closed in {:.0f} ms", (time.monotonic() - started) * 1000)
+            self.publisher = None

@@ -1,0 +1,268 @@
+"""WebSocketActor: one exchange connection, kept alive.
+
+It connects, sends the venue's opening requests, (re)subscribes its channels and checks
+their acknowledgements, forwards every frame to the router, answers venue heartbeats
+through a priority lane, spaces client messages to the venue's limit, detects silence
+and reconnects with exponential backoff and jitter. A new ``WsSession`` is created per
+connection so request ids and dialect state never leak across reconnects.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import anyio
+from anyio.abc import TaskGroup
+from loguru import logger
+
+from ..model import SubscribeAck
+from ..venue import Request, Venue, WsSession
+from .transport import ConnectionLost, WsConnection, connect
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import RuntimeSettings
+
+_ids = itertools.count(1)
+
+
+class SubscriptionError(Exception):
+    """The venue refused a subscription (its error is in the message) or never answered."""
+
+
+class ConnectionListener(Protocol):
+    async def on_frame(self, conn: "WebSocketActor", frame: str | bytes, recv_ts_ns: int) -> None: ...
+    def on_connected(self, conn: "WebSocketActor", reconnect: bool) -> None: ...
+    def on_disconnected(self, conn: "WebSocketActor", reason: str) -> None: ...
+
+
+@dataclass
+class _Pending:
+    event: anyio.Event = field(default_factory=anyio.Event)
+    error: str | None = None
+
+
+class _TokenBucket:
+    """At most ``rate`` messages per second with a burst of ``rate``."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.stamp = time.monotonic()
+
+    async def take(self) -> None:
+        while True:
+            now = time.monotonic()
+            self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            await anyio.sleep((1 - self.tokens) / self.rate)
+
+
+class WebSocketActor:
+    def __init__(
+        self,
+        venue: Venue,
+        ws_url: str,
+        listener: ConnectionListener,
+        runtime: "RuntimeSettings",
+        *,
+        wait_acks: bool = True,
+        max_age: float | None = None,
+    ) -> None:
+        self.id = next(_ids)
+        self.venue = venue
+        self.ws_url = ws_url
+        self.listener = listener
+        self.settings = runtime
+        self.wait_acks = wait_acks
+        self.max_age = max_age
+        self.channels: set[str] = set()
+        self.session: WsSession = venue.new_session()
+        self.connected = anyio.Event()
+        self.connects = 0
+        self.last_frame_ns = 0
+        self.frames = 0
+        self._pending: dict[int, _Pending] = {}
+        self._conn: WsConnection | None = None
+        self._send_lane, self._recv_lane = anyio.create_memory_object_stream[str](1000)
+        self._priority_send, self._priority_recv = anyio.create_memory_object_stream[str](1000)
+        self._scope: anyio.CancelScope | None = None
+        self._closing = False
+        self.log = logger.bind(venue=venue.name, actor="websocket", conn=self.id)
+
+    # -- API used by the venue runtime -------------------------------------
+    @property
+    def free_slots(self) -> int:
+        return self.venue_limit - len(self.channels)
+
+    @property
+    def venue_limit(self) -> int:
+        return self._limit if hasattr(self, "_limit") else self.venue.max_streams_per_connection
+
+    def set_limit(self, limit: int) -> None:
+        self._limit = limit
+
+    async def subscribe(self, channels: list[str]) -> None:
+        """Subscribe and, in the Full workflow, wait for the venue's acknowledgement."""
+        new = [c for c in channels if c not in self.channels]
+        self.channels.update(new)
+        if not new:
+            return
+        with anyio.fail_after(self.settings.ack_timeout + 10):
+            await self.connected.wait()
+        await self._request(self.session.subscribe(new))
+
+    async def unsubscribe(self, channels: list[str]) -> None:
+        gone = [c for c in channels if c in self.channels]
+        self.channels.difference_update(gone)
+        if gone and self.connected.is_set():
+            await self._request(self.session.unsubscribe(gone))
+
+    def send_now(self, frame: str) -> None:
+        """Priority lane (heartbeat replies): bypasses the message-rate spacing."""
+        try:
+            self._priority_send.send_nowait(frame)
+        except anyio.WouldBlock:
+            self.log.warning("priority lane full; dropping reply frame")
+
+    def on_ack(self, ack: SubscribeAck) -> None:
+        pending = self._pending.pop(ack.request_id, None)
+        if pending is None:
+            self.log.debug("ack for unknown request id {}", ack.request_id)
+            return
+        pending.error = ack.error
+        pending.event.set()
+
+    def stop(self) -> None:
+        self._closing = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    # -- internals ------------------------------------------------------------
+    async def _request(self, requests: list[Request]) -> None:
+        waits: list[tuple[Request, _Pending]] = []
+        for request in requests:
+            if request.request_id is not None and self.wait_acks:
+                pending = _Pending()
+                self._pending[request.request_id] = pending
+                waits.append((request, pending))
+            await self._send_lane.send(request.frame)
+        errors = []
+        for request, pending in waits:
+            with anyio.move_on_after(self.settings.ack_timeout) as scope:
+                await pending.event.wait()
+            if scope.cancelled_caught:
+                self._pending.pop(request.request_id, None)
+                errors.append(f"no acknowledgement for request {request.request_id} within {self.settings.ack_timeout}s")
+            elif pending.error:
+                errors.append(f"request {request.request_id} ({', '.join(request.channels[:3])}...) refused: {pending.error}")
+        if errors:
+            raise SubscriptionError("; ".join(errors))
+
+    async def run(self) -> None:
+        """Connect and keep connected until stopped (reconnecting with backoff)."""
+        delay = self.settings.reconnect_initial
+        with anyio.CancelScope() as self._scope:
+            while not self._closing:
+                started = time.monotonic()
+                reason = await self._one_connection()
+                self.connected = anyio.Event()
+                self._pending.clear()
+                if self._closing:
+                    break
+                self.listener.on_disconnected(self, reason)
+                if time.monotonic() - started > 30:
+                    delay = self.settings.reconnect_initial  # it was healthy for a while
+                pause = delay * (0.5 + random.random())
+                self.log.warning("connection lost ({}); reconnecting in {:.2f}s", reason, pause)
+                await anyio.sleep(pause)
+                delay = min(delay * 2, self.settings.reconnect_max)
+
+    async def _one_connection(self) -> str:
+        self.session = self.venue.new_session()
+        url = self.session.url(self.ws_url)
+        try:
+            async with connect(
+                url,
+                transport=self.settings.transport,
+                ping_interval=self.settings.ping_interval,
+                max_frame_bytes=self.settings.max_frame_bytes,
+            ) as conn:
+                self._conn = conn
+                self.connects += 1
+                self.log.info("connected to {} (connect #{})", url, self.connects)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._writer, conn, tg)
+                    for request in self.session.on_open():
+                        await self._priority_send.send(request.frame)
+                    self.connected.set()
+                    self.listener.on_connected(self, self.connects > 1)
+                    if self.channels:
+                        tg.start_soon(self._resubscribe, tg)
+                    if (ping := self.session.client_ping()) is not None:
+                        tg.start_soon(self._client_pings, ping)
+                    reason = await self._reader(conn)
+                    tg.cancel_scope.cancel()
+                    return reason
+        except ConnectionLost as exc:
+            return str(exc)
+        finally:
+            self._conn = None
+
+    async def _resubscribe(self, tg: TaskGroup) -> None:
+        try:
+            await self._request(self.session.subscribe(sorted(self.channels)))
+        except SubscriptionError as exc:
+            self.log.error("resubscribe failed: {}", exc)
+
+    async def _reader(self, conn: WsConnection) -> str:
+        timeout = self.settings.silence_timeout
+        age_deadline = time.monotonic() + self.max_age if self.max_age else None
+        on_frame = self.listener.on_frame
+        while True:
+            with anyio.move_on_after(timeout) as scope:
+                try:
+                    frame = await conn.receive()
+                except ConnectionLost as exc:
+                    return str(exc)
+            if scope.cancelled_caught:
+                self.log.warning("no frame for {:.1f}s: silence timeout", timeout)
+                await conn.close()
+                return f"silence timeout ({timeout:.1f}s without a frame)"
+            now = time.time_ns()
+            self.last_frame_ns = now
+            self.frames += 1
+            await on_frame(self, frame, now)
+            if age_deadline is not None and time.monotonic() > age_deadline:
+                await conn.close()
+                return f"connection reached its maximum age ({self.max_age:.0f}s)"
+
+    async def _writer(self, conn: WsConnection, tg: TaskGroup) -> None:
+        bucket = _TokenBucket(self.venue.max_messages_per_second)
+        async with anyio.create_task_group() as inner:
+            inner.start_soon(self._priority_writer, conn)
+            async for frame in self._recv_lane:
+                await bucket.take()
+                try:
+                    await conn.send(frame)
+                except ConnectionLost:
+                    await conn.close()
+                    return
+
+    async def _priority_writer(self, conn: WsConnection) -> None:
+        async for frame in self._priority_recv:
+            try:
+                await conn.send(frame)
+            except ConnectionLost:
+                return
+
+    async def _client_pings(self, frame: str) -> None:
+        while True:
+            await anyio.sleep(self.settings.ping_interval)
+            self.send_now(frame)

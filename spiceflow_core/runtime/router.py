@@ -1,0 +1,125 @@
+"""RouterActor: decodes frames with the connection's venue session and routes typed
+events — acknowledgements and heartbeats back to the connection, book events to the
+order book actor, trades and tops straight to the broadcaster.
+
+``DummyRouter`` serves the WebSocketOnly workflow: it only looks for heartbeats (and
+answers them, as the venue requires) and discards everything else.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import anyio
+from loguru import logger
+
+from ..model import BookDelta, BookSnapshot, Heartbeat, SubscribeAck, TopOfBook, Trade
+from ..venue import ProtocolError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .books import OrderBookActor
+    from .broadcaster import BroadcastActor
+    from .connection import WebSocketActor
+    from .metrics import Metrics
+
+Item = tuple["WebSocketActor", "str | bytes", int]
+
+
+class _ErrorLog:
+    """Logs the first occurrences of each error kind, then only every 1000th, so a
+    flood of bad frames is counted without flooding the log."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def should_log(self, kind: str) -> bool:
+        n = self.seen[kind] = self.seen.get(kind, 0) + 1
+        return n <= 3 or n % 1000 == 0
+
+
+class RouterActor:
+    def __init__(
+        self,
+        venue_name: str,
+        metrics: "Metrics",
+        books: "OrderBookActor | None",
+        broadcaster: "BroadcastActor | None",
+        max_frame_bytes: int,
+        on_heartbeat: Callable[["WebSocketActor"], None] | None = None,
+    ) -> None:
+        self.venue_name = venue_name
+        self.metrics = metrics
+        self.books = books
+        self.broadcaster = broadcaster
+        self.max_frame_bytes = max_frame_bytes
+        self.on_heartbeat = on_heartbeat
+        self.inbox_send, self.inbox = anyio.create_memory_object_stream[Item](10_000)
+        self.symbols: set[str] = set()  # router subscriptions: symbols whose events we route
+        self._errors = _ErrorLog()
+        self.log = logger.bind(venue=venue_name, actor="router")
+
+    async def run(self) -> None:
+        async for conn, frame, recv_ts in self.inbox:
+            self.route(conn, frame, recv_ts)
+
+    def parse(self, conn: "WebSocketActor", frame: str | bytes, recv_ts: int) -> list:
+        self.metrics.inc("frames_in")
+        if len(frame) > self.max_frame_bytes:
+            self._parse_error("oversized", f"frame of {len(frame)} bytes exceeds the {self.max_frame_bytes}-byte limit")
+            return []
+        if isinstance(frame, bytes):
+            self._parse_error("binary", f"unexpected binary frame ({len(frame)} bytes)")
+            return []
+        try:
+            return conn.session.parse(frame, recv_ts)
+        except ProtocolError as exc:
+            self._parse_error("protocol", f"{exc} in frame {frame[:200]!r}")
+        except Exception as exc:  # a parser bug must not take the venue down
+            self._parse_error("parser-bug", f"{type(exc).__name__}: {exc} in frame {frame[:200]!r}")
+        return []
+
+    def _parse_error(self, kind: str, message: str) -> None:
+        self.metrics.inc("parse_errors")
+        if self._errors.should_log(kind):
+            self.log.warning("bad frame skipped ({} #{}): {}", kind, self._errors.seen[kind], message)
+
+    def route(self, conn: "WebSocketActor", frame: str | bytes, recv_ts: int) -> None:
+        events = self.parse(conn, frame, recv_ts)
+        if not conn.session.sends_heartbeats and self.on_heartbeat is not None:
+            self.on_heartbeat(conn)  # any frame is a sign of life for such venues
+        for event in events:
+            if isinstance(event, (BookDelta, BookSnapshot)):
+                if self.books is not None and event.symbol in self.symbols:
+                    self.books.submit(event)
+            elif isinstance(event, Trade):
+                if self.broadcaster is not None and event.symbol in self.symbols:
+                    self.metrics.inc("trades", event.symbol)
+                    self.broadcaster.publish_trade(event)
+            elif isinstance(event, TopOfBook):
+                if self.broadcaster is not None and event.symbol in self.symbols:
+                    self.metrics.inc("tops", event.symbol)
+                    self.broadcaster.publish_top(event)
+            elif isinstance(event, SubscribeAck):
+                conn.on_ack(event)
+            elif isinstance(event, Heartbeat):
+                if event.reply is not None:
+                    conn.send_now(event.reply)
+                if self.on_heartbeat is not None:
+                    self.on_heartbeat(conn)
+
+
+class DummyRouter(RouterActor):
+    """WebSocketOnly: answer heartbeats, note them, discard the rest."""
+
+    def route(self, conn: "WebSocketActor", frame: str | bytes, recv_ts: int) -> None:
+        events = self.parse(conn, frame, recv_ts)
+        if not conn.session.sends_heartbeats and self.on_heartbeat is not None:
+            self.on_heartbeat(conn)
+        for event in events:
+            if isinstance(event, Heartbeat):
+                if event.reply is not None:
+                    conn.send_now(event.reply)
+                if self.on_heartbeat is not None:
+                    self.on_heartbeat(conn)
+            elif isinstance(event, SubscribeAck):
+                conn.on_ack(event)

@@ -1,0 +1,306 @@
+"""One venue's actors and its Subscribe / Unsubscribe workflows.
+
+Subscribe runs one step at a time, each confirmed before the next:
+broadcaster -> order book -> router subscription -> WebSocket subscription (the venue's
+acknowledgement in the Full workflow; none awaited in WebSocketOnly) -> confirmed.
+Unsubscribe runs the reverse. Requests for the same instrument are serialized; a failed
+step rolls back the steps before it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import anyio
+import msgspec
+from anyio.abc import TaskGroup, TaskStatus
+from loguru import logger
+
+from ..config import Settings, VenueSettings
+from ..instruments import resolve, select
+from ..model import Instrument
+from ..rest import RestClient
+from ..venue import Endpoints, Venue
+from ..wire import topic_for
+from .books import OrderBookActor
+from .connection import WebSocketActor
+from .metrics import Metrics
+from .reference import ReferenceDataActor
+from .router import DummyRouter, RouterActor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .broadcaster import BroadcastActor
+
+FEED_CHANNEL = {"book": "book", "trades": "trade", "top": "top"}
+
+
+class DuplicateSubscription(Exception):
+    pass
+
+
+class NotSubscribed(Exception):
+    pass
+
+
+class Subscription(msgspec.Struct, kw_only=True):
+    id: str
+    venue: str
+    symbol: str
+    instrument: str
+    feed: str
+    topic: str
+    state: str = "pending"
+    connection: int | None = None
+    channels: list[str] = []
+    counters: dict[str, int] = {}
+
+
+class VenueRuntime:
+    def __init__(
+        self,
+        venue: Venue,
+        settings: Settings,
+        endpoints: Endpoints,
+        broadcaster: "BroadcastActor | None",
+        *,
+        ws_only: bool = False,
+        recorder=None,
+    ) -> None:
+        self.venue = venue
+        self.settings = settings
+        self.vsettings: VenueSettings = settings.venues.get(venue.name, VenueSettings())
+        self.endpoints = endpoints
+        self.broadcaster = broadcaster
+        self.ws_only = ws_only
+        self.recorder = recorder
+        self.metrics = Metrics(venue.name)
+        if broadcaster is not None:
+            broadcaster.metrics[venue.name] = self.metrics
+        self.rest = RestClient(endpoints.rest_url, min_interval=getattr(venue, "rest_min_interval", 0.0),
+                               on_response=recorder.rest if recorder is not None else None)
+        self.reference = ReferenceDataActor(
+            venue,
+            use_fixtures=settings.use_fixtures,
+            fixtures_root=settings.fixtures_dir,
+            fixtures_override=self.vsettings.fixtures,
+            rest=self.rest,
+        )
+        self.instruments: dict[str, Instrument] = {}
+        self.connections: list[WebSocketActor] = []
+        self.subscriptions: dict[tuple[str, str], Subscription] = {}
+        self._locks: dict[str, anyio.Lock] = defaultdict(anyio.Lock)
+        self._tg: TaskGroup | None = None
+        self.first_heartbeat = anyio.Event()
+        self.first_heartbeat_ms: float | None = None
+        self.connected_ms: float | None = None
+        self._started = time.monotonic()
+        self.log = logger.bind(venue=venue.name, actor="workflow")
+        max_frame = settings.runtime.max_frame_bytes
+        if ws_only:
+            self.books = None
+            self.router: RouterActor = DummyRouter(venue.name, self.metrics, None, None, max_frame, self._on_heartbeat)
+        else:
+            self.books = OrderBookActor(
+                venue,
+                self.metrics,
+                broadcaster,
+                depth=settings.book.depth,
+                max_buffer=settings.book.max_buffer,
+                snapshot_depth=self.vsettings.snapshot_depth or venue.snapshot_depth,
+                rest=self.rest,
+                resubscribe=self._resubscribe_book,
+                publish_mode=settings.book.publish,
+            )
+            self.router = RouterActor(venue.name, self.metrics, self.books, broadcaster, max_frame, self._on_heartbeat)
+            if broadcaster is not None:
+                broadcaster.state_sources[venue.name] = self.books.current_states
+
+    # -- lifecycle -------------------------------------------------------------
+    async def run(self, *, task_status: TaskStatus = anyio.TASK_STATUS_IGNORED) -> None:
+        """Start the actors, subscribe the configured instruments, run until cancelled."""
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                self.instruments = await self.reference.load()
+                tg.start_soon(self.router.run)
+                if self.books is not None:
+                    tg.start_soon(self.books.run)
+                chosen = self.configured_instruments()
+                self.log.info("subscribing {} instrument(s): {}", len(chosen), ", ".join(i.symbol for i in chosen[:10]))
+                for instrument in chosen:
+                    for feed in self.vsettings.feeds:
+                        await self.subscribe(instrument.symbol, feed)
+                task_status.started()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.rest.aclose()
+
+    def configured_instruments(self) -> list[Instrument]:
+        names = list(self.vsettings.instruments)
+        if not names and not self.vsettings.select:
+            names = list(getattr(self.venue, "default_instruments", ()))
+        return select(self.instruments, names, list(self.vsettings.select), self.venue.name)
+
+    async def shutdown(self) -> None:
+        """Graceful stop: unsubscribe where the venue supports it (bounded in time)."""
+        with anyio.move_on_after(0.5, shield=True):
+            for conn in list(self.connections):
+                if conn.connected.is_set() and conn.channels:
+                    conn.wait_acks = False
+                    try:
+                        await conn.unsubscribe(sorted(conn.channels))
+                        await anyio.sleep(0.05)  # let the writer flush the frame
+                    except Exception:
+                        pass
+        for conn in self.connections:
+            conn.stop()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    # -- workflows ---------------------------------------------------------------
+    def resolve(self, name: str) -> Instrument:
+        return resolve(self.instruments, name, self.venue.name)
+
+    async def subscribe(self, name: str, feed: str = "book") -> Subscription:
+        instrument = self.resolve(name)
+        symbol = instrument.symbol
+        async with self._locks[symbol]:
+            key = (symbol, feed)
+            if key in self.subscriptions:
+                raise DuplicateSubscription(f"{self.venue.name} {symbol} {feed} is already subscribed")
+            log = self.log.bind(instrument=symbol)
+            channels = self.venue.channels(instrument, feed)  # type: ignore[arg-type]
+            sub = Subscription(
+                id=f"{self.venue.name}:{symbol}:{feed}",
+                venue=self.venue.name,
+                symbol=symbol,
+                instrument=instrument.normalized,
+                feed=feed,
+                topic=topic_for(FEED_CHANNEL[feed], self.venue.name, symbol),
+                channels=channels,
+            )
+            undo = []
+            try:
+                if self.broadcaster is not None:
+                    self.broadcaster.register(instrument)
+                    log.debug("subscribe step 1/5: broadcaster ready")
+                if feed == "book" and self.books is not None:
+                    self.books.add(instrument)
+                    undo.append(lambda: self.books.remove(symbol))
+                    log.debug("subscribe step 2/5: order book created")
+                first_feed = not any(s == symbol for s, _ in self.subscriptions)
+                self.router.symbols.add(symbol)
+                if first_feed:
+                    undo.append(lambda: self.router.symbols.discard(symbol))
+                log.debug("subscribe step 3/5: router routes {}", symbol)
+                conn = self._connection_for(len(channels))
+                sub.connection = conn.id
+                undo.append(lambda: conn.channels.difference_update(channels))
+                log.debug("subscribe step 4/5: WebSocket subscription {} on connection {}", channels, conn.id)
+                await conn.subscribe(channels)
+                self.subscriptions[key] = sub
+                log.info("subscribed {} ({}) -> topic {}", sub.id, "sent" if self.ws_only else "acknowledged", sub.topic)
+                if feed == "book" and self.books is not None:
+                    self.books.request_snapshot(symbol)
+                log.debug("subscribe step 5/5: confirmed")
+            except BaseException:
+                for step in reversed(undo):
+                    step()
+                self._close_idle_connections()
+                raise
+            return self.describe(sub)
+
+    async def unsubscribe(self, name: str, feed: str = "book") -> Subscription:
+        instrument = self.resolve(name)
+        symbol = instrument.symbol
+        async with self._locks[symbol]:
+            sub = self.subscriptions.get((symbol, feed))
+            if sub is None:
+                raise NotSubscribed(f"{self.venue.name} {symbol} {feed} is not subscribed")
+            log = self.log.bind(instrument=symbol)
+            conn = next((c for c in self.connections if c.id == sub.connection), None)
+            if conn is not None:
+                await conn.unsubscribe(sub.channels)
+                log.debug("unsubscribe step 1/3: WebSocket unsubscription confirmed")
+            del self.subscriptions[(symbol, feed)]
+            if not any(s == symbol for s, _ in self.subscriptions):
+                self.router.symbols.discard(symbol)
+            log.debug("unsubscribe step 2/3: router no longer routes {}", symbol)
+            if feed == "book" and self.books is not None:
+                self.books.remove(symbol)
+            log.debug("unsubscribe step 3/3: order book dropped")
+            self._close_idle_connections()
+            log.info("unsubscribed {}", sub.id)
+            return msgspec.structs.replace(sub, state="unsubscribed")
+
+    def describe(self, sub: Subscription) -> Subscription:
+        if sub.feed == "book" and self.books is not None:
+            state = self.books.state_of(sub.symbol)
+        else:
+            state = "synced" if any(c.id == sub.connection and c.connected.is_set() for c in self.connections) else "pending"
+        counters = dict(self.metrics.by_instrument.get(sub.symbol, {}))
+        return msgspec.structs.replace(sub, state=state, counters=counters)
+
+    def list_subscriptions(self) -> list[Subscription]:
+        return [self.describe(s) for s in self.subscriptions.values()]
+
+    # -- connections ---------------------------------------------------------------
+    def _connection_for(self, n_channels: int) -> WebSocketActor:
+        limit = self.vsettings.max_streams_per_connection or self.venue.max_streams_per_connection
+        for conn in self.connections:
+            if limit - len(conn.channels) >= n_channels:
+                return conn
+        conn = WebSocketActor(
+            self.venue,
+            self.endpoints.ws_url,
+            self,
+            self.settings.runtime,
+            wait_acks=not self.ws_only,
+            max_age=self.settings.runtime.max_connection_age or getattr(self.venue, "max_connection_age", None),
+        )
+        conn.set_limit(limit)
+        self.connections.append(conn)
+        assert self._tg is not None
+        self._tg.start_soon(conn.run)
+        return conn
+
+    def _close_idle_connections(self) -> None:
+        for conn in [c for c in self.connections if not c.channels]:
+            self.log.info("closing connection {}: no subscriptions left", conn.id)
+            conn.stop()
+            self.connections.remove(conn)
+
+    async def _resubscribe_book(self, symbol: str) -> None:
+        """Resync for resubscribe venues: unsubscribe then subscribe the book channel
+        so the venue sends a fresh snapshot."""
+        sub = self.subscriptions.get((symbol, "book"))
+        conn = next((c for c in self.connections if sub and c.id == sub.connection), None)
+        if sub is None or conn is None:
+            return
+        await conn.unsubscribe(sub.channels)
+        await conn.subscribe(sub.channels)
+
+    # -- ConnectionListener --------------------------------------------------------
+    async def on_frame(self, conn: WebSocketActor, frame: str | bytes, recv_ts_ns: int) -> None:
+        if self.recorder is not None:
+            self.recorder.frame(conn.id, frame, recv_ts_ns)
+        await self.router.inbox_send.send((conn, frame, recv_ts_ns))
+
+    def on_connected(self, conn: WebSocketActor, reconnect: bool) -> None:
+        if self.connected_ms is None:
+            self.connected_ms = (time.monotonic() - self._started) * 1000
+        if reconnect:
+            self.metrics.inc("reconnects")
+
+    def on_disconnected(self, conn: WebSocketActor, reason: str) -> None:
+        if self.books is not None:
+            symbols = sorted({s for (s, f), sub in self.subscriptions.items() if sub.connection == conn.id and f == "book"})
+            self.books.connection_lost(symbols, reason)
+
+    def _on_heartbeat(self, conn: WebSocketActor) -> None:
+        if not self.first_heartbeat.is_set():
+            self.first_heartbeat_ms = (time.monotonic() - self._started) * 1000
+            self.log.info("first heartbeat after {:.0f} ms", self.first_heartbeat_ms)
+            self.first_heartbeat.set()

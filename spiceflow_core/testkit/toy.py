@@ -1,0 +1,263 @@
+"""A tiny venue with its own simulator, for testing the runtime without any real
+exchange plugin. Its protocol is deliberately small but complete:
+
+- client ``{"op": "subscribe"|"unsubscribe", "id": N, "channels": ["book.SYM", ...]}``
+  -> ``{"id": N, "result": [...]}`` or ``{"id": N, "error": "..."}``
+- server ``{"ch": "book.SYM", "type": "snapshot"|"delta", "seq": S, "prev": P,
+  "bids": [["price", "size"], ...], "asks": [...]}`` — a snapshot is sent on every
+  subscribe (so gaps heal by resubscribing) then deltas chained by ``prev``
+- server ``{"heartbeat": T}`` every ``heartbeat_interval`` seconds
+- REST ``GET /instruments`` -> ``[{"symbol": ..., "base": ..., "quote": ...}]``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import random
+from decimal import Decimal
+from typing import AsyncIterator, ClassVar
+
+import anyio
+import msgspec
+
+from ..book.policy import ChainPolicy
+from ..hookspecs import hookimpl
+from ..model import BookDelta, BookSnapshot, Event, Heartbeat, Instrument, Level, SubscribeAck
+from ..venue import Endpoints, ProtocolError, Request, Venue, WsSession
+from .faults import FaultSwitches
+from .server import LoopbackServer, json_answer
+
+
+class _Frame(msgspec.Struct, omit_defaults=True):
+    ch: str | None = None
+    type: str | None = None
+    seq: int | None = None
+    prev: int | None = None
+    bids: list[tuple[str, str]] = []
+    asks: list[tuple[str, str]] = []
+    id: int | None = None
+    result: list[str] | None = None
+    error: str | None = None
+    heartbeat: float | None = None
+
+
+_decoder = msgspec.json.Decoder(_Frame)
+
+
+class ToySession(WsSession):
+    sends_heartbeats = True
+
+    def __init__(self, venue: str) -> None:
+        self.venue = venue
+        self._ids = itertools.count(1)
+
+    def _request(self, op: str, channels: list[str]) -> list[Request]:
+        rid = next(self._ids)
+        frame = msgspec.json.encode({"op": op, "id": rid, "channels": channels}).decode()
+        return [Request(frame=frame, request_id=rid, channels=channels)]
+
+    def subscribe(self, channels: list[str]) -> list[Request]:
+        return self._request("subscribe", channels)
+
+    def unsubscribe(self, channels: list[str]) -> list[Request]:
+        return self._request("unsubscribe", channels)
+
+    def parse(self, frame: str | bytes, recv_ts_ns: int) -> list[Event]:
+        try:
+            msg = _decoder.decode(frame)
+        except msgspec.DecodeError as exc:
+            raise ProtocolError(f"invalid frame: {exc}") from None
+        if msg.heartbeat is not None:
+            return [Heartbeat(venue=self.venue, recv_ts_ns=recv_ts_ns)]
+        if msg.id is not None:
+            return [SubscribeAck(venue=self.venue, request_id=msg.id, error=msg.error, channels=msg.result or [])]
+        if msg.ch is None or msg.seq is None:
+            raise ProtocolError("frame of unknown shape")
+        symbol = msg.ch.partition(".")[2]
+        if msg.type == "snapshot":
+            return [BookSnapshot(venue=self.venue, symbol=symbol, sequence=msg.seq, bids=msg.bids, asks=msg.asks, recv_ts_ns=recv_ts_ns)]
+        if msg.type == "delta":
+            return [BookDelta(venue=self.venue, symbol=symbol, first_sequence=msg.seq, sequence=msg.seq,
+                              prev_sequence=msg.prev, bids=msg.bids, asks=msg.asks, recv_ts_ns=recv_ts_ns)]
+        raise ProtocolError(f"unknown frame type {msg.type!r}")
+
+
+class ToyVenue(Venue):
+    name: ClassVar[str] = "toy"
+    exchange: ClassVar[str] = "toy"
+    default_endpoints: ClassVar[Endpoints] = Endpoints(ws_url="ws://127.0.0.1:9/ws", rest_url="http://127.0.0.1:9")
+    resync = "resubscribe"
+    max_streams_per_connection: ClassVar[int] = 100
+    max_messages_per_second: ClassVar[float] = 50.0
+    default_instruments: ClassVar[tuple[str, ...]] = ("AAA", "BBB")
+
+    async def fetch_instruments(self, rest) -> list[Instrument]:
+        return self.parse_instruments({"instruments.json": await rest.get_bytes("/instruments")})
+
+    def parse_instruments(self, files: dict[str, bytes]) -> list[Instrument]:
+        rows = msgspec.json.decode(files["instruments.json"])
+        return [
+            Instrument(venue=self.name, exchange="toy", symbol=r["symbol"], kind="spot", base=r["base"], quote=r["quote"],
+                       tick_size="0.01", lot_size="0.001", active=r.get("active", True))
+            for r in rows
+        ]
+
+    def fixtures_dir(self):
+        from pathlib import Path
+
+        return Path(__file__).with_name("toy_fixtures")
+
+    def channels(self, instrument: Instrument, feed) -> list[str]:
+        return [f"{feed}.{instrument.symbol}"]
+
+    def new_session(self) -> WsSession:
+        return ToySession(self.name)
+
+    def sequence_policy(self, instrument: Instrument) -> ChainPolicy:
+        return ChainPolicy()
+
+    def simulator(self, *, recording=None, port: int = 0, **options) -> contextlib.AbstractAsyncContextManager:
+        return ToySimulator(port=port, **options).running()
+
+
+@hookimpl
+def spiceflow_venues() -> list[Venue]:
+    return [ToyVenue()]
+
+
+_CENT = Decimal("0.01")
+
+
+class _Book:
+    """The simulator's truth for one symbol: random walk of levels around a mid."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.seq = 1000
+        self.bids: dict[Decimal, Decimal] = {}
+        self.asks: dict[Decimal, Decimal] = {}
+        for i in range(1, 21):
+            self.bids[(Decimal(100) - Decimal(i) / 100).quantize(_CENT)] = Decimal(rng.randint(1, 50))
+            self.asks[(Decimal(100) + Decimal(i) / 100).quantize(_CENT)] = Decimal(rng.randint(1, 50))
+
+    def levels(self) -> tuple[list[Level], list[Level]]:
+        bids = [(str(p), str(s)) for p, s in sorted(self.bids.items(), reverse=True)]
+        asks = [(str(p), str(s)) for p, s in sorted(self.asks.items())]
+        return bids, asks
+
+    def step(self) -> tuple[int, int, list[Level], list[Level]]:
+        prev = self.seq
+        self.seq += 1
+        changes_b, changes_a = [], []
+        for side, out, sign in ((self.bids, changes_b, -1), (self.asks, changes_a, 1)):
+            best = max(self.bids) if sign < 0 else min(self.asks)
+            price = (best + sign * Decimal(self.rng.randint(0, 25)) / 100).quantize(_CENT)
+            if price in side and self.rng.random() < 0.2 and len(side) > 5:
+                del side[price]
+                out.append((str(price), "0"))
+            else:
+                size = Decimal(self.rng.randint(1, 50))
+                side[price] = size
+                out.append((str(price), str(size)))
+        return prev, self.seq, changes_b, changes_a
+
+
+class ToySimulator:
+    def __init__(self, *, port: int = 0, symbols: list[str] | None = None, rate: float = 200.0,
+                 heartbeat_interval: float = 0.2, seed: int = 7, **_: object) -> None:
+        self.port = port
+        self._symbols = list(symbols or ToyVenue.default_instruments)
+        self.rate = rate
+        self.heartbeat_interval = heartbeat_interval
+        self.faults = FaultSwitches()
+        self.client_frames: list[str] = []
+        self.rng = random.Random(seed)
+        self.books = {s: _Book(self.rng) for s in self._symbols}
+        self.connections: set = set()
+        self.silent = False  # stop sending anything (frames and heartbeats) while True
+        self.endpoints = Endpoints(ws_url="", rest_url="")
+
+    def symbols(self) -> list[str]:
+        return list(self._symbols)
+
+    def truth(self, symbol: str):
+        book = self.books.get(symbol)
+        if book is None:
+            return None
+        bids, asks = book.levels()
+        return book.seq, bids, asks
+
+    async def _http(self, path: str, query: dict[str, str]):
+        if path == "/instruments":
+            return json_answer([{"symbol": s, "base": s, "quote": "USD"} for s in self._symbols])
+        return json_answer({"error": "not found"}, 404)
+
+    async def _ws(self, conn) -> None:
+        subscribed: set[str] = set()
+        streaming = False
+        self.connections.add(conn)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._heartbeats, conn)
+                async for raw in conn:
+                    self.client_frames.append(raw)
+                    req = msgspec.json.decode(raw)
+                    channels = [c for c in req.get("channels", [])]
+                    unknown = [c for c in channels if c.partition(".")[2] not in self.books]
+                    if unknown or self.faults.take("refuse_subscribe"):
+                        await conn.send(msgspec.json.encode({"id": req["id"], "error": f"unknown channel {unknown}"}).decode())
+                        continue
+                    if req["op"] == "subscribe":
+                        await conn.send(msgspec.json.encode({"id": req["id"], "result": channels}).decode())
+                        for ch in channels:
+                            symbol = ch.partition(".")[2]
+                            bids, asks = self.books[symbol].levels()
+                            await conn.send(msgspec.json.encode({"ch": ch, "type": "snapshot", "seq": self.books[symbol].seq, "bids": bids, "asks": asks}).decode())
+                            subscribed.add(ch)
+                        if not streaming:
+                            streaming = True
+                            tg.start_soon(self._stream, conn, subscribed)
+                    else:
+                        subscribed.difference_update(channels)
+                        await conn.send(msgspec.json.encode({"id": req["id"], "result": channels}).decode())
+                tg.cancel_scope.cancel()
+        except Exception:
+            pass
+        finally:
+            self.connections.discard(conn)
+
+    async def _heartbeats(self, conn) -> None:
+        while True:
+            await anyio.sleep(self.heartbeat_interval)
+            if not self.silent:
+                await conn.send(msgspec.json.encode({"heartbeat": self.heartbeat_interval}).decode())
+
+    async def _stream(self, conn, subscribed: set[str]) -> None:
+        while True:
+            await anyio.sleep(1 / self.rate)
+            if self.silent or not subscribed:
+                continue
+            # every symbol's truth advances, subscribed or not: like a real exchange
+            for symbol, book in self.books.items():
+                prev, seq, bids, asks = book.step()
+                ch = f"book.{symbol}"
+                if ch not in subscribed:
+                    continue
+                if self.faults.take("gap"):
+                    continue  # the client never sees this update
+                await conn.send(msgspec.json.encode({"ch": ch, "type": "delta", "seq": seq, "prev": prev, "bids": bids, "asks": asks}).decode())
+            if self.faults.take("malformed"):
+                await conn.send("{not json")
+            if self.faults.take("reset"):
+                conn.transport.abort()
+                return
+            if self.faults.take("drop"):
+                await conn.close()
+                return
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator["ToySimulator"]:
+        async with LoopbackServer(ws=self._ws, http=self._http, port=self.port) as server:
+            self.endpoints = Endpoints(ws_url=f"{server.ws_url}/ws", rest_url=server.http_url)
+            yield self

@@ -1,0 +1,65 @@
+"""Helpers to run the orchestrator in-process against a simulator."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+import anyio
+import msgspec
+
+from spiceflow_core.config import Settings, decode_settings
+from spiceflow_core.plugins import VenueRegistry, register_venues
+from spiceflow_core.runtime.orchestrator import Orchestrator
+from spiceflow_core.venue import Endpoints
+
+
+def toy_registry() -> VenueRegistry:
+    from spiceflow_core.testkit import toy
+
+    registry = VenueRegistry()
+    register_venues(registry, toy, "spiceflow-toy", "0.0", "toy")
+    return registry
+
+
+def settings_for(venue: str, instruments: list[str], *, profiles=("fixtures",), runtime=None, **extra) -> Settings:
+    raw = {
+        "profiles": list(profiles),
+        "venues": {venue: {"instruments": instruments}},
+        "broadcast": {"address": "tcp://127.0.0.1:*", "status_interval": 0.5},
+        "api": {"enabled": False, "address": "127.0.0.1:0"},
+        "runtime": {"silence_timeout": 2.0, "reconnect_initial": 0.05, "reconnect_max": 0.5, "ack_timeout": 3.0,
+                    "first_heartbeat_timeout": 5.0, **(runtime or {})},
+        **extra,
+    }
+    return decode_settings(raw, "<test>")
+
+
+@contextlib.asynccontextmanager
+async def running(orchestrator: Orchestrator) -> AsyncIterator[Orchestrator]:
+    """Run the orchestrator in a task; yield once it is ready; stop it afterwards."""
+    async with anyio.create_task_group() as tg:
+        result = {}
+
+        async def run() -> None:
+            result["code"] = await orchestrator.run()
+
+        tg.start_soon(run)
+        with anyio.fail_after(15):
+            while not orchestrator.ready.is_set():
+                if "code" in result:
+                    raise RuntimeError(f"orchestrator exited early with {result['code']}")
+                await anyio.sleep(0.01)
+        try:
+            yield orchestrator
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
+    with anyio.fail_after(timeout):
+        while True:
+            value = predicate()
+            if value:
+                return value
+            await anyio.sleep(interval)

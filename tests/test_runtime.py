@@ -1,0 +1,203 @@
+"""The actor runtime end to end against the toy venue's loopback simulator and a real
+ZeroMQ subscriber."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from spiceflow_core.client import Subscriber
+from spiceflow_core.runtime.orchestrator import Orchestrator
+from spiceflow_core.testkit.toy import ToySimulator
+
+from runtime_helpers import running, settings_for, toy_registry, wait_for
+
+pytestmark = pytest.mark.anyio
+HERE = Path(__file__).parent
+
+
+class Latest:
+    """Reads every published message in the background; keeps the latest per topic."""
+
+    def __init__(self, sub: Subscriber) -> None:
+        self.sub = sub
+        self.books: dict[str, object] = {}
+        self.status: list[object] = []
+        self.count = 0
+
+    async def run(self) -> None:
+        async for received in self.sub:
+            self.count += 1
+            msg = received.message
+            if msg.__class__.__name__ == "BookMessage":
+                self.books[msg.symbol] = msg
+            elif msg.__class__.__name__ == "StatusMessage":
+                self.status.append(msg)
+
+
+async def assert_exact(sim: ToySimulator, latest: Latest, symbols: list[str], depth: int = 25) -> None:
+    """Freeze the simulator, wait for the last update to be published, compare."""
+    sim.silent = True
+    for symbol in symbols:
+        seq, bids, asks = sim.truth(symbol)
+        await wait_for(lambda: symbol in latest.books and latest.books[symbol].sequence == seq, timeout=10)
+        msg = latest.books[symbol]
+        assert [tuple(level) for level in msg.bids] == bids[:depth], symbol
+        assert [tuple(level) for level in msg.asks] == asks[:depth], symbol
+    sim.silent = False
+
+
+def orchestrator_for(sim: ToySimulator, symbols: list[str], **kw) -> Orchestrator:
+    settings = settings_for("toy", symbols, profiles=kw.pop("profiles", ()), **kw)
+    return Orchestrator(settings, toy_registry(), ["toy"], endpoint_overrides={"toy": sim.endpoints})
+
+
+async def test_full_workflow_delivers_exact_books_to_a_zmq_subscriber():
+    sim = ToySimulator(symbols=["AAA", "BBB", "CCC"], rate=300)
+    async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"])) as orc:
+        async with Subscriber(orc.broadcaster.address, ["book.toy.", "status.toy."]) as sub, anyio.create_task_group() as tg:
+            latest = Latest(sub)
+            tg.start_soon(latest.run)
+            await wait_for(lambda: {"AAA", "BBB"} <= set(latest.books) and latest.count > 50)
+            assert "CCC" not in latest.books
+            msg = latest.books["AAA"]
+            assert msg.instrument == "toy.spot.AAA.USD" and msg.topic_seq > 1
+            await assert_exact(sim, latest, ["AAA", "BBB"])
+            # late joiners learn each feed's state from the periodic status republish
+            await wait_for(lambda: any(s.state == "synced" and s.symbol == "AAA" for s in latest.status))
+            tg.cancel_scope.cancel()
+        subs = sim.client_frames
+        assert any('"subscribe"' in f for f in subs)
+
+
+async def test_ws_only_workflow_completes_at_first_heartbeat(capsys):
+    sim = ToySimulator(symbols=["AAA"], heartbeat_interval=0.3)
+    async with sim.running():
+        orc = orchestrator_for(sim, ["AAA"], profiles=("ws-only",))
+        with anyio.fail_after(10):
+            code = await orc.run()
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "ws-only toy: connected after" in out and "first heartbeat after" in out
+    assert orc.broadcaster is None  # no books, no broadcast in ws-only
+
+
+async def test_ws_only_fails_without_heartbeat(capsys):
+    sim = ToySimulator(symbols=["AAA"], heartbeat_interval=30)
+    sim.silent = True
+    async with sim.running():
+        orc = orchestrator_for(sim, ["AAA"], profiles=("ws-only",), runtime={"first_heartbeat_timeout": 1.0})
+        with anyio.fail_after(10):
+            code = await orc.run()
+    assert code == 1
+    assert "FAILED, no heartbeat within 1s" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fault", ["reset", "drop"])
+async def test_killed_connection_reconnects_resubscribes_and_resyncs(fault):
+    sim = ToySimulator(symbols=["AAA", "BBB"], rate=300)
+    async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"])) as orc:
+        async with Subscriber(orc.broadcaster.address, ["book.toy.", "status.toy."]) as sub, anyio.create_task_group() as tg:
+            latest = Latest(sub)
+            tg.start_soon(latest.run)
+            await wait_for(lambda: {"AAA", "BBB"} <= set(latest.books))
+            runtime = orc.runtimes["toy"]
+            setattr(sim.faults, fault, 1)
+            await wait_for(lambda: runtime.metrics.totals["reconnects"] >= 1)
+            await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in ("AAA", "BBB")))
+            assert sum(f.count('"subscribe"') for f in sim.client_frames) >= 2  # resubscribed
+            assert any(s.state == "stale" for s in latest.status)
+            await assert_exact(sim, latest, ["AAA", "BBB"])
+            tg.cancel_scope.cancel()
+
+
+async def test_gap_in_one_instrument_resyncs_only_that_one():
+    sim = ToySimulator(symbols=["AAA", "BBB"], rate=300)
+    async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"])) as orc:
+        async with Subscriber(orc.broadcaster.address, ["book.toy.", "status.toy."]) as sub, anyio.create_task_group() as tg:
+            latest = Latest(sub)
+            tg.start_soon(latest.run)
+            await wait_for(lambda: {"AAA", "BBB"} <= set(latest.books))
+            runtime = orc.runtimes["toy"]
+            sim.faults.gap = 1  # the next AAA update is skipped (AAA steps first)
+            await wait_for(lambda: runtime.metrics.totals["gaps"] >= 1)
+            await wait_for(lambda: runtime.books.state_of("AAA") == "synced")
+            assert runtime.metrics.by_instrument["AAA"]["gaps"] == 1
+            assert runtime.metrics.by_instrument["BBB"]["gaps"] == 0
+            assert runtime.metrics.totals["reconnects"] == 0
+            await assert_exact(sim, latest, ["AAA", "BBB"])
+            tg.cancel_scope.cancel()
+
+
+async def test_malformed_frame_is_counted_and_skipped():
+    sim = ToySimulator(symbols=["AAA"], rate=300)
+    async with sim.running(), running(orchestrator_for(sim, ["AAA"])) as orc:
+        runtime = orc.runtimes["toy"]
+        await wait_for(lambda: runtime.books.state_of("AAA") == "synced")
+        sim.faults.malformed = 2
+        await wait_for(lambda: runtime.metrics.totals["parse_errors"] >= 2)
+        assert runtime.metrics.totals["reconnects"] == 0
+        assert runtime.books.state_of("AAA") == "synced"
+
+
+async def test_silent_server_triggers_the_silence_timeout_and_a_reconnect():
+    sim = ToySimulator(symbols=["AAA"], rate=100)
+    async with sim.running(), running(orchestrator_for(sim, ["AAA"], runtime={"silence_timeout": 0.7})) as orc:
+        runtime = orc.runtimes["toy"]
+        await wait_for(lambda: runtime.books.state_of("AAA") == "synced")
+        sim.silent = True
+        await wait_for(lambda: runtime.metrics.totals["reconnects"] >= 1, timeout=5)
+        sim.silent = False
+        await wait_for(lambda: runtime.books.state_of("AAA") == "synced")
+
+
+async def test_refused_subscription_at_startup_ends_the_run_with_a_clear_error():
+    sim = ToySimulator(symbols=["AAA"])
+    sim.faults.refuse_subscribe = 1
+    async with sim.running():
+        orc = orchestrator_for(sim, ["AAA"])
+        with anyio.fail_after(10):
+            assert await orc.run() == 1
+
+
+async def test_unknown_instrument_in_config_is_a_startup_error():
+    sim = ToySimulator(symbols=["AAA"])
+    async with sim.running():
+        orc = orchestrator_for(sim, ["AAB"])
+        with anyio.fail_after(10):
+            assert await orc.run() == 1
+
+
+def test_sigterm_stops_the_process_cleanly_within_two_seconds(tmp_path):
+    script = HERE / "run_toy_demo.py"
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        lines = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "READY" in line:
+                break
+        else:
+            pytest.fail("demo did not start: " + "".join(lines))
+        time.sleep(0.5)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=5)
+        elapsed = time.monotonic() - started
+        rest = proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, rest
+    assert elapsed < 2.0, f"took {elapsed:.2f}s"
+    assert "SIGTERM received: shutting down" in rest
