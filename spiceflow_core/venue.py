@@ -97,6 +97,8 @@ class Venue(abc.ABC):
     default_instruments: ClassVar[tuple[str, ...]] = ()
     #: seconds after which a connection is replaced (the venue's lifetime limit), or None
     max_connection_age: ClassVar[float | None] = None
+    #: the silence timeout never goes below this (venues with slow heartbeats)
+    min_silence_timeout: ClassVar[float] = 0.0
     #: minimum spacing of REST requests in seconds (rate-limit courtesy)
     rest_min_interval: ClassVar[float] = 0.0
 
@@ -131,8 +133,10 @@ class Venue(abc.ABC):
         raise NotImplementedError(f"{self.name} has no REST snapshots")
 
     # -- simulator --------------------------------------------------------
-    def simulator(self, *, recording: str | None = None, port: int = 0, **options) -> contextlib.AbstractAsyncContextManager["Endpoints"]:
+    def simulator(self, *, recording: str | None = None, port: int = 0, **options) -> contextlib.AbstractAsyncContextManager:
         """An async context manager running a loopback simulator of this venue and
-        yielding its endpoints. Optional: venues without one raise NotImplementedError."""
+        yielding it (see ``testkit.simulator.Simulator``: ``.endpoints``, ``.faults``,
+        ``.truth()``). Options understood by convention: ``symbols`` (list of names),
+        ``rate`` (updates per second). Venues without one raise NotImplementedError."""
         raise NotImplementedError(f"{self.name} ships no simulator")
 

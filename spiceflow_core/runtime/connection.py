@@ -222,7 +222,7 @@ class WebSocketActor:
             self.log.error("resubscribe failed: {}", exc)
 
     async def _reader(self, conn: WsConnection) -> str:
-        timeout = self.settings.silence_timeout
+        timeout = max(self.settings.silence_timeout, self.venue.min_silence_timeout)
         age_deadline = time.monotonic() + self.max_age if self.max_age else None
         on_frame = self.listener.on_frame
         while True:

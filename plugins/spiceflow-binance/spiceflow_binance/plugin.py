@@ -38,6 +38,10 @@ class BinanceVenue(Venue):
         # the issue asks for at most 5 client messages per second on every market
         # (spot's documented limit; futures allow 10, 5 is safe everywhere)
         cls.max_messages_per_second = 5.0
+        # replace connections before Binance cuts them at 24 h (reconnects keep the
+        # books: the update ids continue, so no resync is needed when nothing was missed)
+        cls.max_connection_age = BinanceSession.max_lifetime_s
+        cls.default_instruments = ("BTCUSD_PERP", "ETHUSD_PERP") if spec.market == "coinm" else ("BTCUSDT", "ETHUSDT")
 
     # -- reference data -----------------------------------------------------------
     async def fetch_instruments(self, rest: RestClient) -> list[Instrument]:

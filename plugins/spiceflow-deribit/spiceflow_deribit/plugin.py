@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import AsyncIterator, Callable, ClassVar
+from typing import Callable, ClassVar
 
 from spiceflow_core.hookspecs import hookimpl
 from spiceflow_core.model import Instrument
@@ -27,6 +27,9 @@ class Deribit(Venue):
     resync = "resubscribe"
     max_streams_per_connection: ClassVar[int] = config.MAX_STREAMS_PER_CONNECTION
     max_messages_per_second: ClassVar[float] = config.MAX_MESSAGES_PER_SECOND
+    default_instruments: ClassVar[tuple[str, ...]] = ("BTC-PERPETUAL", "ETH-PERPETUAL")
+    #: heartbeats come every ``config.HEARTBEAT_INTERVAL`` s: silence must be longer
+    min_silence_timeout: ClassVar[float] = 2.5 * config.HEARTBEAT_INTERVAL
 
     def __init__(
         self,
@@ -70,12 +73,17 @@ class Deribit(Venue):
         return POLICY
 
     # -- simulator ------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def simulator(self, *, recording: str | None = None, port: int = 0, **options) -> AsyncIterator[Endpoints]:
+    def simulator(self, *, recording: str | None = None, port: int = 0, symbols: list[str] | None = None,
+                  rate: float | None = None, **options) -> contextlib.AbstractAsyncContextManager:
+        """The loopback simulator (an async context manager yielding it; see simulator.py).
+        ``symbols`` are instrument names to stream, ``rate`` updates per second per book."""
         from .simulator import DeribitSimulator
 
-        async with DeribitSimulator(recording=recording, port=port, **options) as sim:
-            yield sim.endpoints
+        if symbols:
+            options["instruments"] = list(symbols)
+        if rate:
+            options["update_interval"] = 1.0 / rate
+        return DeribitSimulator(recording=recording, port=port, **options)
 
 
 @hookimpl
