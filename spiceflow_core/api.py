@@ -300,7 +300,7 @@ async def serve_api(orchestrator: "Orchestrator", *, task_status: TaskStatus = a
     sock.set_inheritable(True)
     bound = sock.getsockname()
     config = Config()
-    config.bind = [f"fd://{sock.fileno()}"]
+    config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns (and closes) the socket now
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 0.2
@@ -308,8 +308,22 @@ async def serve_api(orchestrator: "Orchestrator", *, task_status: TaskStatus = a
     orchestrator.api_address = f"{bound[0]}:{bound[1]}"
     logger.bind(actor="api").info("control API on http://{}:{}", *bound)
     stop = anyio.Event()
-    task_status.started()
-    try:
-        await serve(api.app, config, shutdown_trigger=stop.wait)
-    finally:
-        sock.close()
+    done = anyio.Event()
+
+    async def _serve() -> None:
+        # Shielded: hypercorn shuts down through its trigger, not by cancellation.
+        with anyio.CancelScope(shield=True):
+            try:
+                await serve(api.app, config, shutdown_trigger=stop.wait)
+            finally:
+                done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_serve)
+        task_status.started()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            stop.set()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await done.wait()

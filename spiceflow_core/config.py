@@ -45,7 +45,9 @@ class Selection(_Strict):
 
 
 class VenueSettings(_Strict):
-    instruments: list[str] = []  # exchange symbols or globs ("BTC*"); empty = venue defaults
+    #: exchange symbols, globs ("BTC*") or normalized ids; unset = the venue's defaults,
+    #: [] = none (subscribe later through the control API)
+    instruments: list[str] | None = None
     select: list[Selection] = []
     feeds: list[Feed] = msgspec.field(default_factory=lambda: ["book"])
     ws_url: str | None = None  # override the plugin's live default

@@ -147,6 +147,7 @@ def test_boundary_survives_rescale():
     book.apply([("8.99", "1"), ("9.01", "1")], [("12.01", "1"), ("11.99", "1")])
     assert [p for p, _ in book.levels()[0]] == ["10", "9.01", "9"]
     assert [p for p, _ in book.levels()[1]] == ["11", "11.99", "12"]
+    assert book.bounds() == ("9", "12")
 
 
 def test_snapshot_replaces_everything_and_resets_boundaries():

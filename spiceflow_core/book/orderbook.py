@@ -314,4 +314,4 @@ def _format_key(key: int, scale: int) -> str:
     if scale == 0:
         return str(key)
     text = str(key).rjust(scale + 1, "0")
-    return f"{text[:-scale]}.{text[-scale:]}"
+    return f"{text[:-scale]}.{text[-scale:]}".rstrip("0").rstrip(".")

@@ -69,6 +69,7 @@ class Orchestrator:
         self.broadcaster: BroadcastActor | None = None
         self.simulators: dict[str, object] = {}
         self.report = RunReport()
+        self.api_address: str | None = None  # set once the control API listens
         self.ready = anyio.Event()
         self._stopping = False
         self.log = logger.bind(actor="orchestrator")
@@ -134,7 +135,7 @@ class Orchestrator:
         for name in self.venue_names:
             venue = self.registry.get(name)
             vs = self.settings.venues.get(name)
-            symbols = list(vs.instruments) if vs and vs.instruments else list(getattr(venue, "default_instruments", ()))
+            symbols = list(vs.instruments) if vs and vs.instruments else list(venue.default_instruments)
             symbols = [s for s in symbols if not any(ch in s for ch in "*?[")] or None
             try:
                 sim = await stack.enter_async_context(venue.simulator(symbols=symbols, **self.simulator_options))

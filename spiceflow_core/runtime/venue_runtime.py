@@ -138,9 +138,9 @@ class VenueRuntime:
                 await self.rest.aclose()
 
     def configured_instruments(self) -> list[Instrument]:
-        names = list(self.vsettings.instruments)
-        if not names and not self.vsettings.select:
-            names = list(getattr(self.venue, "default_instruments", ()))
+        names = self.vsettings.instruments
+        if names is None:
+            names = [] if self.vsettings.select else list(self.venue.default_instruments)
         return select(self.instruments, names, list(self.vsettings.select), self.venue.name)
 
     async def shutdown(self) -> None:

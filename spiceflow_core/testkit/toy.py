@@ -190,7 +190,9 @@ class ToySimulator:
 
     async def _http(self, path: str, query: dict[str, str]):
         if path == "/instruments":
-            return json_answer([{"symbol": s, "base": s, "quote": "USD"} for s in self._symbols])
+            rows = [{"symbol": s, "base": s, "quote": "USD"} for s in self._symbols]
+            rows.append({"symbol": "HALT", "base": "HALT", "quote": "USD", "active": False})  # a halted one
+            return json_answer(rows)
         return json_answer({"error": "not found"}, 404)
 
     async def _ws(self, conn) -> None:

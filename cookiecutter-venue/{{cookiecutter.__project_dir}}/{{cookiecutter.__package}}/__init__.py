@@ -1,0 +1,3 @@
+"""SpiceFlow venue plugin for {{ cookiecutter.venue_name }} (venue ``{{ cookiecutter.venue_slug }}``)."""
+
+__version__ = "0.1.0"
