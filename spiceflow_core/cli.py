@@ -159,7 +159,9 @@ def _select_venues(args, settings: Settings, registry) -> list[str]:
 
 
 # -- commands -------------------------------------------------------------------------
-def cmd_run(args) -> int:
+def cmd_run(args, recorder_factory=None) -> int:
+    """``recorder_factory(venue) -> recorder`` (``spiceflow record``) sees every frame and
+    REST answer of every venue."""
     from .runtime.orchestrator import Orchestrator
 
     settings = _settings(args)
@@ -193,7 +195,8 @@ def cmd_run(args) -> int:
             raise UsageError("--endpoint/--rest-endpoint need exactly one --venue")
         overrides[names[0]] = derive_endpoints(registry.get(names[0]).default_endpoints, args.endpoint, args.rest_endpoint)
     sim_options = {"recording": args.recording} if args.recording else {}
-    orchestrator = Orchestrator(settings, registry, names, endpoint_overrides=overrides, simulator_options=sim_options)
+    orchestrator = Orchestrator(settings, registry, names, endpoint_overrides=overrides, simulator_options=sim_options,
+                                recorder_factory=recorder_factory)
     return anyio.run(orchestrator.run)
 
 

@@ -132,6 +132,13 @@ class Venue(abc.ABC):
         """A REST book snapshot (venues with ``resync = "rest"``)."""
         raise NotImplementedError(f"{self.name} has no REST snapshots")
 
+    def parse_snapshot(self, url: str, body: bytes, recv_ts_ns: int) -> BookSnapshot | None:
+        """A recorded REST answer (``url`` with its query string, raw ``body``) as a book
+        snapshot, or None when it is not a depth snapshot of this venue. Used by
+        ``spiceflow replay`` so the replay engine needs no venue-specific code; venues
+        whose snapshots come over the WebSocket keep this default."""
+        return None
+
     # -- simulator --------------------------------------------------------
     def simulator(self, *, recording: str | None = None, port: int = 0, **options) -> contextlib.AbstractAsyncContextManager:
         """An async context manager running a loopback simulator of this venue and

@@ -43,6 +43,11 @@ class ConnectionListener(Protocol):
 class _Pending:
     event: anyio.Event = field(default_factory=anyio.Event)
     error: str | None = None
+    ack: SubscribeAck | None = None
+
+
+#: how often a request the venue refused as transient (rate limited) is sent again
+MAX_REQUEST_RETRIES = 6
 
 
 class _TokenBucket:
@@ -137,6 +142,7 @@ class WebSocketActor:
             self.log.debug("ack for unknown request id {}", ack.request_id)
             return
         pending.error = ack.error
+        pending.ack = ack
         pending.event.set()
 
     def stop(self) -> None:
@@ -146,24 +152,64 @@ class WebSocketActor:
 
     # -- internals ------------------------------------------------------------
     async def _request(self, requests: list[Request]) -> None:
-        waits: list[tuple[Request, _Pending]] = []
+        waits: list[tuple[Request, _Pending | None]] = []
         for request in requests:
-            if request.request_id is not None and self.wait_acks:
-                pending = _Pending()
-                self._pending[request.request_id] = pending
-                waits.append((request, pending))
-            await self._send_lane.send(request.frame)
+            waits.append((request, await self._send_request(request)))
         errors = []
         for request, pending in waits:
-            with anyio.move_on_after(self.settings.ack_timeout) as scope:
-                await pending.event.wait()
-            if scope.cancelled_caught:
-                self._pending.pop(request.request_id, None)
-                errors.append(f"no acknowledgement for request {request.request_id} within {self.settings.ack_timeout}s")
-            elif pending.error:
-                errors.append(f"request {request.request_id} ({', '.join(request.channels[:3])}...) refused: {pending.error}")
+            retries = 0
+            while pending is not None:
+                with anyio.move_on_after(self.settings.ack_timeout) as scope:
+                    await pending.event.wait()
+                if scope.cancelled_caught:
+                    self._pending.pop(request.request_id, None)
+                    errors.append(f"no acknowledgement for request {request.request_id} within {self.settings.ack_timeout}s")
+                elif pending.error:
+                    delay = self._retry_delay(pending, retries)
+                    if delay is not None:
+                        # a transient refusal (the venue's rate limit): wait, send again
+                        retries += 1
+                        self.log.warning("request {} refused ({}); retry {}/{} in {:.2f}s", request.request_id,
+                                         pending.error, retries, MAX_REQUEST_RETRIES, delay)
+                        await anyio.sleep(delay)
+                        request = self._resend(request)
+                        pending = await self._send_request(request)
+                        continue
+                    errors.append(f"request {request.request_id} ({', '.join(request.channels[:3])}...) refused: {pending.error}")
+                break
         if errors:
             raise SubscriptionError("; ".join(errors))
+
+    async def _send_request(self, request: Request) -> _Pending | None:
+        pending = None
+        if request.request_id is not None and self.wait_acks:
+            pending = _Pending()
+            self._pending[request.request_id] = pending
+        await self._send_lane.send(request.frame)
+        return pending
+
+    def _retry_delay(self, pending: _Pending, retries: int) -> float | None:
+        """Seconds before sending a refused request again, or None when the refusal is
+        final. Venues opt in with an optional ``WsSession.retry_after(ack)`` returning
+        the wait for a transient refusal (None otherwise); repeated refusals back off
+        exponentially from there."""
+        retry_after = getattr(self.session, "retry_after", None)
+        if retry_after is None or pending.ack is None or retries >= MAX_REQUEST_RETRIES:
+            return None
+        base = retry_after(pending.ack)
+        if base is None:
+            return None
+        return min(base * 2**retries, 30.0) * (1 + 0.2 * random.random())
+
+    def _resend(self, request: Request) -> Request:
+        """The request to send again: the session's fresh copy (new id) when it offers
+        ``resend(request_id)``, else the same frame and id."""
+        resend = getattr(self.session, "resend", None)
+        if resend is not None and request.request_id is not None:
+            fresh = resend(request.request_id)
+            if fresh is not None:
+                return fresh
+        return request
 
     async def run(self) -> None:
         """Connect and keep connected until stopped (reconnecting with backoff)."""
@@ -196,6 +242,9 @@ class WebSocketActor:
             ) as conn:
                 self._conn = conn
                 self.connects += 1
+                recorder = getattr(self.listener, "recorder", None)
+                if recorder is not None and hasattr(recorder, "opened"):
+                    recorder.opened(self.id, url)
                 self.log.info("connected to {} (connect #{})", url, self.connects)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._writer, conn, tg)
@@ -254,6 +303,7 @@ class WebSocketActor:
                 except ConnectionLost:
                     await conn.close()
                     return
+                self._record_sent(frame)
 
     async def _priority_writer(self, conn: WsConnection) -> None:
         async for frame in self._priority_recv:
@@ -261,6 +311,14 @@ class WebSocketActor:
                 await conn.send(frame)
             except ConnectionLost:
                 return
+            self._record_sent(frame)
+
+    def _record_sent(self, frame: str) -> None:
+        # ``spiceflow record``: the frames we send are part of the session (replay
+        # needs them to pair requests with acknowledgements).
+        recorder = getattr(self.listener, "recorder", None)
+        if recorder is not None:
+            recorder.sent(self.id, frame, time.time_ns())
 
     async def _client_pings(self, frame: str) -> None:
         while True:

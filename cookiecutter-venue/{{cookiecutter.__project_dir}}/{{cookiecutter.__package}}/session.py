@@ -40,6 +40,10 @@ class {{ cookiecutter.__class_prefix }}Session(WsSession):
         self._ids = itertools.count(1)
         #: request id -> channels, for requests still awaiting their answer
         self.pending: dict[int, list[str]] = {}
+{% if cookiecutter.protocol_style == "json-rpc" and cookiecutter.heartbeat_style == "server-heartbeat" %}
+        #: ids of our public/test answers, whose responses are swallowed
+        self._test_ids: set[int] = set()
+{% endif %}
 
     def url(self, ws_url: str) -> str:
         # FILL IN: append a path or query the venue needs (e.g. "/stream"), if any
@@ -105,14 +109,11 @@ class {{ cookiecutter.__class_prefix }}Session(WsSession):
 
     def test_reply(self) -> str:
         """The ``public/test`` answer to a ``test_request`` heartbeat."""
-        self._test_ids.add(request_id := next(self._ids))
+        request_id = next(self._ids)
+        self._test_ids.add(request_id)
         return schemas.encoder.encode(schemas.RpcRequest(jsonrpc="2.0", id=request_id, method="public/test", params={})).decode()
 
-    _test_ids: set[int]
-
     def parse(self, frame: str | bytes, recv_ts_ns: int) -> list[Event]:
-        if not hasattr(self, "_test_ids"):
-            self._test_ids = set()
         events = parse_frame(self.venue, frame, recv_ts_ns, test_reply=self.test_reply)
         out: list[Event] = []
         for event in events:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 from spiceflow_core.book.policy import SequencePolicy
 from spiceflow_core.hookspecs import hookimpl
@@ -79,6 +80,20 @@ class BinanceVenue(Venue):
 
     async def fetch_snapshot(self, rest: RestClient, instrument: Instrument, depth: int) -> BookSnapshot:
         return await _rest.fetch_snapshot(self.spec, rest, instrument, depth)
+
+    def parse_snapshot(self, url: str, body: bytes, recv_ts_ns: int) -> BookSnapshot | None:
+        """A recorded ``depth?symbol=..&limit=..`` answer of this market (replay)."""
+        parts = urlsplit(url)
+        if not parts.path.endswith(self.spec.depth_path):
+            return None
+        query = parse_qs(parts.query)
+        symbol = (query.get("symbol") or [""])[0]
+        if not symbol:
+            return None
+        limit = int(query["limit"][0]) if query.get("limit") else None
+        snapshot = _rest.decode_snapshot(self.name, symbol, body, limit)
+        snapshot.recv_ts_ns = recv_ts_ns
+        return snapshot
 
     # -- simulator ----------------------------------------------------------------
     def simulator(self, *, recording: str | None = None, port: int = 0, **options) -> contextlib.AbstractAsyncContextManager:

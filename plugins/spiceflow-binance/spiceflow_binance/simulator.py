@@ -21,9 +21,21 @@ Two drivers feed it:
   count or names) at ``rate`` depth frames per second in total, 1,000 levels a side,
   a few level changes per frame, with ``bookTicker`` and trades derived from the truth.
 
+``sim.paused = True`` holds the driver before its next update (``truth`` stays what
+the clients were sent) until it is set back to False.
+
 Fault switches (``sim.faults``): drop, reset, stall, gap (a depth update applied to the
 truth but never sent), malformed, duplicate, reorder, unknown_shape, rest_errors
-(429 + Retry-After, 418 + Retry-After, 5xx), slow, refuse_subscribe.
+(429 + Retry-After, 418 + Retry-After, 5xx), slow, refuse_subscribe; for the chaos
+suite also oversized (a frame of ``oversized_bytes``), binary, bad_size (the next depth
+update sent with a negative or non-numeric size instead of the real one), stale_snapshot
+(the next depth answer is the previous one served for that symbol: older than anything
+the client buffers) and rest_faults ("timeout": answer after ``rest_timeout_s``;
+"invalid_json": a 200 whose body is not JSON).
+
+``on_update`` (a callable ``(symbol, sequence)``) is called after every generated update
+is applied to the truth, before it is sent: the chaos suite keeps the truth per sequence
+with it (``truth_top``) to judge every published book, not only the last one.
 """
 
 from __future__ import annotations
@@ -297,8 +309,15 @@ class BinanceSimulator:
         self._clients: list[_Client] = []
         self._subscribed = anyio.Event()
         self.finished = anyio.Event()  # a recording was served completely
+        #: True holds the driver before its next update (no new frames, truth frozen),
+        #: so tests can compare a client's book with ``truth`` or start a replay late
+        self.paused = False
         self._weights: deque[tuple[float, int]] = deque()
         self._held: dict[str, str] = {}  # reorder: symbol -> held depth frame
+        self._served_depth: dict[str, bytes] = {}  # stale_snapshot: last depth body per symbol
+        self._bad_sizes = 0
+        #: called with (symbol, sequence) after each generated update hits the truth
+        self.on_update = None
         self._exchange_info = {m.exchange_info_path: (FIXTURES / m.fixture_file).read_bytes() for m in (SPOT, USDM, COINM)}
         self._books: dict[str, Book] = {}
         self.recording: Recording | None = None
@@ -336,6 +355,12 @@ class BinanceSimulator:
         if book is None:
             return None
         bids, asks = book.levels()
+        return book.sequence, bids, asks
+
+    def truth_top(self, symbol: str, depth: int) -> tuple[int, list[Level], list[Level]]:
+        """The best ``depth`` levels per side of the truth, and its sequence (cheap)."""
+        book = self._books[symbol]
+        bids, asks = book.levels(depth)
         return book.sequence, bids, asks
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -449,6 +474,13 @@ class BinanceSimulator:
     # -- REST -----------------------------------------------------------------------------
     async def _serve_http(self, path: str, query: dict[str, str]) -> HttpAnswer:
         self.rest_requests.append(path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""))
+        fault = self.faults.take_rest_fault()
+        if fault == "timeout":
+            await anyio.sleep(self.faults.rest_timeout_s)
+            self._count("rest_timeout")
+        elif fault == "invalid_json":
+            self._count("rest_invalid_json")
+            return HttpAnswer(200, b'{"lastUpdateId": 12, "bids": [["1.0", ', {"Content-Type": "application/json"})
         status = self.faults.take_rest_error()
         if status is not None:
             return self._rest_error(status)
@@ -467,6 +499,11 @@ class BinanceSimulator:
         if symbol not in self._symbols:
             return json_answer({"code": -1121, "msg": "Invalid symbol."}, 400)
         body = self._depth_body(spec, symbol, limit)
+        if self.faults.stale_snapshot > 0 and symbol in self._served_depth and self.faults.take("stale_snapshot"):
+            self._count("stale_snapshot")
+            body = self._served_depth[symbol]  # older than every delta sent since
+        else:
+            self._served_depth[symbol] = body
         return self._weighted(json_answer(body), spec.depth_weight(limit))
 
     def _depth_body(self, spec: MarketSpec, symbol: str, limit: int) -> bytes:
@@ -542,6 +579,8 @@ class BinanceSimulator:
             symbol = order[i % len(order)]
             i += 1
             depth, ticker, trade = gen.step(symbol)
+            if self.on_update is not None:
+                self.on_update(symbol, depth["u"])
             low = symbol.lower()
             d_stream = f"{low}@depth@100ms"
             await self._emit(d_stream, _frame(d_stream, depth))
@@ -564,6 +603,8 @@ class BinanceSimulator:
     async def _pauses(self) -> None:
         """stall / slow, taken before the next update exists, so ``truth`` during a
         stall is exactly what the clients were sent."""
+        while self.paused:
+            await anyio.sleep(0.005)
         f = self.faults
         if f.stall > 0:
             stall, f.stall = f.stall, 0.0
@@ -585,6 +626,11 @@ class BinanceSimulator:
             await self._broadcast(None, '{"stream":"' + stream + '","data":{"e":"depthUpd')
         if f.take("unknown_shape"):
             await self._broadcast(None, '{"foo":"bar","baz":[1,2,3]}')
+        if f.take("oversized"):
+            pad = "x" * max(0, f.oversized_bytes - len(stream) - 40)
+            await self._broadcast(None, '{"stream":"' + stream + '","data":{"pad":"' + pad + '"}}')
+        if f.take("binary"):
+            await self._broadcast(None, b"\x00\x01binary\xff")  # type: ignore[arg-type]
         is_depth = "@depth" in stream
         if is_depth and self.recording is not None:
             self._apply_recorded(text)
@@ -600,6 +646,15 @@ class BinanceSimulator:
                 return
             if f.take("reorder"):
                 self._held[symbol] = text
+                return
+            if f.take("bad_size"):  # the real update is replaced by a broken copy
+                self._bad_sizes += 1
+                data = json.loads(text)
+                bad = "-1.00000000" if self._bad_sizes % 2 else "abc"
+                side = "b" if data["data"]["b"] else "a"
+                data["data"][side] = data["data"][side] + [[data["data"][side][0][0] if data["data"][side] else "1.00", bad]]
+                self._count("bad_size")
+                await self._broadcast(stream, json.dumps(data, separators=(",", ":")))
                 return
             if f.take("duplicate"):
                 await self._broadcast(stream, text)
@@ -619,7 +674,7 @@ class BinanceSimulator:
         book.apply([tuple(x) for x in data["b"]], [tuple(x) for x in data["a"]])
         book.sequence = u
 
-    async def _broadcast(self, stream: str | None, text: str) -> None:
+    async def _broadcast(self, stream: str | None, text: str | bytes) -> None:
         kind = stream.split("@", 1)[1] if stream else "fault"
         for client in list(self._clients):
             if stream is not None and stream not in client.streams:

@@ -87,6 +87,14 @@ class DeribitSession(WsSession):
     def is_rate_limited(ack: SubscribeAck) -> bool:
         return ack.error is not None and ack.error.startswith(f"{config.TOO_MANY_REQUESTS}:")
 
+    def retry_after(self, ack: SubscribeAck) -> float | None:
+        """The core's retry hook: after ``too_many_requests`` wait until the credit pool
+        holds one more request (the core backs off further on repeated refusals and
+        sends ``resend(request_id)``); any other error is final."""
+        if not self.is_rate_limited(ack):
+            return None
+        return config.SUBSCRIBE_COST / config.SUBSCRIBE_REFILL_PER_SECOND
+
     # -- frames we receive ------------------------------------------------------------------
     def parse(self, frame: str | bytes, recv_ts_ns: int) -> list[Event]:
         events = parse_frame(frame, recv_ts_ns, test_reply=self.test_reply)

@@ -34,7 +34,16 @@ close), ``reset`` (TCP abort), ``stall`` (seconds of silence, heartbeats include
 that is not JSON), ``unknown_shape`` (valid JSON of no known shape), ``refuse_subscribe``
 (the next subscribe answered with a JSON-RPC error), ``skip_heartbeats`` (the next
 test_request is not sent), ``rest_errors`` (HTTP statuses for the next REST answers),
-``slow`` (seconds between frames).
+``slow`` (seconds between frames). For the chaos suite also: ``oversized`` (one frame of
+``oversized_bytes``), ``binary`` (one binary frame), ``bad_size`` (the next book change
+is sent with a negative or non-numeric amount instead of the real one),
+``ignore_heartbeat_answers`` (the next ``public/test`` answer is ignored, so the
+connection is closed at the next test_request) and ``rest_faults`` ("timeout",
+"invalid_json").
+
+``on_update`` (a callable ``(symbol, change_id)``) is called after every book change is
+applied to the truth, before it is sent: the chaos suite keeps the truth per change_id
+with it (``truth_top``) to judge every published book, not only the last one.
 """
 
 from __future__ import annotations
@@ -257,6 +266,9 @@ class DeribitSimulator:
         self.replay_done = anyio.Event()
         #: True stops the driver (no new book changes) so tests can compare with truth
         self.paused = False
+        #: called with (symbol, change_id) after each book change hits the truth
+        self.on_update = None
+        self._bad_sizes = 0
         self._books: dict[str, _Book] = {}
         self._conns: dict[int, _Conn] = {}
         self._conn_ids = itertools.count(1)
@@ -308,6 +320,13 @@ class DeribitSimulator:
         bids, asks = book.levels()
         return book.change_id, bids, asks
 
+    def truth_top(self, symbol: str, depth: int) -> tuple[int | None, list[Level], list[Level]]:
+        """The best ``depth`` levels per side of the truth, and its change_id."""
+        book = self._books[symbol]
+        bids = [(format_decimal(p), format_decimal(book.bids[p])) for p in sorted(book.bids, reverse=True)[:depth]]
+        asks = [(format_decimal(p), format_decimal(book.asks[p])) for p in sorted(book.asks)[:depth]]
+        return book.change_id, bids, asks
+
     def connections(self) -> int:
         return len(self._conns)
 
@@ -325,6 +344,11 @@ class DeribitSimulator:
 
     # -- REST ---------------------------------------------------------------------------------
     async def _http(self, path: str, query: dict[str, str]) -> HttpAnswer:
+        fault = self.faults.take_rest_fault()
+        if fault == "timeout":
+            await anyio.sleep(self.faults.rest_timeout_s)
+        elif fault == "invalid_json":
+            return HttpAnswer(200, b'{"jsonrpc":"2.0","result":[{"instrument_name":', {"Content-Type": "application/json"})
         status = self.faults.take_rest_error()
         if status is not None:
             return json_answer({"jsonrpc": "2.0", "error": {"code": 10028, "message": "too_many_requests"}}, status)
@@ -463,6 +487,11 @@ class DeribitSimulator:
         method = req["method"]
         params = req.get("params") or {}
         if method == "public/test":
+            if conn.pending_test is not None and conn.pending_test.answered_at is None and self.faults.take(
+                "ignore_heartbeat_answers"
+            ):
+                conn.send(_response(rid, {"version": "1.2.26"}))
+                return  # answered on the wire, but the server "lost" it
             if conn.pending_test is not None and conn.pending_test.answered_at is None:
                 conn.pending_test.answered_at = time.monotonic()
             conn.send(_response(rid, {"version": "1.2.26"}))
@@ -570,8 +599,19 @@ class DeribitSimulator:
     def _publish_book(self, symbol: str, data: dict | msgspec.Raw, parsed: schemas.BookData) -> None:
         book = self._books[symbol]
         book.apply(parsed)
+        if self.on_update is not None:
+            self.on_update(symbol, book.change_id)
         if parsed.type == "change" and self.faults.take("gap"):
             return  # this change_id is never sent: the next change will not chain
+        if parsed.type == "change" and isinstance(data, dict) and self.faults.take("bad_size"):
+            # the real change is replaced by a broken copy: a negative amount (decodes,
+            # the book rejects it) or a string amount (the frame does not decode)
+            self._bad_sizes += 1
+            side = "bids" if data["bids"] else "asks"
+            entries = list(data[side])
+            price = entries[0][1] if entries else Decimal(1)
+            entries.append(["change", price, Decimal(-3) if self._bad_sizes % 2 else "abc"])
+            data = {**data, side: entries}
         repeat = 2 if parsed.type == "change" and self.faults.take("duplicate") else 1
         for conn, channel in self._subscribers("book", symbol):
             if channel in conn.need_snapshot:
@@ -608,6 +648,13 @@ class DeribitSimulator:
             if f.unknown_shape > 0 and self._conns and f.take("unknown_shape"):
                 for conn in list(self._conns.values()):
                     conn.send(_UNKNOWN_SHAPE)
+            if f.oversized > 0 and self._conns and f.take("oversized"):
+                pad = "x" * max(0, f.oversized_bytes - 60)
+                for conn in list(self._conns.values()):
+                    conn.send('{"jsonrpc":"2.0","method":"subscription","params":{"pad":"' + pad + '"}}')
+            if f.binary > 0 and self._conns and f.take("binary"):
+                for conn in list(self._conns.values()):
+                    conn.send(b"\x00\x01binary\xff")  # type: ignore[arg-type]
 
     # -- driver (a): the recorded session -------------------------------------------------------
     def _load_recording(self, prefix: str) -> None:

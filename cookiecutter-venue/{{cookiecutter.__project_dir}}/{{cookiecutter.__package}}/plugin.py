@@ -1,0 +1,78 @@
+"""The pluggy hook: the ``{{ cookiecutter.venue_slug }}`` venue, registered under the
+``spiceflow.venues`` entry point in pyproject.toml."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import ClassVar
+
+from spiceflow_core.book.policy import SequencePolicy
+from spiceflow_core.hookspecs import hookimpl
+from spiceflow_core.model import Instrument
+from spiceflow_core.rest import RestClient
+from spiceflow_core.venue import Endpoints, Feed, Venue
+
+from . import config, rest as _rest
+from .session import {{ cookiecutter.__class_prefix }}Session
+from .sync import POLICY
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class {{ cookiecutter.__class_prefix }}Venue(Venue):
+    name: ClassVar[str] = config.VENUE
+    display_name: ClassVar[str] = config.DISPLAY_NAME
+    exchange: ClassVar[str] = config.VENUE
+    default_endpoints: ClassVar[Endpoints] = config.ENDPOINTS
+    # the venue sends a book snapshot on every subscribe, so a gap heals by resubscribing.
+    # FILL IN: "rest" instead if snapshots come from REST (then implement fetch_snapshot)
+    resync = "resubscribe"
+    max_streams_per_connection: ClassVar[int] = config.MAX_STREAMS_PER_CONNECTION
+    max_messages_per_second: ClassVar[float] = config.MAX_MESSAGES_PER_SECOND
+    default_instruments: ClassVar[tuple[str, ...]] = config.DEFAULT_INSTRUMENTS
+
+    # -- reference data -----------------------------------------------------------
+    async def fetch_instruments(self, rest: RestClient) -> list[Instrument]:
+        return await _rest.fetch_instruments(rest, self.name)
+
+    def parse_instruments(self, files: dict[str, bytes]) -> list[Instrument]:
+        body = files.get(config.INSTRUMENTS_FIXTURE)
+        if body is None:
+            names = ", ".join(sorted(files)) or "no files"
+            raise FileNotFoundError(f"{self.name}: fixture {config.INSTRUMENTS_FIXTURE} missing (found: {names})")
+        return _rest.parse_instruments(body, self.name)
+
+    def fixtures_dir(self) -> Path | None:
+        return FIXTURES
+
+    # -- streams ------------------------------------------------------------------
+    def channels(self, instrument: Instrument, feed: Feed) -> list[str]:
+        if feed == "book":
+            return [config.BOOK_CHANNEL.format(symbol=instrument.symbol, symbol_lower=instrument.symbol.lower())]
+        # FILL IN: "trades" and "top" channels (and their parsing) when the venue has them
+        raise ValueError(f"{self.name}: feed {feed!r} is not implemented yet (only 'book')")
+
+    def new_session(self) -> {{ cookiecutter.__class_prefix }}Session:
+        return {{ cookiecutter.__class_prefix }}Session(self.name)
+
+    def sequence_policy(self, instrument: Instrument) -> SequencePolicy:
+        return POLICY
+
+    # -- simulator ----------------------------------------------------------------
+    def simulator(self, *, recording: str | None = None, port: int = 0, **options) -> contextlib.AbstractAsyncContextManager:
+        """A loopback simulator speaking this venue's protocol (``spiceflow simulate``,
+        the ``demo`` profile and the tests use it)."""
+        if recording is not None:
+            raise NotImplementedError(f"{self.name}: the simulator does not replay recordings yet")
+        from .simulator import {{ cookiecutter.__class_prefix }}Simulator  # server code only when used
+
+        return {{ cookiecutter.__class_prefix }}Simulator(port=port, **options).running()
+
+
+@hookimpl
+def spiceflow_venues() -> list[Venue]:
+    return [{{ cookiecutter.__class_prefix }}Venue()]
+
+
+__all__ = ["{{ cookiecutter.__class_prefix }}Venue", "spiceflow_venues"]
