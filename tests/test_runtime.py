@@ -201,3 +201,37 @@ def test_sigterm_stops_the_process_cleanly_within_two_seconds(tmp_path):
     assert code == 0, rest
     assert elapsed < 2.0, f"took {elapsed:.2f}s"
     assert "SIGTERM received: shutting down" in rest
+
+
+async def test_aged_connection_is_replaced_make_before_break_without_a_gap():
+    sim = ToySimulator(symbols=["AAA", "BBB"], rate=300)
+    async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"], runtime={"max_connection_age": 0.5})) as orc:
+        async with Subscriber(orc.broadcaster.address, ["book.toy."]) as sub, anyio.create_task_group() as tg:
+            latest = Latest(sub)
+            tg.start_soon(latest.run)
+            runtime = orc.runtimes["toy"]
+            await wait_for(lambda: runtime.metrics.totals["rotations"] >= 2, timeout=10)
+            assert runtime.metrics.totals["gaps"] == 0 and runtime.metrics.totals["reconnects"] == 0
+            assert len(runtime.connections) == 1
+            assert all(runtime.books.state_of(s) == "synced" for s in ("AAA", "BBB"))
+            await assert_exact(sim, latest, ["AAA", "BBB"])
+            tg.cancel_scope.cancel()
+
+
+async def test_instruments_are_sharded_over_connections_at_the_stream_limit():
+    sim = ToySimulator(symbols=["AAA", "BBB", "CCC"], rate=100)
+    settings = settings_for("toy", ["AAA", "BBB", "CCC"], profiles=())
+    settings.venues["toy"] = __import__("msgspec").structs.replace(settings.venues["toy"], max_streams_per_connection=2)
+    async with sim.running():
+        orc = Orchestrator(settings, toy_registry(), ["toy"], endpoint_overrides={"toy": sim.endpoints})
+        async with running(orc):
+            await _sharded(orc)
+
+
+async def _sharded(orc) -> None:
+    if True:
+        runtime = orc.runtimes["toy"]
+        assert sorted(len(c.channels) for c in runtime.connections) == [1, 2]
+        await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in ("AAA", "BBB", "CCC")))
+        await runtime.unsubscribe("CCC")
+        assert len(runtime.connections) == 1  # the connection left empty is closed

@@ -37,6 +37,7 @@ class ConnectionListener(Protocol):
     async def on_frame(self, conn: "WebSocketActor", frame: str | bytes, recv_ts_ns: int) -> None: ...
     def on_connected(self, conn: "WebSocketActor", reconnect: bool) -> None: ...
     def on_disconnected(self, conn: "WebSocketActor", reason: str) -> None: ...
+    def on_aged(self, conn: "WebSocketActor") -> None: ...
 
 
 @dataclass
@@ -90,6 +91,7 @@ class WebSocketActor:
         self.channels: set[str] = set()
         self.session: WsSession = venue.new_session()
         self.connected = anyio.Event()
+        self.resubscribed = anyio.Event()  # set once every channel is (re)subscribed on a connection
         self.connects = 0
         self.last_frame_ns = 0
         self.frames = 0
@@ -267,6 +269,7 @@ class WebSocketActor:
     async def _resubscribe(self, tg: TaskGroup) -> None:
         try:
             await self._request(self.session.subscribe(sorted(self.channels)))
+            self.resubscribed.set()
         except SubscriptionError as exc:
             self.log.error("resubscribe failed: {}", exc)
 
@@ -289,8 +292,11 @@ class WebSocketActor:
             self.frames += 1
             await on_frame(self, frame, now)
             if age_deadline is not None and time.monotonic() > age_deadline:
-                await conn.close()
-                return f"connection reached its maximum age ({self.max_age:.0f}s)"
+                # make before break: the runtime opens a replacement, moves the streams to
+                # it once it is subscribed, then stops this one
+                age_deadline = None
+                self.log.info("connection reached its maximum age ({:.0f}s): replacing it", self.max_age)
+                self.listener.on_aged(self)
 
     async def _writer(self, conn: WsConnection, tg: TaskGroup) -> None:
         bucket = _TokenBucket(self.venue.max_messages_per_second)

@@ -16,6 +16,7 @@ COUNTERS = (
     "publish_drops",
     "trades",
     "tops",
+    "rotations",
 )
 
 

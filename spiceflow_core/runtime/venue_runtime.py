@@ -252,13 +252,46 @@ class VenueRuntime:
         for conn in self.connections:
             if limit - len(conn.channels) >= n_channels:
                 return conn
+        return self._new_connection(limit)
+
+    def on_aged(self, conn: WebSocketActor) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(self._rotate, conn)
+
+    async def _rotate(self, old: WebSocketActor) -> None:
+        """Replace an aged connection without losing a book: the new connection
+        subscribes the same streams while the old one still delivers; duplicates are
+        dropped by the books' sequence checks; then the old one is stopped."""
+        new = self._new_connection(old.venue_limit)
+        new.channels = set(old.channels)
+        try:
+            with anyio.fail_after(self.settings.runtime.ack_timeout * 3):
+                await new.resubscribed.wait()
+                while new.frames == 0:
+                    await anyio.sleep(0.01)
+        except TimeoutError:
+            self.log.warning("replacement of connection {} did not come up; keeping the old one", old.id)
+            new.stop()
+            self.connections.remove(new)
+            return
+        for sub in self.subscriptions.values():
+            if sub.connection == old.id:
+                sub.connection = new.id
+        new.channels = set(old.channels) | new.channels
+        old.stop()
+        if old in self.connections:
+            self.connections.remove(old)
+        self.metrics.inc("rotations")
+        self.log.info("connection {} replaced by {}", old.id, new.id)
+
+    def _new_connection(self, limit: int) -> WebSocketActor:
         conn = WebSocketActor(
             self.venue,
             self.endpoints.ws_url,
             self,
             self.settings.runtime,
             wait_acks=not self.ws_only,
-            max_age=self.settings.runtime.max_connection_age or getattr(self.venue, "max_connection_age", None),
+            max_age=self.settings.runtime.max_connection_age or self.venue.max_connection_age,
         )
         conn.set_limit(limit)
         self.connections.append(conn)

@@ -174,7 +174,7 @@ class ToySimulator:
         self.client_frames: list[str] = []
         self.rng = random.Random(seed)
         self.books = {s: _Book(self.rng) for s in self._symbols}
-        self.connections: set = set()
+        self.connections: dict = {}  # connection -> its subscribed channels
         self.silent = False  # stop sending anything (frames and heartbeats) while True
         self.endpoints = Endpoints(ws_url="", rest_url="")
 
@@ -197,8 +197,7 @@ class ToySimulator:
 
     async def _ws(self, conn) -> None:
         subscribed: set[str] = set()
-        streaming = False
-        self.connections.add(conn)
+        self.connections[conn] = subscribed
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeats, conn)
@@ -210,24 +209,20 @@ class ToySimulator:
                     if unknown or self.faults.take("refuse_subscribe"):
                         await conn.send(msgspec.json.encode({"id": req["id"], "error": f"unknown channel {unknown}"}).decode())
                         continue
+                    await conn.send(msgspec.json.encode({"id": req["id"], "result": channels}).decode())
                     if req["op"] == "subscribe":
-                        await conn.send(msgspec.json.encode({"id": req["id"], "result": channels}).decode())
                         for ch in channels:
-                            symbol = ch.partition(".")[2]
-                            bids, asks = self.books[symbol].levels()
-                            await conn.send(msgspec.json.encode({"ch": ch, "type": "snapshot", "seq": self.books[symbol].seq, "bids": bids, "asks": asks}).decode())
-                            subscribed.add(ch)
-                        if not streaming:
-                            streaming = True
-                            tg.start_soon(self._stream, conn, subscribed)
+                            book = self.books[ch.partition(".")[2]]
+                            bids, asks = book.levels()
+                            subscribed.add(ch)  # from here on the driver sends its deltas
+                            await conn.send(msgspec.json.encode({"ch": ch, "type": "snapshot", "seq": book.seq, "bids": bids, "asks": asks}).decode())
                     else:
                         subscribed.difference_update(channels)
-                        await conn.send(msgspec.json.encode({"id": req["id"], "result": channels}).decode())
                 tg.cancel_scope.cancel()
         except Exception:
             pass
         finally:
-            self.connections.discard(conn)
+            self.connections.pop(conn, None)
 
     async def _heartbeats(self, conn) -> None:
         while True:
@@ -235,31 +230,40 @@ class ToySimulator:
             if not self.silent:
                 await conn.send(msgspec.json.encode({"heartbeat": self.heartbeat_interval}).decode())
 
-    async def _stream(self, conn, subscribed: set[str]) -> None:
+    async def _driver(self) -> None:
+        """One market for all connections: every update goes to each subscriber."""
         while True:
             await anyio.sleep(1 / self.rate)
-            if self.silent or not subscribed:
+            if self.silent or not self.connections:
                 continue
             # every symbol's truth advances, subscribed or not: like a real exchange
             for symbol, book in self.books.items():
                 prev, seq, bids, asks = book.step()
                 ch = f"book.{symbol}"
-                if ch not in subscribed:
-                    continue
-                if self.faults.take("gap"):
-                    continue  # the client never sees this update
-                await conn.send(msgspec.json.encode({"ch": ch, "type": "delta", "seq": seq, "prev": prev, "bids": bids, "asks": asks}).decode())
-            if self.faults.take("malformed"):
-                await conn.send("{not json")
-            if self.faults.take("reset"):
-                conn.transport.abort()
-                return
-            if self.faults.take("drop"):
-                await conn.close()
-                return
+                skip = self.faults.take("gap")  # nobody sees this update
+                frame = msgspec.json.encode({"ch": ch, "type": "delta", "seq": seq, "prev": prev, "bids": bids, "asks": asks}).decode()
+                for conn, subscribed in list(self.connections.items()):
+                    if ch in subscribed and not skip:
+                        await self._send(conn, frame)
+            for conn in list(self.connections):
+                if self.faults.take("malformed"):
+                    await self._send(conn, "{not json")
+                if self.faults.take("reset"):
+                    conn.transport.abort()
+                elif self.faults.take("drop"):
+                    await conn.close()
+
+    @staticmethod
+    async def _send(conn, frame: str) -> None:
+        try:
+            await conn.send(frame)
+        except Exception:
+            pass  # that connection is going away; its handler cleans up
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator["ToySimulator"]:
-        async with LoopbackServer(ws=self._ws, http=self._http, port=self.port) as server:
+        async with LoopbackServer(ws=self._ws, http=self._http, port=self.port) as server, anyio.create_task_group() as tg:
             self.endpoints = Endpoints(ws_url=f"{server.ws_url}/ws", rest_url=server.http_url)
+            tg.start_soon(self._driver)
             yield self
+            tg.cancel_scope.cancel()

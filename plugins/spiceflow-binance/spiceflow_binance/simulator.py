@@ -318,6 +318,8 @@ class BinanceSimulator:
         self._bad_sizes = 0
         #: called with (symbol, sequence) after each generated update hits the truth
         self.on_update = None
+        #: True stops the driver (no new updates) so tests can compare with the truth
+        self.paused = False
         self._exchange_info = {m.exchange_info_path: (FIXTURES / m.fixture_file).read_bytes() for m in (SPOT, USDM, COINM)}
         self._books: dict[str, Book] = {}
         self.recording: Recording | None = None
@@ -606,6 +608,8 @@ class BinanceSimulator:
         while self.paused:
             await anyio.sleep(0.005)
         f = self.faults
+        while self.paused:  # frozen by a test comparing with the truth
+            await anyio.sleep(0.005)
         if f.stall > 0:
             stall, f.stall = f.stall, 0.0
             await anyio.sleep(stall)

@@ -1,0 +1,178 @@
+"""Offline replay throughput: generated venue frames through SpiceFlow's decoder and book
+engine on one core (no sockets), as ``spiceflow replay`` runs them.
+
+    python benchmarks/bench_replay.py [--frames N] [--stream-dir DIR]
+
+Three figures per venue, frames per second:
+- ``decode+book``: ``session.parse(frame)`` (the plugin's msgspec decoder) +
+  ``BookSync.on_delta`` (sequence policy, exact book update, crossed check);
+- ``decode+book+publish``: plus, for every update, the top-25 ``BookMessage`` built,
+  msgpack-encoded and sent on a ZeroMQ PUB socket (``Publisher.publish``; no subscriber
+  attached, so this is the publisher's CPU cost, not delivery -- see bench_publish);
+- ``...+publish top-changed``: the same with ``book.publish = "top-changed"``: a
+  message only when the top-25 levels changed (most changes are near the top, so this
+  only skips changes deeper than 25 levels).
+Also the full replay engine (``spiceflow_core.replay.Replayer``, with its JSON-lines
+encoding) for reference. Writes benchmarks/results/replay.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import streams  # noqa: E402
+
+from spiceflow_core.book import BookSync, BookUpdated, Synced  # noqa: E402
+from spiceflow_core.broadcast import Publisher  # noqa: E402
+from spiceflow_core.model import BookDelta, BookSnapshot  # noqa: E402
+from spiceflow_core.plugins import discover  # noqa: E402
+from spiceflow_core.wire import BookMessage  # noqa: E402
+
+TARGETS = {"decode+book": 300_000, "decode+book+publish": 150_000}
+
+
+def _setup(venue, snapshot_body: bytes, meta: dict):
+    session = venue.new_session()
+    symbol = meta["symbol"]
+    sync = BookSync(venue.name, symbol, venue.sequence_policy(None))  # type: ignore[arg-type]
+    if venue.resync == "rest":
+        url = f"http://bench{venue_depth_path(venue)}?symbol={symbol}&limit=1000"
+        snap = venue.parse_snapshot(url, snapshot_body, 0)
+    else:
+        (snap,) = [e for e in session.parse(snapshot_body.decode(), 0) if isinstance(e, BookSnapshot)]
+    assert snap is not None
+    sync.on_snapshot(snap)
+    return session, sync
+
+
+def venue_depth_path(venue) -> str:
+    return venue.spec.depth_path  # Binance plugin
+
+
+def run_decode_book(venue, snapshot_body, frames, meta) -> tuple[float, int]:
+    session, sync = _setup(venue, snapshot_body, meta)
+    parse = session.parse
+    on_delta = sync.on_delta
+    gc.collect()
+    gc.disable()
+    t0 = time.perf_counter()
+    updates = 0
+    for frame in frames:
+        for ev in parse(frame, 0):
+            if ev.__class__ is BookDelta:
+                updates += len(on_delta(ev))
+    elapsed = time.perf_counter() - t0
+    gc.enable()
+    assert sync.state.value == "synced" and sync.counters.gaps == 0, sync.counters
+    return len(frames) / elapsed, updates
+
+
+def run_decode_book_publish(venue, snapshot_body, frames, meta, mode: str = "every", depth: int = 25) -> tuple[float, int]:
+    session, sync = _setup(venue, snapshot_body, meta)
+    parse = session.parse
+    on_delta = sync.on_delta
+    publisher = Publisher("tcp://127.0.0.1:*", hwm=1_000_000)
+    publish = publisher.publish
+    top = sync.book.top
+    name, symbol = venue.name, meta["symbol"]
+    last_key = None
+    sent = 0
+    gc.collect()
+    gc.disable()
+    t0 = time.perf_counter()
+    for frame in frames:
+        for ev in parse(frame, 0):
+            if ev.__class__ is not BookDelta:
+                continue
+            for out in on_delta(ev):
+                if out.__class__ is BookUpdated or out.__class__ is Synced:
+                    bids, asks = top(depth)
+                    if mode == "top-changed":
+                        key = (bids, asks)
+                        if key == last_key:
+                            continue
+                        last_key = key
+                    publish(BookMessage(venue=name, symbol=symbol, sequence=sync.last_sequence, bids=bids, asks=asks,
+                                        exchange_ts_ms=sync.last_exchange_ts_ms, recv_ts_ns=ev.recv_ts_ns))
+                    sent += 1
+    elapsed = time.perf_counter() - t0
+    gc.enable()
+    publisher.close(linger_ms=0)
+    return len(frames) / elapsed, sent
+
+
+def run_replayer(venue, snapshot_body, frames, meta) -> float:
+    import msgspec
+
+    from spiceflow_core.replay import Item, Replayer
+
+    enc = msgspec.json.Encoder()
+    sink = []
+    rep = Replayer(venue, depth=25, on_update=lambda u: sink.append(enc.encode(u)) if len(sink) < 1 else None)
+    if venue.resync == "rest":
+        rep.feed(Item(0, "rest", snapshot_body, f"http://bench{venue_depth_path(venue)}?symbol={meta['symbol']}&limit=1000"))
+    else:
+        rep.feed(Item(0, "recv", snapshot_body.decode(), "", 1))
+    items = [Item(0, "recv", f, "", 1) for f in frames]
+    gc.collect()
+    gc.disable()
+    t0 = time.perf_counter()
+    feed = rep.feed
+    for item in items:
+        feed(item)
+    elapsed = time.perf_counter() - t0
+    gc.enable()
+    assert rep.stats.gaps == 0
+    return len(frames) / elapsed
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=200_000)
+    ap.add_argument("--stream-dir", type=Path, default=None, help="where the generated streams are (generated if missing)")
+    ap.add_argument("--repeat", type=int, default=3, help="best of N runs")
+    args = ap.parse_args(argv)
+    registry = discover()
+    root = args.stream_dir or Path(tempfile.mkdtemp(prefix="spiceflow-bench-"))
+    results: dict = {"benchmark": "replay", "python": platform.python_version(), "frames": args.frames, "venues": {}}
+    for vname, plugin in (("binance", "binance"), ("deribit", "deribit")):
+        d = root / vname
+        if not (d / "meta.json").exists() or streams.load(d)[2]["frames"] != args.frames:
+            streams.generate(vname, args.frames, d)
+        body, frames, meta = streams.load(d)
+        venue = registry.get(plugin)
+        best = lambda fn: max(fn() for _ in range(args.repeat))  # noqa: E731
+        db = best(lambda: run_decode_book(venue, body, frames, meta)[0])
+        dbp = best(lambda: run_decode_book_publish(venue, body, frames, meta)[0])
+        dbc = best(lambda: run_decode_book_publish(venue, body, frames, meta, "top-changed")[0])
+        _, sent_changed = run_decode_book_publish(venue, body, frames, meta, "top-changed")
+        rp = best(lambda: run_replayer(venue, body, frames, meta))
+        results["venues"][vname] = {
+            "decode+book frames/s": round(db),
+            "decode+book+publish frames/s": round(dbp),
+            "decode+book+publish top-changed frames/s": round(dbc),
+            "top-changed messages per frame": round(sent_changed / len(frames), 3),
+            "replay engine (Replayer.feed) frames/s": round(rp),
+            "stream": str(d),
+        }
+        print(f"{vname:8s} decode+book {db:10,.0f}/s   +publish {dbp:10,.0f}/s   +publish(top-changed) {dbc:10,.0f}/s "
+              f"({sent_changed / len(frames):.2f} msg/frame)   Replayer {rp:10,.0f}/s", flush=True)
+    out = HERE / "results" / "replay.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
