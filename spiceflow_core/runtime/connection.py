@@ -89,6 +89,9 @@ class WebSocketActor:
         self.wait_acks = wait_acks
         self.max_age = max_age
         self.channels: set[str] = set()
+        #: channels whose subscribe() call is waiting for the connection and will send
+        #: them itself (the on-connect resubscribe must not send them a second time)
+        self._awaiting: set[str] = set()
         self.session: WsSession = venue.new_session()
         self.connected = anyio.Event()
         self.resubscribed = anyio.Event()  # set once every channel is (re)subscribed on a connection
@@ -121,8 +124,12 @@ class WebSocketActor:
         self.channels.update(new)
         if not new:
             return
-        with anyio.fail_after(self.settings.ack_timeout + 10):
-            await self.connected.wait()
+        self._awaiting.update(new)
+        try:
+            with anyio.fail_after(self.settings.ack_timeout + 10):
+                await self.connected.wait()
+        finally:
+            self._awaiting.difference_update(new)
         await self._request(self.session.subscribe(new))
 
     async def unsubscribe(self, channels: list[str]) -> None:
@@ -254,8 +261,10 @@ class WebSocketActor:
                         await self._priority_send.send(request.frame)
                     self.connected.set()
                     self.listener.on_connected(self, self.connects > 1)
-                    if self.channels:
-                        tg.start_soon(self._resubscribe, tg)
+                    # decided now, before waiting subscribe() calls resume and send theirs
+                    resubscribe = sorted(self.channels - self._awaiting)
+                    if resubscribe:
+                        tg.start_soon(self._resubscribe, resubscribe)
                     if (ping := self.session.client_ping()) is not None:
                         tg.start_soon(self._client_pings, ping)
                     reason = await self._reader(conn)
@@ -266,9 +275,9 @@ class WebSocketActor:
         finally:
             self._conn = None
 
-    async def _resubscribe(self, tg: TaskGroup) -> None:
+    async def _resubscribe(self, channels: list[str]) -> None:
         try:
-            await self._request(self.session.subscribe(sorted(self.channels)))
+            await self._request(self.session.subscribe(channels))
             self.resubscribed.set()
         except SubscriptionError as exc:
             self.log.error("resubscribe failed: {}", exc)

@@ -110,8 +110,14 @@ async def pipeline(venue: str, sim, *, settings_kw: dict | None = None, tweak_ve
             settings = chaos_settings(venue, symbols, **(settings_kw or {}))
             orc = Orchestrator(settings, registry, [venue], endpoint_overrides={venue: sim.endpoints})
             async with anyio.create_task_group() as tg:
-                tg.start_soon(orc.run)
-                await wait_for(lambda: orc.ready.is_set(), 60, what="orchestrator ready")
+                exited: dict = {}
+
+                async def run() -> None:
+                    exited["code"] = await orc.run()
+
+                tg.start_soon(run)
+                await wait_for(lambda: orc.ready.is_set() or exited, 60, what="orchestrator ready")
+                assert orc.ready.is_set(), f"orchestrator exited with {exited.get('code')}: {log.lines[-3:]}"
                 async with Subscriber(orc.broadcaster.address, [f"book.{venue}.", f"status.{venue}."], rcvhwm=1_000_000) as sub:
                     oracle = Oracle(sub, history)
                     tg.start_soon(oracle.run)

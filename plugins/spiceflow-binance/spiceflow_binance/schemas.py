@@ -54,6 +54,14 @@ class DepthUpdate(msgspec.Struct):
     T: int | None = None
 
 
+class DepthFrame(msgspec.Struct):
+    """A combined-stream diff-depth frame decoded in one pass (the hot path: see
+    ``parsing.parse_frame``); anything else fails validation and takes the general path."""
+
+    stream: str
+    data: DepthUpdate
+
+
 class BookTicker(msgspec.Struct):
     """``<symbol>@bookTicker``. Spot sends no ``e``/``E``; futures add ``e``, ``E``, ``T``."""
 
@@ -152,6 +160,7 @@ class Request(msgspec.Struct, omit_defaults=True):
 
 frame_decoder = msgspec.json.Decoder(Frame)
 depth_decoder = msgspec.json.Decoder(DepthUpdate)
+depth_frame_decoder = msgspec.json.Decoder(DepthFrame)
 book_ticker_decoder = msgspec.json.Decoder(BookTicker)
 trade_decoder = msgspec.json.Decoder(TradeEvent)
 agg_trade_decoder = msgspec.json.Decoder(AggTradeEvent)

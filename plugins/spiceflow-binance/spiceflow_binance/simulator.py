@@ -366,8 +366,29 @@ class BinanceSimulator:
         return book.sequence, bids, asks
 
     # -- lifecycle ------------------------------------------------------------------------
+    def _list_generated_symbols(self) -> None:
+        """Generated symbols beyond the fixture's (``SIM0USDT`` ...) are added to the
+        served exchangeInfo, cloned from a trading symbol, so a client can subscribe
+        them like real ones."""
+        path = self.spec.exchange_info_path
+        info = json.loads(self._exchange_info[path])
+        known = {s["symbol"] for s in info["symbols"]}
+        missing = [s for s in self._symbols if s not in known]
+        if not missing:
+            return
+        template = next(s for s in info["symbols"] if (s.get("status") or s.get("contractStatus")) == "TRADING")
+        for name in missing:
+            entry = json.loads(json.dumps(template))
+            entry["symbol"] = name
+            entry["baseAsset"] = name.removesuffix(entry.get("quoteAsset", "")) or name
+            if "pair" in entry:
+                entry["pair"] = name.split("_")[0]
+            info["symbols"].append(entry)
+        self._exchange_info[path] = json.dumps(info).encode()
+
     async def __aenter__(self) -> "BinanceSimulator":
         if self.recording is None:
+            self._list_generated_symbols()
             ticks = self._ticks()
             self.generator = Generator(
                 self.spec, [(s, *ticks.get(s, ("0.01", "0.001"))) for s in self._symbols], levels=self._levels, seed=self._seed

@@ -19,46 +19,9 @@ USD-M / COIN-M futures (same page of the derivatives docs):
 
 from __future__ import annotations
 
-from spiceflow_core.book.policy import Verdict
-from spiceflow_core.model import BookDelta
+from spiceflow_core.book.policy import PrevIdPolicy, StraddlePolicy
 
-
-class SpotPolicy:
-    name = "binance-spot"
-
-    def first(self, snapshot_sequence: int, delta: BookDelta) -> Verdict:
-        if delta.sequence <= snapshot_sequence:
-            return Verdict.DROP
-        if delta.first_sequence <= snapshot_sequence + 1 <= delta.sequence:
-            return Verdict.APPLY
-        return Verdict.GAP  # U > lastUpdateId + 1: events between snapshot and U are missing
-
-    def next(self, last_sequence: int, delta: BookDelta) -> Verdict:
-        if delta.first_sequence == last_sequence + 1:
-            return Verdict.APPLY
-        if delta.sequence <= last_sequence:
-            return Verdict.DROP  # a duplicate or stale event, already in the book
-        return Verdict.GAP  # skipped ids, or an event overlapping the applied range
-
-
-class FuturesPolicy:
-    name = "binance-futures"
-
-    def first(self, snapshot_sequence: int, delta: BookDelta) -> Verdict:
-        if delta.sequence < snapshot_sequence:
-            return Verdict.DROP
-        if delta.first_sequence <= snapshot_sequence <= delta.sequence:
-            return Verdict.APPLY
-        return Verdict.GAP  # U > lastUpdateId: the snapshot is older than the stream
-
-    def next(self, last_sequence: int, delta: BookDelta) -> Verdict:
-        if delta.prev_sequence is not None and delta.prev_sequence == last_sequence:
-            return Verdict.APPLY
-        if delta.sequence <= last_sequence:
-            return Verdict.DROP  # a duplicate or stale event, already in the book
-        # pu != previous u (or a futures event without pu): something was missed
-        return Verdict.GAP
-
-
-SPOT_POLICY = SpotPolicy()
-FUTURES_POLICY = FuturesPolicy()
+#: spot: contiguous ids, first event straddles lastUpdateId + 1
+SPOT_POLICY = StraddlePolicy()
+#: futures: ``pu`` chains events, first event straddles lastUpdateId inclusively
+FUTURES_POLICY = PrevIdPolicy(straddle_inclusive=True)

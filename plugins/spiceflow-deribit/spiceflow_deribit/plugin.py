@@ -14,7 +14,9 @@ from spiceflow_core.venue import Endpoints, Feed, Venue
 
 from . import config, rest
 from .session import DeribitSession
-from .sync import POLICY, DeribitSequencePolicy
+from spiceflow_core.book.policy import SequencePolicy
+
+from .sync import POLICY
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -69,7 +71,7 @@ class Deribit(Venue):
     def new_session(self) -> DeribitSession:
         return DeribitSession(credentials=self.credentials)
 
-    def sequence_policy(self, instrument: Instrument) -> DeribitSequencePolicy:
+    def sequence_policy(self, instrument: Instrument) -> SequencePolicy:
         return POLICY
 
     # -- simulator ------------------------------------------------------------------
