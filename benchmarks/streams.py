@@ -72,6 +72,7 @@ def generate(venue: str, n_frames: int, out: Path, *, seed: int = 11) -> Path:
     with open(out / "frames.txt", "w") as fh:
         for _ in range(n_frames):
             changes: dict[bool, dict[int, int]] = {True: {}, False: {}}
+            inserted: set[int] = set()  # levels new in this frame: deleting one drops it from the frame
             n = 0
             while n < CHANGES_PER_FRAME:
                 side = bids if rng.random() < 0.5 else asks
@@ -86,7 +87,11 @@ def generate(venue: str, n_frames: int, out: Path, *, seed: int = 11) -> Path:
                     # delete one level, insert one at a free tick in the range (book size kept)
                     side.ticks.remove(t)
                     del side.size[t]
-                    changes[side.bid][t] = 0
+                    if t in inserted:
+                        del changes[side.bid][t]
+                        inserted.discard(t)
+                    else:
+                        changes[side.bid][t] = 0
                     lo, hi = (mid - span, mid) if side.bid else (mid + 1, mid + span + 1)
                     while True:
                         new = rng.randrange(lo, hi)
@@ -94,6 +99,8 @@ def generate(venue: str, n_frames: int, out: Path, *, seed: int = 11) -> Path:
                             break
                     bisect.insort(side.ticks, new)
                     side.size[new] = rng.randint(1, 5_000_000)
+                    if changes[side.bid].get(new) != 0:
+                        inserted.add(new)
                     changes[side.bid][new] = side.size[new]
                     n += 2
             seq_first = seq + 1

@@ -280,7 +280,13 @@ class WebSocketActor:
             await self._request(self.session.subscribe(channels))
             self.resubscribed.set()
         except SubscriptionError as exc:
-            self.log.error("resubscribe failed: {}", exc)
+            # Channels the venue refused (or never acknowledged) would stay silent for
+            # good while the others flow, so the silence timeout would never fire: drop
+            # the connection and let the reconnect loop retry them, with its backoff.
+            self.log.error("resubscribe failed: {}; reconnecting to retry", exc)
+            conn = self._conn
+            if conn is not None:
+                await conn.close()
 
     async def _reader(self, conn: WsConnection) -> str:
         timeout = max(self.settings.silence_timeout, self.venue.min_silence_timeout)

@@ -37,7 +37,7 @@ def chaos_settings(venue: str, symbols: list[str], *, runtime: dict | None = Non
         "book": {"depth": DEPTH},
         "broadcast": {"address": "tcp://127.0.0.1:*", "status_interval": 1.0, **(broadcast or {})},
         "api": {"enabled": False},
-        "runtime": {"silence_timeout": 1.5, "reconnect_initial": 0.05, "reconnect_max": 0.5, "ack_timeout": 3.0,
+        "runtime": {"silence_timeout": 3.0, "reconnect_initial": 0.05, "reconnect_max": 0.5, "ack_timeout": 3.0,
                     **(runtime or {})},
     }
     return decode_settings(raw, "<chaos>")
@@ -124,6 +124,7 @@ async def pipeline(venue: str, sim, *, settings_kw: dict | None = None, tweak_ve
                     p = Pipeline(venue, sim, orc, oracle, symbols, log, rng, seed)
                     await wait_for(lambda: all(p.runtime.books.state_of(s) == "synced" for s in symbols), 30,
                                    what="initial sync")
+                    await wait_for(lambda: set(symbols) <= set(oracle.v.latest), 30, what="a book of every symbol")
                     try:
                         yield p
                     finally:
@@ -169,7 +170,7 @@ async def run_faults(p: Pipeline, faults: list[Fault], *, effect_timeout: float 
         except AssertionError as exc:
             raise AssertionError(f"{where}: {exc}") from None
         if fault.logged:
-            assert p.log.count(fault.logged) > logged_before, f"{where}: no log line containing {fault.logged!r}"
+            assert p.log.count(fault.logged) > logged_before, f"{where}: no log line containing {fault.logged!r}; last: {p.log.lines[-6:]}"
         p.assert_no_wrong_books()
     v = p.oracle.v
     print(f"{p.venue}: {len(plan)} faults in {time.monotonic() - started:.1f}s; books judged {v.checked}, wrong {v.wrong}, "

@@ -140,35 +140,45 @@ async def wait_for(predicate, timeout: float, interval: float = 0.02, what: str 
 
 
 async def converge(sim, oracle: Oracle, runtime, symbols: list[str], timeout: float, pause, resume) -> None:
-    """Freeze the simulator; wait until every book is synced and its published sequence
-    is the truth's; compare every level; resume. Raises with the lagging symbols."""
-    await pause()
-    try:
-        def done() -> bool:
-            for s in symbols:
-                if runtime.books.state_of(s) != "synced":
-                    return False
-                msg = oracle.v.latest.get(s)
-                if msg is None or msg.sequence != oracle.history.latest(s):
-                    return False
-            return True
+    """Wait until every book is synced; freeze the simulator; wait until each published
+    sequence is the truth's; compare every level; resume. A book going stale while frozen
+    (a REST venue only learns it is in sync again from the next update) -> resume, retry."""
+    deadline = time.monotonic() + timeout
 
-        try:
-            await wait_for(done, timeout, what="convergence")
-        except TimeoutError:
-            lag = [
-                (s, runtime.books.state_of(s), getattr(oracle.v.latest.get(s), "sequence", None), oracle.history.latest(s))
-                for s in symbols
-                if runtime.books.state_of(s) != "synced"
-                or getattr(oracle.v.latest.get(s), "sequence", None) != oracle.history.latest(s)
-            ]
-            raise AssertionError(f"did not converge: {lag[:8]} ({len(lag)} symbols)") from None
-        depth = oracle.history.depth
+    def unsynced() -> list[str]:
+        return [s for s in symbols if runtime.books.state_of(s) != "synced"]
+
+    def lagging() -> list[tuple]:
+        out = []
         for s in symbols:
-            seq, bids, asks = sim.truth_top(s, depth)
-            msg = oracle.v.latest[s]
-            assert msg.sequence == seq, (s, msg.sequence, seq)
-            assert _norm(msg.bids) == _norm(bids), (s, _diff(_norm(msg.bids), (), _norm(bids), ()))
-            assert _norm(msg.asks) == _norm(asks), (s, _diff((), _norm(msg.asks), (), _norm(asks)))
-    finally:
-        await resume()
+            msg = oracle.v.latest.get(s)
+            if runtime.books.state_of(s) != "synced" or msg is None or msg.sequence != oracle.history.latest(s):
+                out.append((s, runtime.books.state_of(s), getattr(msg, "sequence", None), oracle.history.latest(s)))
+        return out
+
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            await wait_for(lambda: not unsynced(), max(left, 0.1), what="every book synced")
+        except TimeoutError:
+            bad = unsynced()
+            raise AssertionError(f"not synced: {[(s, runtime.books.state_of(s)) for s in bad[:8]]} ({len(bad)} symbols)") from None
+        await pause()
+        try:
+            try:
+                await wait_for(lambda: not lagging(), min(3.0, max(deadline - time.monotonic(), 0.1)), what="publication")
+            except TimeoutError:
+                if time.monotonic() < deadline:
+                    continue
+                lag = lagging()
+                raise AssertionError(f"did not converge: {lag[:8]} ({len(lag)} symbols)") from None
+            depth = oracle.history.depth
+            for s in symbols:
+                seq, bids, asks = sim.truth_top(s, depth)
+                msg = oracle.v.latest[s]
+                assert msg.sequence == seq, (s, msg.sequence, seq)
+                assert _norm(msg.bids) == _norm(bids), (s, _diff(_norm(msg.bids), (), _norm(bids), ()))
+                assert _norm(msg.asks) == _norm(asks), (s, _diff((), _norm(msg.asks), (), _norm(asks)))
+            return
+        finally:
+            await resume()

@@ -43,6 +43,11 @@ def _gap_with(**arm):
     return inject
 
 
+def _rest_consumed(p, before):
+    f = p.sim.faults
+    return not f.rest_errors and not f.rest_faults and not f.stale_snapshot and p.totals["resyncs"] > before.get("resyncs", 0)
+
+
 def _set(**values):
     def inject(p):
         for name, value in values.items():
@@ -61,7 +66,7 @@ async def _slow(p):
 FAULTS = [
     Fault("tcp reset", _set(reset=1), grew("reconnects"), "connection lost"),
     Fault("clean close", _set(drop=1), grew("reconnects"), "connection lost"),
-    Fault("stall", _set(stall=2.2), grew("reconnects"), "silence timeout"),
+    Fault("stall", _set(stall=3.6), grew("reconnects"), "silence timeout"),
     Fault("slow server", _slow, None, None, times=2),
     Fault("sequence gap", _set(gap=1), grew("gaps", "resyncs"), "gap: sequence gap"),
     Fault("duplicate frame", _set(duplicate=1), None, None),
@@ -73,11 +78,11 @@ FAULTS = [
     Fault("oversized frame", _set(oversized=1, oversized_bytes=300_000), grew("parse_errors"), "exceeds the"),
     Fault("binary frame", _set(binary=1), grew("parse_errors"), "binary frame"),
     Fault("negative / non-numeric size", _set(bad_size=1), grew("gaps"), "malformed delta"),
-    Fault("REST 5xx", _gap_with(rest_errors=[500, 503]), grew("resyncs"), "HTTP 50"),
-    Fault("REST 429 + Retry-After", _gap_with(rest_errors=[429]), grew("resyncs"), "rate limited"),
-    Fault("REST 418", _gap_with(rest_errors=[418]), grew("resyncs"), "rate limited", times=2),
-    Fault("REST timeout", _gap_with(rest_faults=["timeout"]), grew("resyncs"), "ReadTimeout", times=2),
-    Fault("REST invalid JSON", _gap_with(rest_faults=["invalid_json"]), grew("resyncs"), "bad depth snapshot"),
+    Fault("REST 5xx", _gap_with(rest_errors=[500, 503]), _rest_consumed, "HTTP 50"),
+    Fault("REST 429 + Retry-After", _gap_with(rest_errors=[429]), _rest_consumed, "rate limited"),
+    Fault("REST 418", _gap_with(rest_errors=[418]), _rest_consumed, "rate limited", times=2),
+    Fault("REST timeout", _gap_with(rest_faults=["timeout"]), _rest_consumed, "ReadTimeout", times=2),
+    Fault("REST invalid JSON", _gap_with(rest_faults=["invalid_json"]), _rest_consumed, "bad depth snapshot"),
     Fault("subscription refused", _set(refuse_subscribe=1, drop=1), grew("reconnects", by=2), "resubscribe failed",
           times=2),
 ]

@@ -106,6 +106,10 @@ async def test_recorded_session_books_match_book_tickers(recorded, venue_name, f
                     assert last.sequence == truth[0]
                     assert levels(last.bids) == truth[1][:DEPTH] and levels(last.asks) == truth[2][:DEPTH], symbol
                 tg.cancel_scope.cancel()
+            # one SUBSCRIBE per depth stream: the first connection must not subscribe a
+            # channel twice (its own request plus the on-connect resubscribe)
+            subscribed = [c for f in sim.client_frames if '"SUBSCRIBE"' in f for c in json.loads(f)["params"]]
+            assert sorted(subscribed) == sorted(f"{s.lower()}@depth@100ms" for s in symbols)
             totals = runtime.metrics.totals
             assert totals["gaps"] == 0 and totals["resyncs"] == 0 and totals["parse_errors"] == 0
     matched = mismatched = 0
@@ -217,7 +221,10 @@ async def test_rest_429_and_500_during_a_resync_are_retried(venue_name, logs):
                 await wait_for(lambda: not sim.faults.rest_errors, timeout=10)  # both errors answered
                 await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in SYMBOLS), timeout=15)
                 assert sum("/depth" in r for r in sim.rest_requests) >= depth_calls + 3  # 429, 500, then 200
-                assert any("429" in line for line in logs), "the 429 was not logged"
-                assert any("500" in line for line in logs), "the 500 was not logged"
+                # Retry-After: 1 is honoured, the 500 retried with a backoff; both logged
+                assert any("rate limited" in line and "(429), pausing 1.00s" in line for line in logs), \
+                    "the 429 was not logged with its Retry-After pause"
+                assert any("HTTP 500" in line and "retry" in line for line in logs), "the 500 was not logged"
+                assert runtime.rest.rate_limited == 1 and runtime.rest.failures == 1
                 await assert_exact(sim, got, runtime)
                 tg.cancel_scope.cancel()

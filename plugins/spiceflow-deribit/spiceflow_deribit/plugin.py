@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -19,6 +20,8 @@ from spiceflow_core.book.policy import SequencePolicy
 from .sync import POLICY
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: environment variable overriding the simulator's heartbeat interval (seconds)
+SIM_HEARTBEAT_ENV = "SPICEFLOW_DERIBIT_SIM_HEARTBEAT"
 
 
 class Deribit(Venue):
@@ -85,6 +88,10 @@ class Deribit(Venue):
             options["instruments"] = list(symbols)
         if rate:
             options["update_interval"] = 1.0 / rate
+        # the demo profile and CLI smoke tests: Deribit's minimum heartbeat is 10 s, the
+        # simulator may send test_requests faster (SPICEFLOW_DERIBIT_SIM_HEARTBEAT=seconds)
+        if "heartbeat_interval" not in options and os.environ.get(SIM_HEARTBEAT_ENV):
+            options["heartbeat_interval"] = float(os.environ[SIM_HEARTBEAT_ENV])
         return DeribitSimulator(recording=recording, port=port, **options)
 
 
