@@ -115,7 +115,7 @@ def measure(stream_dir: Path, rate: float, duration: float, transport: str) -> d
         [SPICEFLOW, "run", "--venue", "binance", "--profile", "fixtures", "--instrument", "BTCUSDT",
          "--endpoint", f"ws://127.0.0.1:{port}", "--no-api", "--broadcast", address, "--transport", transport,
          "--duration", str(duration + 6), "--log-level", "ERROR"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=open(stream_dir / "pipeline.log", "w"), text=True,
     )
     latencies: list[int] = []
     received = 0
@@ -139,7 +139,11 @@ def measure(stream_dir: Path, rate: float, duration: float, transport: str) -> d
             first = first or now
             last = now
     pipeline.wait(30)
-    out = sender.communicate(timeout=30)[0]
+    try:
+        out = sender.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        sender.kill()
+        out = sender.communicate()[0]
     port_file.unlink(missing_ok=True)
     sub.close(0)
     ctx.term()

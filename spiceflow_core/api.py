@@ -217,6 +217,7 @@ class ControlApi:
                 "connected": sum(1 for c in runtime.connections if c.connected.is_set()),
                 "subscriptions": len(runtime.subscriptions),
                 "instruments": len(runtime.instruments),
+                "actors_last_heartbeat_s": runtime.health(),
             }
         return _json({"status": "ok", "venues": venues})
 

@@ -235,3 +235,59 @@ async def _sharded(orc) -> None:
         await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in ("AAA", "BBB", "CCC")))
         await runtime.unsubscribe("CCC")
         assert len(runtime.connections) == 1  # the connection left empty is closed
+
+
+class _FlakyPolicy:
+    """A sequence policy that blows up once, to prove one instrument's failure is
+    contained: it is resynced and the other instruments never notice."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.armed = True
+
+    def first(self, snapshot_sequence, delta):
+        return self.inner.first(snapshot_sequence, delta)
+
+    def next(self, last_sequence, delta):
+        if self.armed and delta.sequence % 7 == 0:
+            self.armed = False
+            raise RuntimeError("policy bug")
+        return self.inner.next(last_sequence, delta)
+
+
+async def test_a_failing_book_update_resyncs_only_that_instrument():
+    from spiceflow_core.book.policy import ChainPolicy
+
+    sim = ToySimulator(symbols=["AAA", "BBB"], rate=300)
+    async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"])) as orc:
+        runtime = orc.runtimes["toy"]
+        await wait_for(lambda: runtime.books.state_of("BBB") == "synced")
+        flaky = _FlakyPolicy(ChainPolicy())
+        runtime.books.books["AAA"].policy = flaky
+        await wait_for(lambda: not flaky.armed)
+        await wait_for(lambda: runtime.metrics.by_instrument["AAA"]["resyncs"] >= 1)
+        await wait_for(lambda: runtime.books.state_of("AAA") == "synced")
+        assert runtime.metrics.by_instrument["BBB"]["gaps"] == 0
+        assert runtime.metrics.totals["actor_restarts"] == 0
+
+
+async def test_a_crashed_actor_is_restarted_by_its_supervisor(capfd):
+    sim = ToySimulator(symbols=["AAA"], rate=300)
+    async with sim.running(), running(orchestrator_for(sim, ["AAA"])) as orc:
+        runtime = orc.runtimes["toy"]
+        await wait_for(lambda: runtime.books.state_of("AAA") == "synced")
+        router = runtime.router
+        original = router.route
+        calls = {"n": 0}
+
+        def crash_once(conn, frame, ts):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("router bug")
+            return original(conn, frame, ts)
+
+        router.route = crash_once
+        await wait_for(lambda: runtime.metrics.totals["actor_restarts"] == 1)
+        before = runtime.metrics.totals["book_updates"]
+        await wait_for(lambda: runtime.metrics.totals["book_updates"] > before + 20)
+        await wait_for(lambda: runtime.books.state_of("AAA") == "synced")

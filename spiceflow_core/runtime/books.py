@@ -6,6 +6,7 @@ arrival order, publishes in-sync books, and heals gaps the venue's way: a REST s
 from __future__ import annotations
 
 import random
+import time
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 import anyio
@@ -55,6 +56,7 @@ class OrderBookActor:
         self._resyncing: set[str] = set()
         self.inbox_send, self.inbox = anyio.create_memory_object_stream[BookEvent](100_000)
         self._tg: TaskGroup | None = None
+        self.last_beat = 0.0  # monotonic time of the last event handled (actor heartbeat)
         self.log = logger.bind(venue=venue.name, actor="books")
 
     # -- book lifecycle (called by the subscribe/unsubscribe workflows) -------
@@ -114,8 +116,21 @@ class OrderBookActor:
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            # after a restart by the supervisor: resyncs in flight were cancelled with the
+            # previous task group, start them again
+            pending, self._resyncing = self._resyncing, set()
+            for symbol in pending:
+                self._start_resync(symbol, initial=True)
             async for event in self.inbox:
-                self.handle(event)
+                try:
+                    self.handle(event)
+                except Exception as exc:
+                    # a bug or bad data in one instrument resyncs that instrument only
+                    self.log.bind(instrument=event.symbol).opt(exception=exc).error(
+                        "book update failed: {}: {}", type(exc).__name__, exc
+                    )
+                    self._gap(event.symbol, f"internal error: {type(exc).__name__}: {exc}")
+                self.last_beat = time.monotonic()
 
     def handle(self, event: BookEvent) -> None:
         sync = self.books.get(event.symbol)

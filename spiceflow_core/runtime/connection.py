@@ -97,6 +97,7 @@ class WebSocketActor:
         self.resubscribed = anyio.Event()  # set once every channel is (re)subscribed on a connection
         self.connects = 0
         self.last_frame_ns = 0
+        self.last_beat = 0.0  # monotonic time of the last frame (actor heartbeat)
         self.frames = 0
         self._pending: dict[int, _Pending] = {}
         self._conn: WsConnection | None = None
@@ -304,6 +305,7 @@ class WebSocketActor:
                 return f"silence timeout ({timeout:.1f}s without a frame)"
             now = time.time_ns()
             self.last_frame_ns = now
+            self.last_beat = time.monotonic()
             self.frames += 1
             await on_frame(self, frame, now)
             if age_deadline is not None and time.monotonic() > age_deadline:

@@ -17,6 +17,7 @@ COUNTERS = (
     "trades",
     "tops",
     "rotations",
+    "actor_restarts",
 )
 
 

@@ -8,6 +8,7 @@ answers them, as the venue requires) and discards everything else.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Callable
 
 import anyio
@@ -56,11 +57,13 @@ class RouterActor:
         self.inbox_send, self.inbox = anyio.create_memory_object_stream[Item](10_000)
         self.symbols: set[str] = set()  # router subscriptions: symbols whose events we route
         self._errors = _ErrorLog()
+        self.last_beat = 0.0  # monotonic time of the last frame handled (actor heartbeat)
         self.log = logger.bind(venue=venue_name, actor="router")
 
     async def run(self) -> None:
         async for conn, frame, recv_ts in self.inbox:
             self.route(conn, frame, recv_ts)
+            self.last_beat = time.monotonic()
 
     def parse(self, conn: "WebSocketActor", frame: str | bytes, recv_ts: int) -> list:
         self.metrics.inc("frames_in")

@@ -124,9 +124,9 @@ class VenueRuntime:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self.instruments = await self.reference.load()
-                tg.start_soon(self.router.run)
+                tg.start_soon(self._supervised, "router", self.router.run)
                 if self.books is not None:
-                    tg.start_soon(self.books.run)
+                    tg.start_soon(self._supervised, "books", self.books.run)
                 chosen = self.configured_instruments()
                 self.log.info("subscribing {} instrument(s): {}", len(chosen), ", ".join(i.symbol for i in chosen[:10]))
                 for instrument in chosen:
@@ -136,6 +136,35 @@ class VenueRuntime:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.rest.aclose()
+
+    async def _supervised(self, name: str, run) -> None:
+        """Restart an actor that failed, with backoff; its inbox and state survive, so
+        nothing queued is lost. The failure is logged with its cause."""
+        delay = 0.1
+        while True:
+            started = time.monotonic()
+            try:
+                await run()
+                return
+            except Exception as exc:
+                if time.monotonic() - started > 30:
+                    delay = 0.1
+                self.metrics.inc("actor_restarts")
+                self.log.bind(actor=name).opt(exception=exc).error(
+                    "actor {} failed ({}: {}); restarting in {:.1f}s", name, type(exc).__name__, exc, delay
+                )
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def health(self) -> dict[str, float | None]:
+        """Seconds since each actor last reported a heartbeat (processed something)."""
+        now = time.monotonic()
+        beats = {"router": self.router.last_beat}
+        if self.books is not None:
+            beats["books"] = self.books.last_beat
+        for conn in self.connections:
+            beats[f"websocket-{conn.id}"] = conn.last_beat
+        return {name: (round(now - t, 3) if t else None) for name, t in beats.items()}
 
     def configured_instruments(self) -> list[Instrument]:
         names = self.vsettings.instruments

@@ -38,7 +38,7 @@ def _gap_with(**arm):
         for name, value in arm.items():
             if name == "rest_faults":
                 _short_rest_timeout(p)
-            setattr(p.sim.faults, name, value)
+            setattr(p.sim.faults, name, list(value) if isinstance(value, list) else value)
         p.sim.faults.gap = 1
     return inject
 
