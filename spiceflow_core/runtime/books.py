@@ -210,9 +210,22 @@ class OrderBookActor:
             return
 
     async def _resubscribe(self, symbol: str) -> None:
+        # A refused (or unacknowledged) resubscription left the book stale for good:
+        # nothing else would ever send it a snapshot. Retry with backoff while the
+        # book is still wanted and not in sync.
+        delay = 0.5
+        log = self.log.bind(instrument=symbol)
         try:
-            await self.resubscribe(symbol)
-        except Exception as exc:
-            self.log.bind(instrument=symbol).error("resubscribe failed: {}", exc)
+            while symbol in self.books:
+                try:
+                    await self.resubscribe(symbol)
+                    return
+                except Exception as exc:
+                    sync = self.books.get(symbol)
+                    if sync is None or sync.state is SyncState.SYNCED:
+                        return
+                    log.error("resubscribe failed: {}; retrying in {:.1f}s", exc, delay)
+                    await anyio.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 30.0)
         finally:
             self._resyncing.discard(symbol)

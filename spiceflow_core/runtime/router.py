@@ -9,6 +9,7 @@ answers them, as the venue requires) and discards everything else.
 from __future__ import annotations
 
 import time
+import time
 from typing import TYPE_CHECKING, Callable
 
 import anyio
@@ -27,15 +28,33 @@ Item = tuple["WebSocketActor", "str | bytes", int]
 
 
 class _ErrorLog:
-    """Logs the first occurrences of each error kind, then only every 1000th, so a
-    flood of bad frames is counted without flooding the log."""
+    """Rate-limits the log lines of each error kind: every isolated bad frame is logged
+    (with its cause), a flood is not -- at most ``burst`` lines per ``window`` seconds per
+    kind, and the next logged line says how many were left out. (Counting the first 3
+    then every 1000th, as before, left the 4th isolated fault of a kind unlogged.)"""
 
-    def __init__(self) -> None:
+    def __init__(self, burst: int = 20, window: float = 10.0) -> None:
         self.seen: dict[str, int] = {}
+        self.burst = burst
+        self.window = window
+        self._window_start: dict[str, float] = {}
+        self._in_window: dict[str, int] = {}
+        self.suppressed: dict[str, int] = {}
 
     def should_log(self, kind: str) -> bool:
-        n = self.seen[kind] = self.seen.get(kind, 0) + 1
-        return n <= 3 or n % 1000 == 0
+        self.seen[kind] = self.seen.get(kind, 0) + 1
+        now = time.monotonic()
+        if now - self._window_start.get(kind, -1e9) > self.window:
+            self._window_start[kind] = now
+            self._in_window[kind] = 0
+        self._in_window[kind] += 1
+        if self._in_window[kind] <= self.burst:
+            return True
+        self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
+        return False
+
+    def take_suppressed(self, kind: str) -> int:
+        return self.suppressed.pop(kind, 0)
 
 
 class RouterActor:
@@ -84,7 +103,9 @@ class RouterActor:
     def _parse_error(self, kind: str, message: str) -> None:
         self.metrics.inc("parse_errors")
         if self._errors.should_log(kind):
-            self.log.warning("bad frame skipped ({} #{}): {}", kind, self._errors.seen[kind], message)
+            left_out = self._errors.take_suppressed(kind)
+            more = f" ({left_out} more of this kind not logged)" if left_out else ""
+            self.log.warning("bad frame skipped ({} #{}): {}{}", kind, self._errors.seen[kind], message, more)
 
     def route(self, conn: "WebSocketActor", frame: str | bytes, recv_ts: int) -> None:
         events = self.parse(conn, frame, recv_ts)

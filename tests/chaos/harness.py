@@ -118,9 +118,11 @@ async def pipeline(venue: str, sim, *, settings_kw: dict | None = None, tweak_ve
                 tg.start_soon(run)
                 await wait_for(lambda: orc.ready.is_set() or exited, 60, what="orchestrator ready")
                 assert orc.ready.is_set(), f"orchestrator exited with {exited.get('code')}: {log.lines[-3:]}"
-                async with Subscriber(orc.broadcaster.address, [f"book.{venue}.", f"status.{venue}."], rcvhwm=1_000_000) as sub:
-                    oracle = Oracle(sub, history)
-                    tg.start_soon(oracle.run)
+                sub = Subscriber(orc.broadcaster.address, [f"book.{venue}.", f"status.{venue}."], rcvhwm=1_000_000)
+                sub.open()
+                oracle = Oracle(sub, history)
+                tg.start_soon(oracle.run)  # closes the socket itself when cancelled
+                if True:
                     p = Pipeline(venue, sim, orc, oracle, symbols, log, rng, seed)
                     await wait_for(lambda: all(p.runtime.books.state_of(s) == "synced" for s in symbols), 30,
                                    what="initial sync")

@@ -85,6 +85,12 @@ class Oracle:
         self.max_latency_samples = max_latency_samples
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self.sub.close()
+
+    async def _run(self) -> None:
         v = self.v
         history = self.history
         depth = history.depth

@@ -309,9 +309,6 @@ class BinanceSimulator:
         self._clients: list[_Client] = []
         self._subscribed = anyio.Event()
         self.finished = anyio.Event()  # a recording was served completely
-        #: True holds the driver before its next update (no new frames, truth frozen),
-        #: so tests can compare a client's book with ``truth`` or start a replay late
-        self.paused = False
         self._weights: deque[tuple[float, int]] = deque()
         self._held: dict[str, str] = {}  # reorder: symbol -> held depth frame
         self._served_depth: dict[str, bytes] = {}  # stale_snapshot: last depth body per symbol
@@ -626,8 +623,6 @@ class BinanceSimulator:
     async def _pauses(self) -> None:
         """stall / slow, taken before the next update exists, so ``truth`` during a
         stall is exactly what the clients were sent."""
-        while self.paused:
-            await anyio.sleep(0.005)
         f = self.faults
         while self.paused:  # frozen by a test comparing with the truth
             await anyio.sleep(0.005)
