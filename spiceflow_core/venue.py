@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import msgspec
 
-from .model import BookSnapshot, Event, Instrument
+from .model import BookSnapshot, Event, Instrument, SubscribeAck
 
 if TYPE_CHECKING:  # pragma: no cover
     from .book import SequencePolicy
@@ -73,6 +73,16 @@ class WsSession(abc.ABC):
     @abc.abstractmethod
     def parse(self, frame: str | bytes, recv_ts_ns: int) -> list[Event]:
         """Decode one frame into typed events; raise ProtocolError for bad input."""
+
+    def retry_after(self, ack: SubscribeAck) -> float | None:
+        """Seconds to wait before sending a refused request again when the refusal is
+        transient (Deribit ``too_many_requests``); None when it is final (default)."""
+        return None
+
+    def resend(self, request_id: int) -> Request | None:
+        """A fresh copy (new id) of a refused request to send again, or None to resend
+        the same frame."""
+        return None
 
     def client_ping(self) -> str | None:
         """A client keep-alive frame to send periodically, or None (WebSocket pings are

@@ -200,13 +200,11 @@ class WebSocketActor:
 
     def _retry_delay(self, pending: _Pending, retries: int) -> float | None:
         """Seconds before sending a refused request again, or None when the refusal is
-        final. Venues opt in with an optional ``WsSession.retry_after(ack)`` returning
-        the wait for a transient refusal (None otherwise); repeated refusals back off
-        exponentially from there."""
-        retry_after = getattr(self.session, "retry_after", None)
-        if retry_after is None or pending.ack is None or retries >= MAX_REQUEST_RETRIES:
+        final. Venues opt in with ``WsSession.retry_after(ack)`` returning the wait for
+        a transient refusal; repeated refusals back off exponentially from there."""
+        if pending.ack is None or retries >= MAX_REQUEST_RETRIES:
             return None
-        base = retry_after(pending.ack)
+        base = self.session.retry_after(pending.ack)
         if base is None:
             return None
         return min(base * 2**retries, 30.0) * (1 + 0.2 * random.random())
@@ -214,9 +212,8 @@ class WebSocketActor:
     def _resend(self, request: Request) -> Request:
         """The request to send again: the session's fresh copy (new id) when it offers
         ``resend(request_id)``, else the same frame and id."""
-        resend = getattr(self.session, "resend", None)
-        if resend is not None and request.request_id is not None:
-            fresh = resend(request.request_id)
+        if request.request_id is not None:
+            fresh = self.session.resend(request.request_id)
             if fresh is not None:
                 return fresh
         return request
