@@ -136,15 +136,21 @@ class Generator:
         self.rng = random.Random(seed)
         self.levels = levels
         self.symbols: dict[str, _GenSymbol] = {}
-        for i, (symbol, tick, lot) in enumerate(symbols):
-            t, l = Decimal(tick), Decimal(lot)
-            mid = self.rng.randint(20_000, 200_000)
-            start_id = 1_000_000 * (i + 1) + self.rng.randint(0, 1000)
-            g = _GenSymbol(symbol, t, l, Book(start_id), mid, start_id + 1)
-            bids = [(_fmt((mid - k) * t, t), self._size(g)) for k in range(1, levels + 1)]
-            asks = [(_fmt((mid + k) * t, t), self._size(g)) for k in range(1, levels + 1)]
-            g.book.apply(bids, asks)
-            self.symbols[symbol] = g
+        for symbol, tick, lot in symbols:
+            self.add(symbol, tick, lot)
+
+    def add(self, symbol: str, tick: str, lot: str) -> _GenSymbol:
+        """Start generating one more symbol (also on demand, when a client subscribes)."""
+        t, l = Decimal(tick), Decimal(lot)
+        levels = self.levels
+        mid = self.rng.randint(20_000, 200_000)
+        start_id = 1_000_000 * (len(self.symbols) + 1) + self.rng.randint(0, 1000)
+        g = _GenSymbol(symbol, t, l, Book(start_id), mid, start_id + 1)
+        bids = [(_fmt((mid - k) * t, t), self._size(g)) for k in range(1, levels + 1)]
+        asks = [(_fmt((mid + k) * t, t), self._size(g)) for k in range(1, levels + 1)]
+        g.book.apply(bids, asks)
+        self.symbols[symbol] = g
+        return g
 
     def _size(self, g: _GenSymbol) -> str:
         return _fmt(g.lot * self.rng.randint(1, 5000), g.lot)
@@ -409,6 +415,21 @@ class BinanceSimulator:
             if self._server is not None:
                 await self._server.__aexit__(None, None, None)
 
+    def _generate_on_demand(self, streams: list[str]) -> None:
+        """Generator mode: a subscription to a listed symbol that is not generated yet
+        starts it, so instruments can be added at runtime (demo + control API)."""
+        if self.generator is None:
+            return
+        ticks = None
+        for stream in streams:
+            symbol = stream.partition("@")[0].upper()
+            if symbol in self._books:
+                continue
+            ticks = ticks if ticks is not None else self._ticks()
+            if symbol in ticks:
+                self._books[symbol] = self.generator.add(symbol, *ticks[symbol]).book
+                self._symbols.append(symbol)
+
     def _ticks(self) -> dict[str, tuple[str, str]]:
         info = schemas.exchange_info_decoder.decode(self._exchange_info[self.spec.exchange_info_path])
         out = {}
@@ -480,6 +501,7 @@ class BinanceSimulator:
                 if len(client.streams | set(params)) > self.spec.max_streams_per_connection:
                     self.violations.append("too many streams")
                     return _error(2, f"Invalid request: more than {self.spec.max_streams_per_connection} streams", request_id)
+                self._generate_on_demand(params)
                 client.streams.update(params)
                 self._subscribed.set()
             else:
@@ -596,6 +618,8 @@ class BinanceSimulator:
         next_at = time.monotonic()
         while True:
             await self._pauses()
+            if len(order) != len(gen.symbols):  # symbols added on demand
+                order = list(gen.symbols)
             symbol = order[i % len(order)]
             i += 1
             depth, ticker, trade = gen.step(symbol)
