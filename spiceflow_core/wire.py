@@ -17,9 +17,28 @@ from typing import Literal
 
 import msgspec
 
-from .model import Level
 
 SCHEMA_VERSION = 1
+
+
+class BookLevel(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """One price level as decoded by consumers: on the wire it is the array
+    ``[price, size]`` (publishers send plain tuples). It unpacks and indexes like a
+    tuple (``price, size = level``, ``level[0]``). Decoding levels into these untracked
+    structs instead of tuples keeps the garbage collector out of the consumer's hot
+    path: about 4x faster decoding of a 25-level book (see benchmarks/bench_publish.py)."""
+
+    price: str
+    size: str
+
+    def __iter__(self):
+        return iter((self.price, self.size))
+
+    def __getitem__(self, index):
+        return (self.price, self.size)[index]
+
+    def __len__(self) -> int:
+        return 2
 
 
 class _Wire(msgspec.Struct, kw_only=True, tag_field="type"):
@@ -31,10 +50,10 @@ class _Wire(msgspec.Struct, kw_only=True, tag_field="type"):
     publish_ts_ns: int = 0
 
 
-class BookMessage(_Wire, tag="book"):
+class BookMessage(_Wire, tag="book", gc=False):
     sequence: int
-    bids: list[Level]  # best first, at most the configured depth
-    asks: list[Level]
+    bids: list[BookLevel]  # best first, at most the configured depth; publishers may pass tuples
+    asks: list[BookLevel]
     exchange_ts_ms: int | None = None
     recv_ts_ns: int = 0
 

@@ -11,7 +11,7 @@ import pytest
 from spiceflow_core.broadcast import Publisher
 from spiceflow_core.client import Subscriber, SyncSubscriber
 from spiceflow_core.model import Trade
-from spiceflow_core.wire import BookMessage, StatusMessage, TopMessage, TradeMessage
+from spiceflow_core.wire import BookLevel, BookMessage, StatusMessage, TopMessage, TradeMessage
 
 ANY_PORT = "tcp://127.0.0.1:*"
 
@@ -22,8 +22,9 @@ def anyio_backend() -> str:
 
 
 def book(symbol: str = "BTCUSDT", venue: str = "binance", levels: int = 25, seq: int = 1) -> BookMessage:
-    bids = [(f"{43250 - i}.10", f"{i + 1}.500") for i in range(levels)]
-    asks = [(f"{43250 + i}.20", f"0.{i + 1:03d}") for i in range(levels)]
+    # decoded levels are BookLevel structs; build them so round trips compare equal
+    bids = [BookLevel(f"{43250 - i}.10", f"{i + 1}.500") for i in range(levels)]
+    asks = [BookLevel(f"{43250 + i}.20", f"0.{i + 1:03d}") for i in range(levels)]
     return BookMessage(venue=venue, symbol=symbol, sequence=seq, bids=bids, asks=asks, exchange_ts_ms=1)
 
 
