@@ -94,7 +94,8 @@ class Pipeline:
 
 @contextlib.asynccontextmanager
 async def pipeline(venue: str, sim, *, settings_kw: dict | None = None, tweak_venue: Callable | None = None,
-                   history_keep: int = 3000) -> AsyncIterator[Pipeline]:
+                   history_keep: int = 3000, on_ready: Callable | None = None,
+                   sync_timeout: float = 30.0) -> AsyncIterator[Pipeline]:
     seed = chaos_seed()
     print(f"chaos seed for {venue}: {seed} (SPICEFLOW_CHAOS_SEED={seed} replays it)")
     rng = random.Random(seed)
@@ -124,7 +125,9 @@ async def pipeline(venue: str, sim, *, settings_kw: dict | None = None, tweak_ve
                 tg.start_soon(oracle.run)  # closes the socket itself when cancelled
                 if True:
                     p = Pipeline(venue, sim, orc, oracle, symbols, log, rng, seed)
-                    await wait_for(lambda: all(p.runtime.books.state_of(s) == "synced" for s in symbols), 30,
+                    if on_ready is not None:
+                        on_ready(p)
+                    await wait_for(lambda: all(p.runtime.books.state_of(s) == "synced" for s in symbols), sync_timeout,
                                    what="initial sync")
                     await wait_for(lambda: set(symbols) <= set(oracle.v.latest), 30, what="a book of every symbol")
                     try:

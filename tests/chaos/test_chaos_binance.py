@@ -102,7 +102,7 @@ for _f in FAULTS:
 
 async def test_binance_spot_chaos():
     sim = BinanceSimulator(SPOT, symbols=N_SYMBOLS, rate=600, levels=300, max_requests_per_second=1000)
-    async with pipeline("binance", sim, tweak_venue=_lift_client_limits,
+    async with pipeline("binance", sim, tweak_venue=_lift_client_limits, on_ready=lambda p: _roomy_weight_budget(p, SPOT),
                         settings_kw={"runtime": {"max_frame_bytes": 256 * 1024},
                                      "venue_extra": {"snapshot_depth": 100}}) as p:
         assert len(p.symbols) >= 50
