@@ -104,6 +104,8 @@ def main() -> int:
         row(f"{venue}: decode+book frames/s (1 core)", figs["decode+book frames/s"], t1)
         row(f"{venue}: decode+book+publish top-25 frames/s", figs["decode+book+publish frames/s"], t2)
         row(f"{venue}: ...+publish, book.publish=top-changed frames/s", figs["decode+book+publish top-changed frames/s"], t2)
+        row(f"{venue}: ...+publish, book.publish=conflate (batches of {bench_replay.CONFLATE_BATCH}) frames/s",
+            figs[f"decode+book+publish conflate (batches of {bench_replay.CONFLATE_BATCH}) frames/s"])
         row(f"{venue}: replay engine (Replayer.feed) frames/s", figs["replay engine (Replayer.feed) frames/s"])
 
     # 2. cryptofeed side by side ---------------------------------------------------------------

@@ -23,6 +23,15 @@ class UsageError(Exception):
 
 
 # -- argument parsing -------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (exit 2) even when the offending
+    argument contains newlines or control characters."""
+
+    def error(self, message: str):  # type: ignore[override]
+        flat = " ".join(message.split())
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {flat} (see --help)\n")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="config file (default: ./spiceflow.toml if present)")
     parser.add_argument("--log-level", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
@@ -41,9 +50,9 @@ def _profiles(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spiceflow", description="Real-time multi-venue crypto market data with exact L2 books.")
+    parser = _Parser(prog="spiceflow", description="Real-time multi-venue crypto market data with exact L2 books.")
     parser.add_argument("--version", action="version", version=f"spiceflow {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     p = sub.add_parser("run", help="stream books from the selected venues and broadcast them over ZeroMQ")
     _common(p)

@@ -61,7 +61,7 @@ class VenueSettings(_Strict):
 class BookSettings(_Strict):
     depth: int = 25  # levels per side in published book messages
     max_buffer: int = 10_000  # deltas buffered per instrument while (re)syncing
-    publish: Literal["every", "top-changed"] = "every"
+    publish: Literal["every", "top-changed", "conflate"] = "every"
 
 
 class BroadcastSettings(_Strict):
@@ -81,6 +81,7 @@ class RuntimeSettings(_Strict):
     reconnect_initial: float = 0.5
     reconnect_max: float = 30.0
     ack_timeout: float = 10.0
+    rest_timeout: float = 10.0  # per REST request (retried with backoff)
     first_heartbeat_timeout: float = 30.0  # ws-only workflow
     max_frame_bytes: int = 4 * 2**20
     max_connection_age: float | None = None  # seconds; None = the venue's own limit

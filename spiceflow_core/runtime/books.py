@@ -23,6 +23,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .metrics import Metrics
 
 BookEvent = BookDelta | BookSnapshot
+#: minimum seconds between two depth refreshes of one instrument
+REFRESH_INTERVAL = 30.0
+
+#: events handled per wake-up of the actor before it yields to the other tasks
+_DRAIN_MAX = 1_000
 
 
 class OrderBookActor:
@@ -53,7 +58,10 @@ class OrderBookActor:
         self.states: dict[str, str] = {}  # published feed state per symbol
         self.reasons: dict[str, str] = {}
         self._last_top: dict[str, tuple] = {}
+        #: ``publish_mode == "conflate"``: books updated since the last flush (see ``run``)
+        self._dirty: dict[str, BookSync] = {}
         self._resyncing: set[str] = set()
+        self._last_refresh: dict[str, float] = {}
         self.inbox_send, self.inbox = anyio.create_memory_object_stream[BookEvent](100_000)
         self._tg: TaskGroup | None = None
         self.last_beat = 0.0  # monotonic time of the last event handled (actor heartbeat)
@@ -74,6 +82,7 @@ class OrderBookActor:
     def remove(self, symbol: str) -> None:
         self.books.pop(symbol, None)
         self._last_top.pop(symbol, None)
+        self._dirty.pop(symbol, None)
         self._resyncing.discard(symbol)
         self._set_state(symbol, "unsubscribed")
         self.states.pop(symbol, None)
@@ -121,16 +130,42 @@ class OrderBookActor:
             pending, self._resyncing = self._resyncing, set()
             for symbol in pending:
                 self._start_resync(symbol, initial=True)
+            # One wake-up handles every event already waiting (up to _DRAIN_MAX, then
+            # yield to the other tasks): ``receive()`` costs an event-loop round trip
+            # per event, ``receive_nowait`` none. With ``publish = "conflate"`` each book
+            # changed by the drained events is published once, after the drain.
+            receive_nowait = self.inbox.receive_nowait
+            conflate = self.publish_mode == "conflate"
             async for event in self.inbox:
-                try:
-                    self.handle(event)
-                except Exception as exc:
-                    # a bug or bad data in one instrument resyncs that instrument only
-                    self.log.bind(instrument=event.symbol).opt(exception=exc).error(
-                        "book update failed: {}: {}", type(exc).__name__, exc
-                    )
-                    self._gap(event.symbol, f"internal error: {type(exc).__name__}: {exc}")
+                self._handle_guarded(event)
+                for _ in range(_DRAIN_MAX):
+                    try:
+                        event = receive_nowait()
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                    self._handle_guarded(event)
+                if conflate and self._dirty:
+                    self._flush_dirty()
                 self.last_beat = time.monotonic()
+
+    def _handle_guarded(self, event: BookEvent) -> None:
+        try:
+            self.handle(event)
+        except Exception as exc:
+            # a bug or bad data in one instrument resyncs that instrument only
+            self.log.bind(instrument=event.symbol).opt(exception=exc).error(
+                "book update failed: {}: {}", type(exc).__name__, exc
+            )
+            self._gap(event.symbol, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _flush_dirty(self) -> None:
+        """Conflation: publish each book changed since the last flush once, at its current
+        state (sequence = last applied delta). Books that went stale or were removed
+        meanwhile are skipped (``_publish`` checks the state)."""
+        dirty, self._dirty = self._dirty, {}
+        for symbol, sync in dirty.items():
+            if self.books.get(symbol) is sync:
+                self._publish(symbol, sync, force=True)
 
     def handle(self, event: BookEvent) -> None:
         sync = self.books.get(event.symbol)
@@ -149,6 +184,7 @@ class OrderBookActor:
             elif isinstance(ev, Synced):
                 self._resyncing.discard(event.symbol)
                 self._set_state(event.symbol, "synced", f"in sync at sequence {ev.sequence}")
+                self._dirty.pop(event.symbol, None)  # the full book goes out now
                 self._publish(event.symbol, sync, force=True)
             elif isinstance(ev, GapDetected):
                 self._gap(event.symbol, ev.reason, ev.expected, ev.got)
@@ -156,7 +192,12 @@ class OrderBookActor:
     def _publish(self, symbol: str, sync: BookSync, force: bool = False) -> None:
         if self.broadcaster is None or sync.state is not SyncState.SYNCED:
             return
+        if not force and self.publish_mode == "conflate":
+            self._dirty[symbol] = sync  # published once by _flush_dirty after the drain
+            return
         bids, asks = sync.book.top(self.depth)
+        if len(bids) < self.depth or len(asks) < self.depth:
+            self._maybe_refresh(symbol, sync)
         if self.publish_mode == "top-changed" and not force:
             key = (bids, asks)
             if self._last_top.get(symbol) == key:
@@ -165,6 +206,24 @@ class OrderBookActor:
         self.broadcaster.publish_book(
             self.venue.name, symbol, sync.last_sequence, bids, asks, sync.last_exchange_ts_ms, sync.last_recv_ts_ns
         )
+
+    def _maybe_refresh(self, symbol: str, sync: BookSync) -> None:
+        """A depth-limited REST snapshot vouches for less and less as prices move away
+        from it, so a book that can no longer fill the published depth gets a fresh
+        snapshot — synced in a shadow book while the live one keeps publishing — at most
+        once per ``REFRESH_INTERVAL`` seconds per instrument."""
+        if self.venue.resync != "rest" or self._tg is None or symbol in self._resyncing:
+            return
+        if sync.book.bounds() == (None, None):
+            return  # the snapshot was complete: a thin book is just a thin market
+        now = time.monotonic()
+        if now - self._last_refresh.get(symbol, 0.0) < REFRESH_INTERVAL:
+            return
+        self._last_refresh[symbol] = now
+        self._resyncing.add(symbol)
+        self.metrics.inc("refreshes", symbol)
+        self.log.bind(instrument=symbol).info("book thinner than the published depth: refreshing its snapshot")
+        self._tg.start_soon(self._fetch_snapshot, symbol)
 
     def _set_state(self, symbol: str, state: str, reason: str = "") -> None:
         if self.states.get(symbol) == state:

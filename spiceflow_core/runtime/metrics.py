@@ -17,6 +17,7 @@ COUNTERS = (
     "trades",
     "tops",
     "rotations",
+    "refreshes",
     "actor_restarts",
 )
 

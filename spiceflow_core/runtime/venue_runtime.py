@@ -78,7 +78,7 @@ class VenueRuntime:
         self.metrics = Metrics(venue.name)
         if broadcaster is not None:
             broadcaster.metrics[venue.name] = self.metrics
-        self.rest = RestClient(endpoints.rest_url, min_interval=getattr(venue, "rest_min_interval", 0.0),
+        self.rest = RestClient(endpoints.rest_url, min_interval=venue.rest_min_interval, timeout=settings.runtime.rest_timeout,
                                on_response=recorder.rest if recorder is not None else None)
         self.reference = ReferenceDataActor(
             venue,

@@ -228,3 +228,29 @@ async def test_rest_429_and_500_during_a_resync_are_retried(venue_name, logs):
                 assert runtime.rest.rate_limited == 1 and runtime.rest.failures == 1
                 await assert_exact(sim, got, runtime)
                 tg.cancel_scope.cancel()
+
+
+async def test_a_book_thinned_by_price_moves_is_refreshed_without_a_gap():
+    """With a 30-level REST snapshot the vouched range shrinks as prices move; once a
+    side can no longer fill the published depth, a fresh snapshot is synced in a shadow
+    book while the live one keeps publishing: no gap, no stale state, full depth again."""
+    import msgspec
+
+    registry = discover()
+    async with registry.get("binance").simulator(symbols=SYMBOLS[:1], rate=400) as sim:
+        settings = settings_for("binance", SYMBOLS[:1], profiles=())
+        settings.venues["binance"] = msgspec.structs.replace(settings.venues["binance"], snapshot_depth=30)
+        orc = Orchestrator(settings, registry, ["binance"], endpoint_overrides={"binance": sim.endpoints})
+        async with running(orc):
+            runtime = orc.runtimes["binance"]
+            async with Subscriber(orc.broadcaster.address, ["book.binance.", "status.binance."]) as sub, \
+                    anyio.create_task_group() as tg:
+                got = Collector(sub)
+                tg.start_soon(got.run)
+                await wait_for(lambda: runtime.metrics.totals["refreshes"] >= 1, timeout=20)
+                thin_at = len(got.books)
+                await wait_for(lambda: any(len(m.bids) == len(m.asks) == DEPTH for m in got.books[thin_at:]), timeout=10)
+                assert runtime.metrics.totals["gaps"] == 0 and runtime.metrics.totals["resyncs"] == 0
+                assert not [s for s in got.status if s.symbol == "BTCUSDT" and s.state in ("stale", "resyncing")]
+                await assert_exact(sim, got, runtime, SYMBOLS[:1])
+                tg.cancel_scope.cancel()
