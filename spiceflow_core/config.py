@@ -83,6 +83,7 @@ class RuntimeSettings(_Strict):
     ack_timeout: float = 10.0
     rest_timeout: float = 10.0  # per REST request (retried with backoff)
     first_heartbeat_timeout: float = 30.0  # ws-only workflow
+    heartbeat_timeout: float | None = None  # no venue heartbeat for this long -> reconnect (None: the venue's default)
     max_frame_bytes: int = 4 * 2**20
     max_connection_age: float | None = None  # seconds; None = the venue's own limit
     transport: Literal["httpx-ws", "websockets"] = "httpx-ws"

@@ -109,6 +109,9 @@ class Venue(abc.ABC):
     max_connection_age: ClassVar[float | None] = None
     #: the silence timeout never goes below this (venues with slow heartbeats)
     min_silence_timeout: ClassVar[float] = 0.0
+    #: seconds without one of the venue's own heartbeat messages before reconnecting
+    #: (sessions with ``sends_heartbeats``), or None
+    heartbeat_timeout: ClassVar[float | None] = None
     #: minimum spacing of REST requests in seconds (rate-limit courtesy)
     rest_min_interval: ClassVar[float] = 0.0
 

@@ -98,6 +98,7 @@ class WebSocketActor:
         self.connects = 0
         self.last_frame_ns = 0
         self.last_beat = 0.0  # monotonic time of the last frame (actor heartbeat)
+        self.last_heartbeat = 0.0  # monotonic time of the venue's last heartbeat message
         self.frames = 0
         self._pending: dict[int, _Pending] = {}
         self._conn: WsConnection | None = None
@@ -288,6 +289,10 @@ class WebSocketActor:
 
     async def _reader(self, conn: WsConnection) -> str:
         timeout = max(self.settings.silence_timeout, self.venue.min_silence_timeout)
+        # venues with their own heartbeat messages: data flowing is not enough, their
+        # heartbeats must keep coming too
+        hb_timeout = (self.settings.heartbeat_timeout or self.venue.heartbeat_timeout) if self.session.sends_heartbeats else None
+        self.last_heartbeat = time.monotonic()
         age_deadline = time.monotonic() + self.max_age if self.max_age else None
         on_frame = self.listener.on_frame
         while True:
@@ -305,6 +310,10 @@ class WebSocketActor:
             self.last_beat = time.monotonic()
             self.frames += 1
             await on_frame(self, frame, now)
+            if hb_timeout is not None and self.last_beat - self.last_heartbeat > hb_timeout:
+                self.log.warning("no heartbeat from the venue for {:.1f}s", hb_timeout)
+                await conn.close()
+                return f"heartbeat timeout ({hb_timeout:.1f}s without a venue heartbeat)"
             if age_deadline is not None and time.monotonic() > age_deadline:
                 # make before break: the runtime opens a replacement, moves the streams to
                 # it once it is subscribed, then stops this one

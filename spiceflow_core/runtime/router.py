@@ -126,6 +126,7 @@ class RouterActor:
             elif isinstance(event, SubscribeAck):
                 conn.on_ack(event)
             elif isinstance(event, Heartbeat):
+                conn.last_heartbeat = time.monotonic()
                 if event.reply is not None:
                     conn.send_now(event.reply)
                 if self.on_heartbeat is not None:
@@ -141,6 +142,7 @@ class DummyRouter(RouterActor):
             self.on_heartbeat(conn)
         for event in events:
             if isinstance(event, Heartbeat):
+                conn.last_heartbeat = time.monotonic()
                 if event.reply is not None:
                     conn.send_now(event.reply)
                 if self.on_heartbeat is not None:

@@ -35,6 +35,8 @@ class Deribit(Venue):
     default_instruments: ClassVar[tuple[str, ...]] = ("BTC-PERPETUAL", "ETH-PERPETUAL")
     #: heartbeats come every ``config.HEARTBEAT_INTERVAL`` s: silence must be longer
     min_silence_timeout: ClassVar[float] = 2.5 * config.HEARTBEAT_INTERVAL
+    #: missing heartbeats trigger a reconnect even while data flows
+    heartbeat_timeout: ClassVar[float | None] = 3 * config.HEARTBEAT_INTERVAL
 
     def __init__(
         self,

@@ -309,3 +309,17 @@ async def test_too_many_requests_on_subscribe_is_retried_after_a_backoff(logs):
             # refused for good
             ids = [r["id"] for r in sim.requests("public/subscribe")]
             assert len(ids) == len(set(ids)) == len(symbols) + sim.rate_limited
+
+
+async def test_missing_heartbeats_trigger_a_reconnect_even_while_data_flows(logs):
+    registry = discover()
+    async with registry.get(VENUE).simulator(symbols=["BTC-PERPETUAL"], rate=50, heartbeat_interval=0.25) as sim:
+        settings = settings_for(VENUE, ["BTC-PERPETUAL"], profiles=(), runtime={"heartbeat_timeout": 1.0})
+        orc = Orchestrator(settings, registry, [VENUE], endpoint_overrides={VENUE: sim.endpoints})
+        async with running(orc):
+            runtime = orc.runtimes[VENUE]
+            await wait_for(lambda: runtime.books.state_of("BTC-PERPETUAL") == "synced")
+            sim.faults.skip_heartbeats = 8  # ~2 s without a test_request while books keep coming
+            await wait_for(lambda: runtime.metrics.totals["reconnects"] >= 1, timeout=10)
+            assert any("no heartbeat from the venue" in line for line in logs)
+            await wait_for(lambda: runtime.books.state_of("BTC-PERPETUAL") == "synced", timeout=10)
