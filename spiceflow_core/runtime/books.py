@@ -1,7 +1,16 @@
 """OrderBookActor: owns the books of one venue's instruments (one ``BookSync`` each,
 so a gap in one symbol resyncs only that symbol), applies snapshots and deltas in
 arrival order, publishes in-sync books, and heals gaps the venue's way: a REST snapshot
-(queued and spaced by the venue's RestClient) or resubscribing the channel."""
+(queued and spaced by the venue's RestClient) or resubscribing the channel.
+
+Publishing (``book.publish``): ``"every"`` sends the top-N after each applied delta;
+``"top-changed"`` only when the top-N levels differ from the last message;
+``"conflate"`` marks changed books dirty and, once the actor has drained every event
+already waiting in its inbox (``receive_nowait``, at most ``_DRAIN_MAX`` per wake-up),
+publishes each dirty book once at its latest state: a burst costs one message per book,
+consumers see the latest book and a sequence that may skip ids (the per-topic publish
+counter still has no holes). A resync's first full book (``Synced``) is always published
+at once."""
 
 from __future__ import annotations
 
