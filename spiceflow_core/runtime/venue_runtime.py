@@ -348,7 +348,11 @@ class VenueRuntime:
     async def on_frame(self, conn: WebSocketActor, frame: str | bytes, recv_ts_ns: int) -> None:
         if self.recorder is not None:
             self.recorder.frame(conn.id, frame, recv_ts_ns)
-        await self.router.inbox_send.send((conn, frame, recv_ts_ns))
+        item = (conn, frame, recv_ts_ns)
+        try:
+            self.router.inbox_send.send_nowait(item)  # the common case: no checkpoint per frame
+        except anyio.WouldBlock:
+            await self.router.inbox_send.send(item)  # router behind: backpressure to the socket
 
     def on_connected(self, conn: WebSocketActor, reconnect: bool) -> None:
         if self.connected_ms is None:
