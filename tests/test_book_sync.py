@@ -52,7 +52,10 @@ def test_prev_id_policy_inclusive_and_not():
     assert p.first(100, delta(50, 99, prev=40)) is Verdict.DROP
     assert p.first(100, delta(90, 100, prev=80)) is Verdict.APPLY  # u == S applies (futures)
     assert p.first(100, delta(95, 120, prev=90)) is Verdict.APPLY
-    assert p.first(100, delta(101, 120, prev=100)) is Verdict.GAP
+    # pu == S: the event directly follows the snapshot's state, so it continues it
+    assert p.first(100, delta(101, 120, prev=100)) is Verdict.APPLY
+    assert p.first(100, delta(101, 120, prev=99)) is Verdict.GAP
+    assert p.first(100, delta(105, 120, prev=103)) is Verdict.GAP
     assert p.next(120, delta(130, 140, prev=120)) is Verdict.APPLY
     assert p.next(120, delta(100, 120, prev=95)) is Verdict.DROP
     assert p.next(120, delta(130, 140, prev=125)) is Verdict.GAP

@@ -61,7 +61,7 @@ class PrevIdPolicy:
     USD-M/COIN-M futures).
 
     first (``straddle_inclusive=True``, the futures rule): DROP if ``u < S``; APPLY if
-    ``U <= S <= u``; else GAP. With ``straddle_inclusive=False`` the spot-style straddle
+    ``U <= S <= u`` or ``pu == S`` (the event directly follows the snapshot); else GAP. With ``straddle_inclusive=False`` the spot-style straddle
     is used instead: DROP if ``u <= S``; APPLY if ``U <= S+1 <= u``; else GAP.
     next: APPLY if ``pu == last``; DROP if ``u <= last``; else GAP.
     """
@@ -74,6 +74,10 @@ class PrevIdPolicy:
             if delta.sequence < snapshot_sequence:
                 return Verdict.DROP
             if delta.first_sequence <= snapshot_sequence <= delta.sequence:
+                return Verdict.APPLY
+            if delta.prev_sequence == snapshot_sequence:
+                # the snapshot is exactly the state after the event this one follows
+                # (lastUpdateId == pu): it continues the snapshot, no refetch needed
                 return Verdict.APPLY
             return Verdict.GAP
         if delta.sequence <= snapshot_sequence:

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 import anyio
+import msgspec
 from loguru import logger
 
 from ..instruments import normalized_or_symbol
@@ -70,36 +71,16 @@ class BroadcastActor:
             )
         )
 
+    def _forward(self, event: Trade | TopOfBook, message_type: type[TradeMessage] | type[TopMessage]) -> bool:
+        """Trades and tops go on the wire field for field, plus the normalized id."""
+        fields = msgspec.structs.asdict(event)
+        return self.publish(message_type(**fields, instrument=self._normalized(event.venue, event.symbol)))
+
     def publish_trade(self, trade: Trade) -> bool:
-        return self.publish(
-            TradeMessage(
-                venue=trade.venue,
-                symbol=trade.symbol,
-                instrument=self._normalized(trade.venue, trade.symbol),
-                trade_id=trade.trade_id,
-                price=trade.price,
-                size=trade.size,
-                side=trade.side,
-                exchange_ts_ms=trade.exchange_ts_ms,
-                recv_ts_ns=trade.recv_ts_ns,
-            )
-        )
+        return self._forward(trade, TradeMessage)
 
     def publish_top(self, top: TopOfBook) -> bool:
-        return self.publish(
-            TopMessage(
-                venue=top.venue,
-                symbol=top.symbol,
-                instrument=self._normalized(top.venue, top.symbol),
-                bid_price=top.bid_price,
-                bid_size=top.bid_size,
-                ask_price=top.ask_price,
-                ask_size=top.ask_size,
-                sequence=top.sequence,
-                exchange_ts_ms=top.exchange_ts_ms,
-                recv_ts_ns=top.recv_ts_ns,
-            )
-        )
+        return self._forward(top, TopMessage)
 
     def publish_status(self, venue: str, symbol: str, state: str, reason: str = "", counters: dict[str, int] | None = None) -> bool:
         return self.publish(

@@ -9,6 +9,7 @@ connection so request ids and dialect state never leak across reconnects.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import random
 import time
@@ -51,23 +52,24 @@ class _Pending:
 MAX_REQUEST_RETRIES = 6
 
 
-class _TokenBucket:
-    """At most ``rate`` messages per second with a burst of ``rate``."""
+class _RateWindow:
+    """At most ``rate`` messages in any one-second window — how exchanges count
+    ("5 messages per second"); a token bucket would allow twice that across a window
+    boundary and get the connection closed."""
 
     def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self.stamp = time.monotonic()
+        self.limit = max(1, int(rate))
+        self.sent: collections.deque[float] = collections.deque()
 
     async def take(self) -> None:
         while True:
             now = time.monotonic()
-            self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.tokens >= 1:
-                self.tokens -= 1
+            while self.sent and now - self.sent[0] >= 1.0:
+                self.sent.popleft()
+            if len(self.sent) < self.limit:
+                self.sent.append(now)
                 return
-            await anyio.sleep((1 - self.tokens) / self.rate)
+            await anyio.sleep(1.0 - (now - self.sent[0]) + 0.001)
 
 
 class WebSocketActor:
@@ -352,7 +354,7 @@ class WebSocketActor:
                 self.listener.on_aged(self)
 
     async def _writer(self, conn: WsConnection, tg: TaskGroup) -> None:
-        bucket = _TokenBucket(self.venue.max_messages_per_second)
+        bucket = _RateWindow(self.venue.max_messages_per_second)
         async with anyio.create_task_group() as inner:
             inner.start_soon(self._priority_writer, conn)
             async for frame in self._recv_lane:

@@ -21,25 +21,12 @@ from ..config import Settings
 from ..plugins import VenueRegistry
 from ..venue import Endpoints, Venue
 from .broadcaster import BroadcastActor
+from .errors import describe_error, leaf_errors  # noqa: F401 (re-exported)
 from .venue_runtime import VenueRuntime
 
 
 class StartupError(Exception):
     """The run cannot start (message says which venue and why)."""
-
-
-def leaf_errors(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for inner in exc.exceptions:
-            out.extend(leaf_errors(inner))
-        return out
-    return [exc]
-
-
-def describe_error(exc: BaseException) -> str:
-    leaves = [e for e in leaf_errors(exc) if not isinstance(e, anyio.get_cancelled_exc_class())] or [exc]
-    return "; ".join(str(e) or type(e).__name__ for e in leaves)
 
 
 @dataclass

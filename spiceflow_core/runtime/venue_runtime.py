@@ -9,6 +9,7 @@ step rolls back the steps before it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from typing import TYPE_CHECKING
@@ -25,7 +26,8 @@ from ..rest import RestClient
 from ..venue import Endpoints, Venue
 from ..wire import topic_for
 from .books import OrderBookActor
-from .connection import WebSocketActor
+from .connection import SubscriptionError, WebSocketActor
+from .errors import leaf_errors
 from .metrics import Metrics
 from .reference import ReferenceDataActor
 from .router import DummyRouter, RouterActor
@@ -129,9 +131,9 @@ class VenueRuntime:
                     tg.start_soon(self._supervised, "books", self.books.run)
                 chosen = self.configured_instruments()
                 self.log.info("subscribing {} instrument(s): {}", len(chosen), ", ".join(i.symbol for i in chosen[:10]))
-                for instrument in chosen:
-                    for feed in self.vsettings.feeds:
-                        await self.subscribe(instrument.symbol, feed)
+                for feed in self.vsettings.feeds:
+                    if chosen:
+                        await self.subscribe_many([i.symbol for i in chosen], feed)
                 task_status.started()
         finally:
             with anyio.CancelScope(shield=True):
@@ -193,53 +195,78 @@ class VenueRuntime:
         return resolve(self.instruments, name, self.venue.name)
 
     async def subscribe(self, name: str, feed: str = "book") -> Subscription:
-        instrument = self.resolve(name)
-        symbol = instrument.symbol
-        async with self._locks[symbol]:
-            key = (symbol, feed)
-            if key in self.subscriptions:
-                raise DuplicateSubscription(f"{self.venue.name} {symbol} {feed} is already subscribed")
-            log = self.log.bind(instrument=symbol)
-            channels = self.venue.channels(instrument, feed)  # type: ignore[arg-type]
-            sub = Subscription(
-                id=f"{self.venue.name}:{symbol}:{feed}",
-                venue=self.venue.name,
-                symbol=symbol,
-                instrument=instrument.normalized,
-                feed=feed,
-                topic=topic_for(FEED_CHANNEL[feed], self.venue.name, symbol),
-                channels=channels,
-            )
-            undo = []
+        return (await self.subscribe_many([name], feed))[0]
+
+    async def subscribe_many(self, names: list[str], feed: str = "book") -> list[Subscription]:
+        """The Subscribe workflow for one or several instruments at once (the config's
+        instruments at start): steps 1-3 per instrument, then one WebSocket subscription
+        per connection carrying all their channels (so 200 instruments cost a few
+        requests, not 200 under a 5-messages-per-second limit), then confirmation."""
+        instruments = list({i.symbol: i for i in (self.resolve(n) for n in names)}.values())
+        async with contextlib.AsyncExitStack() as locks:
+            for symbol in sorted(i.symbol for i in instruments):  # a fixed order: no deadlock
+                await locks.enter_async_context(self._locks[symbol])
+            for instrument in instruments:
+                if (instrument.symbol, feed) in self.subscriptions:
+                    raise DuplicateSubscription(f"{self.venue.name} {instrument.symbol} {feed} is already subscribed")
+            undo: list = []
+            per_conn: dict[WebSocketActor, list[str]] = {}
+            subs: list[Subscription] = []
             try:
-                if self.broadcaster is not None:
-                    self.broadcaster.register(instrument)
-                    log.debug("subscribe step 1/5: broadcaster ready")
-                if feed == "book" and self.books is not None:
-                    self.books.add(instrument)
-                    undo.append(lambda: self.books.remove(symbol))
-                    log.debug("subscribe step 2/5: order book created")
-                first_feed = not any(s == symbol for s, _ in self.subscriptions)
-                self.router.symbols.add(symbol)
-                if first_feed:
-                    undo.append(lambda: self.router.symbols.discard(symbol))
-                log.debug("subscribe step 3/5: router routes {}", symbol)
-                conn = self._connection_for(len(channels))
-                sub.connection = conn.id
-                undo.append(lambda: conn.channels.difference_update(channels))
-                log.debug("subscribe step 4/5: WebSocket subscription {} on connection {}", channels, conn.id)
-                await conn.subscribe(channels)
-                self.subscriptions[key] = sub
-                log.info("subscribed {} ({}) -> topic {}", sub.id, "sent" if self.ws_only else "acknowledged", sub.topic)
-                if feed == "book" and self.books is not None:
-                    self.books.request_snapshot(symbol)
-                log.debug("subscribe step 5/5: confirmed")
-            except BaseException:
+                for instrument in instruments:
+                    subs.append(self._prepare(instrument, feed, per_conn, undo))
+                async with anyio.create_task_group() as tg:
+                    for conn, channels in per_conn.items():
+                        self.log.debug("subscribe step 4/5: {} channel(s) on connection {}", len(channels), conn.id)
+                        tg.start_soon(conn.subscribe, channels)
+            except BaseException as exc:
                 for step in reversed(undo):
                     step()
+                for conn, channels in per_conn.items():
+                    conn.channels.difference_update(channels)
                 self._close_idle_connections()
+                refused = [e for e in leaf_errors(exc) if isinstance(e, SubscriptionError)]
+                if refused:
+                    raise refused[0] from None
                 raise
-            return self.describe(sub)
+            for sub in subs:
+                self.subscriptions[(sub.symbol, feed)] = sub
+                self.log.bind(instrument=sub.symbol).info(
+                    "subscribed {} ({}) -> topic {}", sub.id, "sent" if self.ws_only else "acknowledged", sub.topic
+                )
+                if feed == "book" and self.books is not None:
+                    self.books.request_snapshot(sub.symbol)
+            self.log.debug("subscribe step 5/5: {} confirmed", len(subs))
+            return [self.describe(sub) for sub in subs]
+
+    def _prepare(self, instrument: Instrument, feed: str, per_conn: dict, undo: list) -> Subscription:
+        """Subscribe steps 1-3 for one instrument, and its place on a connection."""
+        symbol = instrument.symbol
+        log = self.log.bind(instrument=symbol)
+        channels = self.venue.channels(instrument, feed)  # type: ignore[arg-type]
+        if self.broadcaster is not None:
+            self.broadcaster.register(instrument)
+            log.debug("subscribe step 1/5: broadcaster ready")
+        if feed == "book" and self.books is not None:
+            self.books.add(instrument)
+            undo.append(lambda: self.books.remove(symbol))
+            log.debug("subscribe step 2/5: order book created")
+        if symbol not in self.router.symbols:
+            self.router.symbols.add(symbol)
+            undo.append(lambda: self.router.symbols.discard(symbol))
+        log.debug("subscribe step 3/5: router routes {}", symbol)
+        conn = self._connection_for(len(channels), per_conn)
+        per_conn.setdefault(conn, []).extend(channels)
+        return Subscription(
+            id=f"{self.venue.name}:{symbol}:{feed}",
+            venue=self.venue.name,
+            symbol=symbol,
+            instrument=instrument.normalized,
+            feed=feed,
+            topic=topic_for(FEED_CHANNEL[feed], self.venue.name, symbol),
+            channels=channels,
+            connection=conn.id,
+        )
 
     async def unsubscribe(self, name: str, feed: str = "book") -> Subscription:
         instrument = self.resolve(name)
@@ -276,10 +303,13 @@ class VenueRuntime:
         return [self.describe(s) for s in self.subscriptions.values()]
 
     # -- connections ---------------------------------------------------------------
-    def _connection_for(self, n_channels: int) -> WebSocketActor:
+    def _connection_for(self, n_channels: int, reserved: dict | None = None) -> WebSocketActor:
+        """A connection with room for ``n_channels`` more streams (counting the ones
+        ``reserved`` for it by a subscription in progress), or a new one."""
         limit = self.vsettings.max_streams_per_connection or self.venue.max_streams_per_connection
+        reserved = reserved or {}
         for conn in self.connections:
-            if limit - len(conn.channels) >= n_channels:
+            if limit - len(conn.channels) - len(reserved.get(conn, ())) >= n_channels:
                 return conn
         return self._new_connection(limit)
 

@@ -300,6 +300,7 @@ class BinanceSimulator:
         start: str = "subscribe",
         max_requests_per_second: float = 5.0,
         ping_interval: float | None = 20.0,
+        weight_limit: int | None = None,
     ) -> None:
         self.spec = spec
         self.faults = FaultSwitches()
@@ -324,6 +325,8 @@ class BinanceSimulator:
         #: True stops the driver (no new updates) so tests can compare with the truth
         self.paused = False
         self._exchange_info = {m.exchange_info_path: (FIXTURES / m.fixture_file).read_bytes() for m in (SPOT, USDM, COINM)}
+        if weight_limit is not None:
+            self._set_weight_limit(weight_limit)
         self._books: dict[str, Book] = {}
         self.recording: Recording | None = None
         self.generator: Generator | None = None
@@ -338,6 +341,17 @@ class BinanceSimulator:
         self.endpoints = Endpoints(ws_url="ws://{host}:{port}/stream", rest_url="http://{host}:{port}")
         self._server: LoopbackServer | None = None
         self._tg = None
+
+    def _set_weight_limit(self, limit: int) -> None:
+        """``weight_limit``: the REQUEST_WEIGHT per minute the served exchangeInfo
+        announces (the fixture says 1,200; Binance spot says 6,000 today). Soak runs
+        with hundreds of symbols use it: a reconnect can cost a snapshot per symbol."""
+        path = self.spec.exchange_info_path
+        info = json.loads(self._exchange_info[path])
+        for rl in info.get("rateLimits", []):
+            if rl.get("rateLimitType") == "REQUEST_WEIGHT" and rl.get("interval") == "MINUTE" and rl.get("intervalNum") == 1:
+                rl["limit"] = int(limit)
+        self._exchange_info[path] = json.dumps(info).encode()
 
     def _pick_symbols(self, symbols: int | list[str] | None) -> list[str]:
         info = schemas.exchange_info_decoder.decode(self._exchange_info[self.spec.exchange_info_path])

@@ -299,8 +299,12 @@ async def test_too_many_requests_on_subscribe_is_retried_after_a_backoff(logs):
     # a small credit pool: two subscribe requests, then one per second
     async with registry.get(VENUE).simulator(symbols=symbols, rate=20, heartbeat_interval=0.5,
                                              max_credits=6000, refill_per_second=3000) as sim:
-        async with running(orchestrator(sim, symbols, registry, profiles=())) as orc:  # REST from the simulator
+        async with running(orchestrator(sim, [], registry, profiles=())) as orc:  # REST from the simulator
             runtime = orc.runtimes[VENUE]
+            # four Subscribe workflows at once (as four API clients would): four requests
+            async with anyio.create_task_group() as tg:
+                for symbol in symbols:
+                    tg.start_soon(runtime.subscribe, symbol)
             assert sim.rate_limited >= 1
             assert any("too_many_requests" in line and "retry" in line for line in logs)
             assert {s for s, _ in runtime.subscriptions} == set(symbols)
