@@ -50,6 +50,7 @@ from spiceflow_core.client import Subscriber  # noqa: E402
 
 SPICEFLOW = str(Path(sys.executable).parent / "spiceflow")
 DEPTH = 25
+REFRESH_WINDOW = 1_000  # spiceflow_core.book.sync.BookSync's default refresh_window
 FAULTS = ["gap", "duplicate", "reorder", "malformed", "unknown_shape", "binary", "bad_size", "stale_snapshot+gap",
           "rest_500+gap", "rest_429+gap", "oversized"]
 RARE = ["reset", "drop"]  # every ~30 s: a connection loss makes most symbols miss updates -> mass resync
@@ -181,7 +182,7 @@ async def soak(args) -> int:
     # (Binance spot's limit today; the 2021 fixture says 1,200, under which one
     # reconnect's 200 snapshots would wait out most of a minute).
     sim = BinanceSimulator(SPOT, symbols=args.symbols, rate=args.rate, levels=300, seed=args.sim_seed,
-                           weight_limit=args.weight_limit)
+                           weight_limit=args.weight_limit, burst=args.burst)
     work = Path(tempfile.mkdtemp(prefix="spiceflow-soak-"))
     broadcast = f"tcp://127.0.0.1:{free_port()}"
     api = f"127.0.0.1:{free_port()}"
@@ -216,8 +217,19 @@ async def soak(args) -> int:
                                    120, what="initial sync of every symbol")
                     if pipeline.poll() is not None:
                         raise RuntimeError(f"pipeline exited with {pipeline.returncode}; see {log_path}")
-                    print(f"  all {len(symbols)} books synced and published; warming up {args.warmup:.0f}s", flush=True)
-                    await anyio.sleep(args.warmup)  # caches, buffers and the allocator settle first
+                    # Warm-up: at least --warmup seconds, and until every book has applied
+                    # REFRESH_WINDOW deltas: each BookSync keeps its last 1,000 applied
+                    # deltas (a refresh snapshot older than the live book catches up with
+                    # them), a bounded cache that fills at ~25 updates/s per symbol.
+                    need = REFRESH_WINDOW * len(symbols) * 1.1
+                    sent_sync = sim.sent.get("depth@100ms", 0)
+                    print(f"  all {len(symbols)} books synced and published; warming up (>= {args.warmup:.0f}s and "
+                          f">= {need:,.0f} frames: every book's history of {REFRESH_WINDOW} deltas full)", flush=True)
+                    w0 = time.monotonic()
+                    await anyio.sleep(args.warmup)
+                    await wait_for(lambda: sim.sent.get("depth@100ms", 0) - sent_sync >= need or pipeline.poll() is not None,
+                                   600, interval=0.2, what="warm-up")
+                    warmup = time.monotonic() - w0
                     c0 = await poller.poll()
                     poller.record = True
                     sent0 = sim.sent.get("depth@100ms", 0)
@@ -249,7 +261,7 @@ async def soak(args) -> int:
                             latency.extend(v.latency_ns)
                             v.latency_ns = []
                             states.trim()
-                        if now - last_print >= 30:
+                        if now - last_print >= args.progress:
                             last_print = now
                             c = poller.counters
                             print(f"  t={now - t0:4.0f}s frames={c.get('frames_in', 0) - c0['frames_in']} "
@@ -290,7 +302,7 @@ async def soak(args) -> int:
     drift = max(abs(rss["middle"] - rss["start"]), abs(rss["end"] - rss["start"])) / rss["start"]
     rows = [
         ("seeds", f"--seed {args.seed} --sim-seed {args.sim_seed}"),
-        ("duration (s)", f"{elapsed:.0f} (after {args.warmup:.0f} s warm-up)"),
+        ("duration (s)", f"{elapsed:.0f} (after the initial sync and a {warmup:.0f} s warm-up)"),
         ("instruments", str(len(symbols))),
         ("processes", f"pipeline (spiceflow run, {args.transport} transport) | simulator + oracle"),
         ("rate asked / sent / processed (frames/s)", f"{args.rate:.0f} / {sent / elapsed:.0f} / {frames / elapsed:.0f}"),
@@ -298,8 +310,8 @@ async def soak(args) -> int:
         ("faults injected", f"{sum(injected.values())}  " + ", ".join(f"{k}={n}" for k, n in sorted(injected.items()))),
         ("gaps / resyncs / reconnects", f"{d['gaps']} / {d['resyncs']} / {d['reconnects']}"),
         ("parse errors", str(d["parse_errors"])),
-        ("books published / judged", f"{d['published']} / {v.checked - judged0} (unverifiable {v.unverifiable - unverif0}, "
-                                     f"oracle missed {v.missed})"),
+        ("books received / judged", f"{v.books - books0} / {v.checked - judged0} (unverifiable {v.unverifiable - unverif0}, "
+                                    f"oracle missed {v.missed}; published incl. status messages {d['published']})"),
         ("books found wrong", str(v.wrong)),
         ("books exact but shallower than 25 levels", f"{v.short - short0} (range vouched by a 100-level snapshot)"),
         ("final convergence (all books exact)", converged + f" (resyncs after the run: {c2['resyncs'] - c1['resyncs']})"),
@@ -346,6 +358,9 @@ def main() -> int:
     ap.add_argument("--transport", choices=["httpx-ws", "websockets"], default="websockets",
                     help="the pipeline's WebSocket client (runtime.transport)")
     ap.add_argument("--weight-limit", type=int, default=6000, help="REQUEST_WEIGHT/min the simulator's exchangeInfo announces")
+    ap.add_argument("--progress", type=float, default=30.0, help="seconds between progress lines")
+    ap.add_argument("--burst", type=float, default=0.01,
+                    help="the simulator sends the updates of this many seconds back to back (0: evenly spaced)")
     ap.add_argument("--seed", type=int, default=random.SystemRandom().randrange(1, 2**31), help="fault schedule")
     ap.add_argument("--sim-seed", type=int, default=None, help="generated market (default: derived from --seed)")
     args = ap.parse_args()

@@ -82,6 +82,7 @@ class WebSocketActor:
         *,
         wait_acks: bool = True,
         max_age: float | None = None,
+        stream_limit: int | None = None,
     ) -> None:
         self.id = next(_ids)
         self.venue = venue
@@ -90,6 +91,8 @@ class WebSocketActor:
         self.settings = runtime
         self.wait_acks = wait_acks
         self.max_age = max_age
+        #: streams this connection may carry (the venue's limit unless configured)
+        self.stream_limit = stream_limit or venue.max_streams_per_connection
         self.channels: set[str] = set()
         #: channels whose subscribe() call is waiting for the connection and will send
         #: them itself (the on-connect resubscribe must not send them a second time)
@@ -112,17 +115,6 @@ class WebSocketActor:
         self.log = logger.bind(venue=venue.name, actor="websocket", conn=self.id)
 
     # -- API used by the venue runtime -------------------------------------
-    @property
-    def free_slots(self) -> int:
-        return self.venue_limit - len(self.channels)
-
-    @property
-    def venue_limit(self) -> int:
-        return self._limit if hasattr(self, "_limit") else self.venue.max_streams_per_connection
-
-    def set_limit(self, limit: int) -> None:
-        self._limit = limit
-
     async def subscribe(self, channels: list[str]) -> None:
         """Subscribe and, in the Full workflow, wait for the venue's acknowledgement."""
         new = [c for c in channels if c not in self.channels]

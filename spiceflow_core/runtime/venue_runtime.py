@@ -321,7 +321,7 @@ class VenueRuntime:
         """Replace an aged connection without losing a book: the new connection
         subscribes the same streams while the old one still delivers; duplicates are
         dropped by the books' sequence checks; then the old one is stopped."""
-        new = self._new_connection(old.venue_limit)
+        new = self._new_connection(old.stream_limit)
         new.channels = set(old.channels)
         try:
             with anyio.fail_after(self.settings.runtime.ack_timeout * 3):
@@ -351,8 +351,8 @@ class VenueRuntime:
             self.settings.runtime,
             wait_acks=not self.ws_only,
             max_age=self.settings.runtime.max_connection_age or self.venue.max_connection_age,
+            stream_limit=limit,
         )
-        conn.set_limit(limit)
         self.connections.append(conn)
         assert self._tg is not None
         self._tg.start_soon(conn.run)

@@ -301,6 +301,7 @@ class BinanceSimulator:
         max_requests_per_second: float = 5.0,
         ping_interval: float | None = 20.0,
         weight_limit: int | None = None,
+        burst: float = 0.0,
     ) -> None:
         self.spec = spec
         self.faults = FaultSwitches()
@@ -309,6 +310,10 @@ class BinanceSimulator:
         self.violations: list[str] = []
         self.sent: dict[str, int] = {}  # frames sent per stream kind
         self.rate = rate
+        #: generator pacing: run up to ``burst`` seconds ahead of the schedule before
+        #: sleeping, so updates leave in bursts of ~``rate * burst`` frames (as Binance's
+        #: ``@100ms`` streams arrive) instead of one per timer wake-up; 0 = evenly spaced
+        self.burst = burst
         self.speed = speed
         self.start = start
         self.max_requests_per_second = max_requests_per_second
@@ -650,8 +655,10 @@ class BinanceSimulator:
             if interval:
                 next_at += interval
                 delay = next_at - time.monotonic()
-                if delay > 0:
+                if delay > self.burst:
                     await anyio.sleep(delay)
+                elif delay > 0:
+                    pass  # within the burst window: the next update goes out back to back
                 else:
                     next_at = time.monotonic()
                     await anyio.sleep(0)
