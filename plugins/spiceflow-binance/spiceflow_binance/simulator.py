@@ -21,6 +21,10 @@ Two drivers feed it:
   count or names) at ``rate`` depth frames per second in total, 1,000 levels a side,
   a few level changes per frame, with ``bookTicker`` and trades derived from the truth.
 
+Soak knobs: ``weight_limit`` sets the REQUEST_WEIGHT/min the served exchangeInfo
+announces; ``burst`` (seconds) sends the generator's updates in bursts instead of evenly
+spaced (``benchmarks/soak.py``).
+
 ``sim.paused = True`` holds the driver before its next update (``truth`` stays what
 the clients were sent) until it is set back to False.
 
@@ -647,11 +651,15 @@ class BinanceSimulator:
             low = symbol.lower()
             d_stream = f"{low}@depth@100ms"
             await self._emit(d_stream, _frame(d_stream, depth))
+            # tickers and trades nobody subscribed are not encoded (a book-only client
+            # at thousands of frames/s would pay for two JSON encodings per update)
             t_stream = f"{low}@bookTicker"
-            await self._emit(t_stream, _frame(t_stream, ticker))
+            if self._wanted(t_stream):
+                await self._emit(t_stream, _frame(t_stream, ticker))
             if trade is not None:
                 tr_stream = f"{low}@{trade['e']}"
-                await self._emit(tr_stream, _frame(tr_stream, trade))
+                if self._wanted(tr_stream):
+                    await self._emit(tr_stream, _frame(tr_stream, trade))
             if interval:
                 next_at += interval
                 delay = next_at - time.monotonic()
@@ -664,6 +672,9 @@ class BinanceSimulator:
                     await anyio.sleep(0)
             else:
                 await anyio.sleep(0)
+
+    def _wanted(self, stream: str) -> bool:
+        return any(stream in c.streams for c in self._clients)
 
     async def _pauses(self) -> None:
         """stall / slow, taken before the next update exists, so ``truth`` during a
