@@ -63,3 +63,44 @@ async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
             if value:
                 return value
             await anyio.sleep(interval)
+
+
+class Collector:
+    """Reads every published message in the background: all book messages in order,
+    the latest per symbol, and the status messages."""
+
+    def __init__(self, sub) -> None:
+        self.sub = sub
+        self.books: list = []
+        self.latest: dict[str, object] = {}
+        self.status: list = []
+        self.count = 0
+
+    async def run(self) -> None:
+        async for received in self.sub:
+            self.count += 1
+            msg = received.message
+            kind = type(msg).__name__
+            if kind == "BookMessage":
+                self.books.append(msg)
+                self.latest[msg.symbol] = msg
+            elif kind == "StatusMessage":
+                self.status.append(msg)
+
+
+def levels(raw) -> list[tuple[str, str]]:
+    """Published levels (BookLevel structs) as plain (price, size) tuples."""
+    return [tuple(level) for level in raw]
+
+
+@contextlib.contextmanager
+def captured_logs():
+    """Every log message (text only) emitted inside the block."""
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="DEBUG", format="{message}")
+    try:
+        yield lines
+    finally:
+        logger.remove(sink)

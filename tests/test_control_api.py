@@ -11,8 +11,8 @@ from spiceflow_core.client import Subscriber
 from spiceflow_core.runtime.orchestrator import Orchestrator
 from spiceflow_core.testkit.toy import ToySimulator
 
-from runtime_helpers import running, settings_for, toy_registry, wait_for
-from test_runtime import Latest, assert_exact
+from runtime_helpers import Collector, running, settings_for, toy_registry, wait_for
+from test_runtime import assert_exact
 
 pytestmark = pytest.mark.anyio
 
@@ -29,14 +29,14 @@ async def test_subscribe_three_then_unsubscribe_one_while_running():
     async with sim.running(), running(api_orchestrator(sim, [])) as orc:
         base = f"http://{orc.api_address}"
         async with httpx.AsyncClient(base_url=base) as http, Subscriber(orc.broadcaster.address, ["book.toy."]) as sub, anyio.create_task_group() as tg:
-            latest = Latest(sub)
+            latest = Collector(sub)
             tg.start_soon(latest.run)
             for symbol in ("AAA", "BBB", "CCC"):
                 r = await http.post("/subscribe", json={"venue": "toy", "instrument": symbol})
                 assert r.status_code == 200, r.text
                 body = r.json()
                 assert body["topic"] == f"book.toy.{symbol}" and body["id"] == f"toy:{symbol}:book"
-                await wait_for(lambda: symbol in latest.books)
+                await wait_for(lambda: symbol in latest.latest)
             subs = (await http.get("/subscriptions")).json()
             assert {s["symbol"] for s in subs} == {"AAA", "BBB", "CCC"}
             await wait_for(lambda: all(s["state"] == "synced" for s in http_sync_states(orc)))
@@ -45,11 +45,11 @@ async def test_subscribe_three_then_unsubscribe_one_while_running():
             r = await http.post("/unsubscribe", json={"venue": "toy", "instrument": "BBB"})
             assert r.status_code == 200 and r.json()["state"] == "unsubscribed"
             assert any('"unsubscribe"' in f and "book.BBB" in f for f in sim.client_frames)  # the exchange saw it
-            count = latest.books["BBB"].topic_seq
+            count = latest.latest["BBB"].topic_seq
             await wait_for(lambda: latest.count > 100)
-            latest.books.pop("BBB")
+            latest.latest.pop("BBB")
             await wait_for(lambda: latest.count > 200)
-            assert "BBB" not in latest.books  # its topic stopped
+            assert "BBB" not in latest.latest  # its topic stopped
             assert {s["symbol"] for s in (await http.get("/subscriptions")).json()} == {"AAA", "CCC"}
             await assert_exact(sim, latest, ["AAA", "CCC"])  # the others are untouched and exact
             assert count > 0

@@ -17,38 +17,19 @@ from spiceflow_core.client import Subscriber
 from spiceflow_core.runtime.orchestrator import Orchestrator
 from spiceflow_core.testkit.toy import ToySimulator
 
-from runtime_helpers import running, settings_for, toy_registry, wait_for
+from runtime_helpers import Collector, running, settings_for, toy_registry, wait_for
 
 pytestmark = pytest.mark.anyio
 HERE = Path(__file__).parent
 
 
-class Latest:
-    """Reads every published message in the background; keeps the latest per topic."""
-
-    def __init__(self, sub: Subscriber) -> None:
-        self.sub = sub
-        self.books: dict[str, object] = {}
-        self.status: list[object] = []
-        self.count = 0
-
-    async def run(self) -> None:
-        async for received in self.sub:
-            self.count += 1
-            msg = received.message
-            if msg.__class__.__name__ == "BookMessage":
-                self.books[msg.symbol] = msg
-            elif msg.__class__.__name__ == "StatusMessage":
-                self.status.append(msg)
-
-
-async def assert_exact(sim: ToySimulator, latest: Latest, symbols: list[str], depth: int = 25) -> None:
+async def assert_exact(sim: ToySimulator, latest: Collector, symbols: list[str], depth: int = 25) -> None:
     """Freeze the simulator, wait for the last update to be published, compare."""
     sim.silent = True
     for symbol in symbols:
         seq, bids, asks = sim.truth(symbol)
-        await wait_for(lambda: symbol in latest.books and latest.books[symbol].sequence == seq, timeout=10)
-        msg = latest.books[symbol]
+        await wait_for(lambda: symbol in latest.latest and latest.latest[symbol].sequence == seq, timeout=10)
+        msg = latest.latest[symbol]
         assert [tuple(level) for level in msg.bids] == bids[:depth], symbol
         assert [tuple(level) for level in msg.asks] == asks[:depth], symbol
     sim.silent = False
@@ -63,11 +44,11 @@ async def test_full_workflow_delivers_exact_books_to_a_zmq_subscriber():
     sim = ToySimulator(symbols=["AAA", "BBB", "CCC"], rate=300)
     async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"])) as orc:
         async with Subscriber(orc.broadcaster.address, ["book.toy.", "status.toy."]) as sub, anyio.create_task_group() as tg:
-            latest = Latest(sub)
+            latest = Collector(sub)
             tg.start_soon(latest.run)
-            await wait_for(lambda: {"AAA", "BBB"} <= set(latest.books) and latest.count > 50)
-            assert "CCC" not in latest.books
-            msg = latest.books["AAA"]
+            await wait_for(lambda: {"AAA", "BBB"} <= set(latest.latest) and latest.count > 50)
+            assert "CCC" not in latest.latest
+            msg = latest.latest["AAA"]
             assert msg.instrument == "toy.spot.AAA.USD" and msg.topic_seq > 1
             await assert_exact(sim, latest, ["AAA", "BBB"])
             # late joiners learn each feed's state from the periodic status republish
@@ -105,9 +86,9 @@ async def test_killed_connection_reconnects_resubscribes_and_resyncs(fault):
     sim = ToySimulator(symbols=["AAA", "BBB"], rate=300)
     async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"])) as orc:
         async with Subscriber(orc.broadcaster.address, ["book.toy.", "status.toy."]) as sub, anyio.create_task_group() as tg:
-            latest = Latest(sub)
+            latest = Collector(sub)
             tg.start_soon(latest.run)
-            await wait_for(lambda: {"AAA", "BBB"} <= set(latest.books))
+            await wait_for(lambda: {"AAA", "BBB"} <= set(latest.latest))
             runtime = orc.runtimes["toy"]
             setattr(sim.faults, fault, 1)
             await wait_for(lambda: runtime.metrics.totals["reconnects"] >= 1)
@@ -122,9 +103,9 @@ async def test_gap_in_one_instrument_resyncs_only_that_one():
     sim = ToySimulator(symbols=["AAA", "BBB"], rate=300)
     async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"])) as orc:
         async with Subscriber(orc.broadcaster.address, ["book.toy.", "status.toy."]) as sub, anyio.create_task_group() as tg:
-            latest = Latest(sub)
+            latest = Collector(sub)
             tg.start_soon(latest.run)
-            await wait_for(lambda: {"AAA", "BBB"} <= set(latest.books))
+            await wait_for(lambda: {"AAA", "BBB"} <= set(latest.latest))
             runtime = orc.runtimes["toy"]
             sim.faults.gap = 1  # the next AAA update is skipped (AAA steps first)
             await wait_for(lambda: runtime.metrics.totals["gaps"] >= 1)
@@ -207,7 +188,7 @@ async def test_aged_connection_is_replaced_make_before_break_without_a_gap():
     sim = ToySimulator(symbols=["AAA", "BBB"], rate=300)
     async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"], runtime={"max_connection_age": 0.5})) as orc:
         async with Subscriber(orc.broadcaster.address, ["book.toy."]) as sub, anyio.create_task_group() as tg:
-            latest = Latest(sub)
+            latest = Collector(sub)
             tg.start_soon(latest.run)
             runtime = orc.runtimes["toy"]
             await wait_for(lambda: runtime.metrics.totals["rotations"] >= 2, timeout=10)

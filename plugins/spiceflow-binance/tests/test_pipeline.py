@@ -14,47 +14,24 @@ import json
 
 import anyio
 import pytest
-from loguru import logger
 
 from spiceflow_core.capture import read_capture
 from spiceflow_core.client import Subscriber
 from spiceflow_core.plugins import discover
 from spiceflow_core.runtime.orchestrator import Orchestrator
 
-from runtime_helpers import running, settings_for, wait_for
+from runtime_helpers import Collector, captured_logs, levels, running, settings_for, wait_for
 
 pytestmark = pytest.mark.anyio
 
 DEPTH = 25  # published levels per side (settings.book.depth default)
 
 
-class Collector:
-    """Reads every published message in the background."""
-
-    def __init__(self, sub: Subscriber) -> None:
-        self.sub = sub
-        self.books: list = []
-        self.latest: dict[str, object] = {}
-        self.status: list = []
-
-    async def run(self) -> None:
-        async for received in self.sub:
-            msg = received.message
-            kind = type(msg).__name__
-            if kind == "BookMessage":
-                self.books.append(msg)
-                self.latest[msg.symbol] = msg
-            elif kind == "StatusMessage":
-                self.status.append(msg)
-
-
 @pytest.fixture
 def logs():
-    """Every log line (message text with its bound venue/instrument) during the test."""
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(m.record["message"]), level="DEBUG", format="{message}")
-    yield lines
-    logger.remove(sink)
+    """Every log line (message text) during the test."""
+    with captured_logs() as lines:
+        yield lines
 
 
 def recorded_tickers(prefix: str) -> dict[tuple[str, int], tuple[tuple[str, str], tuple[str, str]]]:
@@ -66,10 +43,6 @@ def recorded_tickers(prefix: str) -> dict[tuple[str, int], tuple[tuple[str, str]
         data = json.loads(rec.body)["data"]
         out[(data["s"], data["u"])] = ((data["b"], data["B"]), (data["a"], data["A"]))
     return out
-
-
-def levels(raw) -> list[tuple[str, str]]:
-    return [tuple(level) for level in raw]
 
 
 # -- recorded sessions -----------------------------------------------------------------------

@@ -18,7 +18,6 @@ import time
 
 import anyio
 import pytest
-from loguru import logger
 
 from spiceflow_core.capture import read_capture
 from spiceflow_core.client import Subscriber
@@ -26,7 +25,7 @@ from spiceflow_core.model import Heartbeat, TopOfBook
 from spiceflow_core.plugins import discover
 from spiceflow_core.runtime.orchestrator import Orchestrator
 
-from runtime_helpers import running, settings_for, wait_for
+from runtime_helpers import Collector, captured_logs, levels, running, settings_for, wait_for
 from spiceflow_deribit.parsing import parse_frame
 
 pytestmark = pytest.mark.anyio
@@ -44,32 +43,9 @@ def public_channels(monkeypatch):
 
 @pytest.fixture
 def logs():
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(m.record["message"]), level="DEBUG", format="{message}")
-    yield lines
-    logger.remove(sink)
-
-
-class Collector:
-    def __init__(self, sub: Subscriber) -> None:
-        self.sub = sub
-        self.books: list = []
-        self.latest: dict[str, object] = {}
-        self.status: list = []
-
-    async def run(self) -> None:
-        async for received in self.sub:
-            msg = received.message
-            kind = type(msg).__name__
-            if kind == "BookMessage":
-                self.books.append(msg)
-                self.latest[msg.symbol] = msg
-            elif kind == "StatusMessage":
-                self.status.append(msg)
-
-
-def levels(raw) -> list[tuple[str, str]]:
-    return [tuple(level) for level in raw]
+    """Every log line (message text) during the test."""
+    with captured_logs() as lines:
+        yield lines
 
 
 def orchestrator(sim, symbols: list[str], registry=None, *, profiles=("fixtures",), **runtime) -> Orchestrator:
