@@ -6,12 +6,10 @@ import contextlib
 from typing import AsyncIterator
 
 import anyio
-import msgspec
 
 from spiceflow_core.config import Settings, decode_settings
 from spiceflow_core.plugins import VenueRegistry, register_venues
 from spiceflow_core.runtime.orchestrator import Orchestrator
-from spiceflow_core.venue import Endpoints
 
 
 def toy_registry() -> VenueRegistry:
@@ -104,3 +102,24 @@ def captured_logs():
         yield lines
     finally:
         logger.remove(sink)
+
+
+async def assert_exact(sim, got: Collector, runtime, symbols: list[str], *, depth: int = 25, settle: float = 0.05) -> None:
+    """Freeze the simulator's market (its ``paused`` switch), wait until each symbol's
+    last update is published by an in-sync feed, and compare the published levels with
+    the simulator's truth (top ``depth``)."""
+    sim.paused = True
+    await anyio.sleep(settle)  # let a frame in flight reach the pipeline
+    try:
+        for symbol in symbols:
+            seq, bids, asks = sim.truth(symbol)
+            await wait_for(
+                lambda: runtime.books.state_of(symbol) == "synced"
+                and symbol in got.latest and got.latest[symbol].sequence == seq,
+                timeout=10,
+            )
+            msg = got.latest[symbol]
+            assert levels(msg.bids) == bids[:depth], symbol
+            assert levels(msg.asks) == asks[:depth], symbol
+    finally:
+        sim.paused = False

@@ -11,8 +11,7 @@ from spiceflow_core.client import Subscriber
 from spiceflow_core.runtime.orchestrator import Orchestrator
 from spiceflow_core.testkit.toy import ToySimulator
 
-from runtime_helpers import Collector, running, settings_for, toy_registry, wait_for
-from test_runtime import assert_exact
+from runtime_helpers import Collector, assert_exact, running, settings_for, toy_registry, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +50,7 @@ async def test_subscribe_three_then_unsubscribe_one_while_running():
             await wait_for(lambda: latest.count > 200)
             assert "BBB" not in latest.latest  # its topic stopped
             assert {s["symbol"] for s in (await http.get("/subscriptions")).json()} == {"AAA", "CCC"}
-            await assert_exact(sim, latest, ["AAA", "CCC"])  # the others are untouched and exact
+            await assert_exact(sim, latest, orc.runtimes['toy'], ["AAA", "CCC"])  # the others are untouched and exact
             assert count > 0
 
             # unsubscribing the last instruments closes the connection

@@ -17,22 +17,10 @@ from spiceflow_core.client import Subscriber
 from spiceflow_core.runtime.orchestrator import Orchestrator
 from spiceflow_core.testkit.toy import ToySimulator
 
-from runtime_helpers import Collector, running, settings_for, toy_registry, wait_for
+from runtime_helpers import Collector, assert_exact, running, settings_for, toy_registry, wait_for
 
 pytestmark = pytest.mark.anyio
 HERE = Path(__file__).parent
-
-
-async def assert_exact(sim: ToySimulator, latest: Collector, symbols: list[str], depth: int = 25) -> None:
-    """Freeze the simulator, wait for the last update to be published, compare."""
-    sim.silent = True
-    for symbol in symbols:
-        seq, bids, asks = sim.truth(symbol)
-        await wait_for(lambda: symbol in latest.latest and latest.latest[symbol].sequence == seq, timeout=10)
-        msg = latest.latest[symbol]
-        assert [tuple(level) for level in msg.bids] == bids[:depth], symbol
-        assert [tuple(level) for level in msg.asks] == asks[:depth], symbol
-    sim.silent = False
 
 
 def orchestrator_for(sim: ToySimulator, symbols: list[str], **kw) -> Orchestrator:
@@ -50,7 +38,7 @@ async def test_full_workflow_delivers_exact_books_to_a_zmq_subscriber():
             assert "CCC" not in latest.latest
             msg = latest.latest["AAA"]
             assert msg.instrument == "toy.spot.AAA.USD" and msg.topic_seq > 1
-            await assert_exact(sim, latest, ["AAA", "BBB"])
+            await assert_exact(sim, latest, orc.runtimes['toy'], ["AAA", "BBB"])
             # late joiners learn each feed's state from the periodic status republish
             await wait_for(lambda: any(s.state == "synced" and s.symbol == "AAA" for s in latest.status))
             tg.cancel_scope.cancel()
@@ -95,7 +83,7 @@ async def test_killed_connection_reconnects_resubscribes_and_resyncs(fault):
             await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in ("AAA", "BBB")))
             assert sum(f.count('"subscribe"') for f in sim.client_frames) >= 2  # resubscribed
             assert any(s.state == "stale" for s in latest.status)
-            await assert_exact(sim, latest, ["AAA", "BBB"])
+            await assert_exact(sim, latest, orc.runtimes['toy'], ["AAA", "BBB"])
             tg.cancel_scope.cancel()
 
 
@@ -113,7 +101,7 @@ async def test_gap_in_one_instrument_resyncs_only_that_one():
             assert runtime.metrics.by_instrument["AAA"]["gaps"] == 1
             assert runtime.metrics.by_instrument["BBB"]["gaps"] == 0
             assert runtime.metrics.totals["reconnects"] == 0
-            await assert_exact(sim, latest, ["AAA", "BBB"])
+            await assert_exact(sim, latest, orc.runtimes['toy'], ["AAA", "BBB"])
             tg.cancel_scope.cancel()
 
 
@@ -195,7 +183,7 @@ async def test_aged_connection_is_replaced_make_before_break_without_a_gap():
             assert runtime.metrics.totals["gaps"] == 0 and runtime.metrics.totals["reconnects"] == 0
             assert len(runtime.connections) == 1
             assert all(runtime.books.state_of(s) == "synced" for s in ("AAA", "BBB"))
-            await assert_exact(sim, latest, ["AAA", "BBB"])
+            await assert_exact(sim, latest, orc.runtimes['toy'], ["AAA", "BBB"])
             tg.cancel_scope.cancel()
 
 

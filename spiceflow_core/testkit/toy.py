@@ -176,6 +176,7 @@ class ToySimulator:
         self.books = {s: _Book(self.rng) for s in self._symbols}
         self.connections: dict = {}  # connection -> its subscribed channels
         self.silent = False  # stop sending anything (frames and heartbeats) while True
+        self.paused = False  # freeze the market (no updates) while heartbeats go on
         self.endpoints = Endpoints(ws_url="", rest_url="")
 
     def symbols(self) -> list[str]:
@@ -234,7 +235,7 @@ class ToySimulator:
         """One market for all connections: every update goes to each subscriber."""
         while True:
             await anyio.sleep(1 / self.rate)
-            if self.silent or not self.connections:
+            if self.silent or self.paused or not self.connections:
                 continue
             # every symbol's truth advances, subscribed or not: like a real exchange
             for symbol, book in self.books.items():

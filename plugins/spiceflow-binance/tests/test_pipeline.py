@@ -20,7 +20,7 @@ from spiceflow_core.client import Subscriber
 from spiceflow_core.plugins import discover
 from spiceflow_core.runtime.orchestrator import Orchestrator
 
-from runtime_helpers import Collector, captured_logs, levels, running, settings_for, wait_for
+from runtime_helpers import Collector, assert_exact, captured_logs, levels, running, settings_for, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -108,27 +108,6 @@ async def test_recorded_session_books_match_book_tickers(recorded, venue_name, f
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 
-async def assert_exact(sim, got: Collector, runtime, symbols=SYMBOLS) -> None:
-    """Freeze the simulator, wait for its last update to be published, compare the
-    published book with the simulator's truth (top DEPTH levels, all of which lie in the
-    range the 1000-level REST snapshot vouches for)."""
-    sim.paused = True
-    await anyio.sleep(0.05)  # let a frame in flight leave the driver
-    try:
-        for symbol in symbols:
-            seq, bids, asks = sim.truth(symbol)
-            await wait_for(
-                lambda: runtime.books.state_of(symbol) == "synced"
-                and symbol in got.latest and got.latest[symbol].sequence == seq,
-                timeout=10,
-            )
-            msg = got.latest[symbol]
-            assert levels(msg.bids) == bids[:DEPTH], symbol
-            assert levels(msg.asks) == asks[:DEPTH], symbol
-    finally:
-        sim.paused = False
-
-
 def pipeline(sim, venue_name: str, registry, **runtime_settings) -> Orchestrator:
     settings = settings_for(venue_name, SYMBOLS, profiles=(), runtime=runtime_settings or None)
     return Orchestrator(settings, registry, [venue_name], endpoint_overrides={venue_name: sim.endpoints})
@@ -158,7 +137,7 @@ async def test_fault_is_detected_resynced_and_book_exact_afterwards(venue_name, 
                 got = Collector(sub)
                 tg.start_soon(got.run)
                 await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
-                await assert_exact(sim, got, runtime)
+                await assert_exact(sim, got, runtime, SYMBOLS)
                 before = dict(runtime.metrics.totals)
                 arm(sim.faults)
                 for counter in counters:
@@ -171,7 +150,7 @@ async def test_fault_is_detected_resynced_and_book_exact_afterwards(venue_name, 
                     assert runtime.metrics.totals["reconnects"] == 0
                     # only the symbol that missed an update was resynced
                     assert sum(1 for s in SYMBOLS if runtime.metrics.by_instrument[s]["gaps"]) == 1
-                await assert_exact(sim, got, runtime)
+                await assert_exact(sim, got, runtime, SYMBOLS)
                 tg.cancel_scope.cancel()
 
 
@@ -199,7 +178,7 @@ async def test_rest_429_and_500_during_a_resync_are_retried(venue_name, logs):
                     "the 429 was not logged with its Retry-After pause"
                 assert any("HTTP 500" in line and "retry" in line for line in logs), "the 500 was not logged"
                 assert runtime.rest.rate_limited == 1 and runtime.rest.failures == 1
-                await assert_exact(sim, got, runtime)
+                await assert_exact(sim, got, runtime, SYMBOLS)
                 tg.cancel_scope.cancel()
 
 

@@ -25,7 +25,7 @@ from spiceflow_core.model import Heartbeat, TopOfBook
 from spiceflow_core.plugins import discover
 from spiceflow_core.runtime.orchestrator import Orchestrator
 
-from runtime_helpers import Collector, captured_logs, levels, running, settings_for, wait_for
+from runtime_helpers import Collector, assert_exact, captured_logs, levels, running, settings_for, wait_for
 from spiceflow_deribit.parsing import parse_frame
 
 pytestmark = pytest.mark.anyio
@@ -51,25 +51,6 @@ def logs():
 def orchestrator(sim, symbols: list[str], registry=None, *, profiles=("fixtures",), **runtime) -> Orchestrator:
     settings = settings_for(VENUE, symbols, profiles=profiles, runtime=runtime or None)
     return Orchestrator(settings, registry or discover(), [VENUE], endpoint_overrides={VENUE: sim.endpoints})
-
-
-async def assert_exact(sim, got: Collector, runtime, symbols: list[str]) -> None:
-    """Freeze the simulator, wait for its last change to be published, compare."""
-    sim.paused = True
-    await anyio.sleep(0.15)  # a change in flight reaches the client
-    try:
-        for symbol in symbols:
-            seq, bids, asks = sim.truth(symbol)
-            await wait_for(
-                lambda: runtime.books.state_of(symbol) == "synced"
-                and symbol in got.latest and got.latest[symbol].sequence == seq,
-                timeout=10,
-            )
-            msg = got.latest[symbol]
-            assert levels(msg.bids) == bids[:DEPTH], symbol
-            assert levels(msg.asks) == asks[:DEPTH], symbol
-    finally:
-        sim.paused = False
 
 
 # -- the recorded session -------------------------------------------------------------------------
@@ -194,7 +175,7 @@ async def test_unanswered_test_request_closes_the_connection_and_the_pipeline_re
                 n = len(sim.heartbeats)
                 await wait_for(lambda: len(sim.heartbeats) >= n + 3, timeout=10)
                 assert len(sim.closed_for_heartbeat) == 1
-                await assert_exact(sim, got, runtime, symbols)
+                await assert_exact(sim, got, runtime, symbols, settle=0.15)
                 tg.cancel_scope.cancel()
 
 
@@ -223,7 +204,7 @@ async def test_fault_heals_with_an_exact_book(fault, logs):
                 got = Collector(sub)
                 tg.start_soon(got.run)
                 await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
-                await assert_exact(sim, got, runtime, SYMBOLS)
+                await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
                 before = dict(runtime.metrics.totals)
                 subscribes = len(sim.requests("public/subscribe"))
                 arm(sim.faults)
@@ -241,7 +222,7 @@ async def test_fault_heals_with_an_exact_book(fault, logs):
                     assert len(sim.requests("public/subscribe")) > subscribes  # resubscribed
                 if fault == "malformed":
                     assert runtime.metrics.totals["reconnects"] == 0 and runtime.metrics.totals["gaps"] == 0
-                await assert_exact(sim, got, runtime, SYMBOLS)
+                await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
                 tg.cancel_scope.cancel()
 
 
@@ -261,7 +242,7 @@ async def test_change_before_the_snapshot_is_dropped_on_resubscribe():
                 await wait_for(lambda: runtime.metrics.totals["reconnects"] >= 1, timeout=10)
                 await wait_for(lambda: sim.faults.reorder == 0, timeout=10)
                 await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in SYMBOLS), timeout=10)
-                await assert_exact(sim, got, runtime, SYMBOLS)
+                await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
                 assert runtime.metrics.totals["gaps"] == 0
                 tg.cancel_scope.cancel()
 
