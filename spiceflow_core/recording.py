@@ -12,7 +12,6 @@ update (``--jsonl FILE`` or ``-`` for stdout).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 

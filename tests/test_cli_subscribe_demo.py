@@ -5,7 +5,6 @@ then `spiceflow subscribe` / `unsubscribe` / `subscriptions` and `spiceflow tail
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess

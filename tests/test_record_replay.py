@@ -15,7 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-import msgspec
 import pytest
 import zmq
 

@@ -21,7 +21,7 @@ from ..config import Settings
 from ..plugins import VenueRegistry
 from ..venue import Endpoints, Venue
 from .broadcaster import BroadcastActor
-from .errors import describe_error, leaf_errors  # noqa: F401 (re-exported)
+from .errors import describe_error
 from .venue_runtime import VenueRuntime
 
 

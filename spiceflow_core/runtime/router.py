@@ -9,7 +9,6 @@ answers them, as the venue requires) and discards everything else.
 from __future__ import annotations
 
 import time
-import time
 from typing import TYPE_CHECKING, Callable
 
 import anyio

@@ -54,7 +54,7 @@ import itertools
 import random
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
