@@ -8,6 +8,10 @@ import pytest
 
 from spiceflow_core.book import OrderBook
 
+from book_impls import levels_impl  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("levels_impl")
+
 
 def book_with(bids, asks, **kw) -> OrderBook:
     book = OrderBook(**kw)

@@ -48,11 +48,25 @@ second pass on every update). ``BookSync`` therefore treats a malformed delta as
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+import os
 from typing import Iterable, Sequence
 
 from ..model import Level
 from .prices import canonical_size, decimal_parts, decimals_of
+
+# The per-level loop: compiled when the Cython extension was built (see _levels_c.pyx),
+# else pure Python; SPICEFLOW_PURE_PYTHON=1 forces the latter (debugging, tests).
+if os.environ.get("SPICEFLOW_PURE_PYTHON"):
+    from . import _levels as levels_impl
+else:
+    try:
+        from . import _levels_c as levels_impl  # type: ignore[no-redef]
+    except ImportError:
+        from . import _levels as levels_impl  # type: ignore[no-redef]
+_apply_side = levels_impl.apply_side
+_top_side = levels_impl.top_side
+#: True when the compiled book loop is in use
+COMPILED: bool = levels_impl.COMPILED
 
 _CACHE_MAX = 100_000
 # "No boundary" sentinels: every key is >= 0 and < 10**80 (prices.MAX_* digits).
@@ -200,56 +214,10 @@ class OrderBook:
         """Apply one delta's levels (absolute sizes). Size zero in any format deletes the
         level (deleting an absent level is a no-op); prices beyond a truncation boundary
         are ignored. Raises ``ValueError`` on a malformed price/size (see module doc)."""
-        cache_get = self._cache.get
         if bids:
-            side = self._bids
-            keys = self._bid_keys
-            floor = self._bid_floor
-            for price, size in bids:
-                key = cache_get(price)  # type: ignore[arg-type]
-                if key is None:
-                    key, price = self._key(price)
-                    floor = self._bid_floor  # a rescale moves the boundary
-                if size.__class__ is str and (digits := size.replace(".", "", 1)).isdigit() and digits.isascii():  # type: ignore[union-attr]
-                    zero = not digits.strip("0")
-                else:
-                    size, zero = canonical_size(size)
-                if zero:
-                    if key in side:
-                        del side[key]
-                        del keys[bisect_left(keys, key)]
-                elif key in side:
-                    side[key] = (price, size)  # type: ignore[assignment]
-                elif key >= floor:
-                    side[key] = (price, size)  # type: ignore[assignment]
-                    insort(keys, key)
-                else:
-                    self.ignored += 1
+            _apply_side(self, bids, True)
         if asks:
-            side = self._asks
-            keys = self._ask_keys
-            floor = self._ask_floor
-            for price, size in asks:
-                key = cache_get(price)  # type: ignore[arg-type]
-                if key is None:
-                    key, price = self._key(price)
-                    floor = self._ask_floor
-                key = -key
-                if size.__class__ is str and (digits := size.replace(".", "", 1)).isdigit() and digits.isascii():  # type: ignore[union-attr]
-                    zero = not digits.strip("0")
-                else:
-                    size, zero = canonical_size(size)
-                if zero:
-                    if key in side:
-                        del side[key]
-                        del keys[bisect_left(keys, key)]
-                elif key in side:
-                    side[key] = (price, size)  # type: ignore[assignment]
-                elif key >= floor:
-                    side[key] = (price, size)  # type: ignore[assignment]
-                    insort(keys, key)
-                else:
-                    self.ignored += 1
+            _apply_side(self, asks, False)
 
     # ------------------------------------------------------------------ queries
     def best_bid(self) -> Level | None:
@@ -264,12 +232,7 @@ class OrderBook:
         """Best ``n`` levels per side, best first, strings exactly as last received."""
         if n <= 0:
             return [], []
-        bids = self._bids
-        asks = self._asks
-        return (
-            [bids[k] for k in self._bid_keys[: -n - 1 : -1]],
-            [asks[k] for k in self._ask_keys[: -n - 1 : -1]],
-        )
+        return _top_side(self._bids, self._bid_keys, n), _top_side(self._asks, self._ask_keys, n)
 
     def levels(self) -> tuple[list[Level], list[Level]]:
         """Every level, best first."""

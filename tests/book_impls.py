@@ -1,0 +1,34 @@
+"""Run book tests on each implementation of the per-level loop: the compiled one
+(``_levels_c``, when built) and the pure-Python fallback (``_levels``).
+
+A test module opts in with ``from book_impls import levels_impl  # noqa: F401`` plus
+``pytestmark = pytest.mark.usefixtures("levels_impl")``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import pytest
+
+from spiceflow_core.book import _levels, orderbook
+
+
+def implementations() -> list:
+    impls = [pytest.param(_levels, id="pure")]
+    try:
+        compiled = importlib.import_module("spiceflow_core.book._levels_c")
+    except ImportError:
+        if not os.environ.get("SPICEFLOW_NO_EXTENSIONS"):
+            raise  # the build hook should have compiled it: a silent fallback would hide it
+    else:
+        impls.insert(0, pytest.param(compiled, id="compiled"))
+    return impls
+
+
+@pytest.fixture(scope="module", params=implementations())
+def levels_impl(request):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(orderbook, "_apply_side", request.param.apply_side)
+        mp.setattr(orderbook, "_top_side", request.param.top_side)
+        yield request.param
