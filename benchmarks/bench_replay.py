@@ -77,7 +77,7 @@ def run_decode_book(venue, snapshot_body, frames, meta) -> tuple[float, int]:
     updates = 0
     for frame in frames:
         for ev in parse(frame, 0):
-            if ev.__class__ is BookDelta:
+            if isinstance(ev, BookDelta):
                 updates += len(on_delta(ev))
     elapsed = time.perf_counter() - t0
     gc.enable()
@@ -100,7 +100,7 @@ def run_decode_book_publish(venue, snapshot_body, frames, meta, mode: str = "eve
     t0 = time.perf_counter()
     for frame in frames:
         for ev in parse(frame, 0):
-            if ev.__class__ is not BookDelta:
+            if not isinstance(ev, BookDelta):
                 continue
             for out in on_delta(ev):
                 if out.__class__ is BookUpdated or out.__class__ is Synced:
@@ -136,7 +136,7 @@ def run_decode_book_conflate(venue, snapshot_body, frames, meta, batch: int = CO
         recv = 0
         for frame in frames[start : start + batch]:
             for ev in parse(frame, 0):
-                if ev.__class__ is not BookDelta:
+                if not isinstance(ev, BookDelta):
                     continue
                 for out in on_delta(ev):
                     if out.__class__ is BookUpdated or out.__class__ is Synced:

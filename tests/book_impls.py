@@ -29,6 +29,6 @@ def implementations() -> list:
 @pytest.fixture(scope="module", params=implementations())
 def levels_impl(request):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(orderbook, "_apply_side", request.param.apply_side)
+        mp.setattr(orderbook.OrderBook, "apply", request.param.apply_levels)
         mp.setattr(orderbook, "_top_side", request.param.top_side)
         yield request.param

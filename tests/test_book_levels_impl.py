@@ -35,8 +35,8 @@ def run(impl, snapshot_depth, ops):
     trace = []
     for bid, levels in ops:
         try:
-            impl.apply_side(book, levels, bid)
-            trace.append("ok")
+            crossed = impl.apply_levels(book, levels, []) if bid else impl.apply_levels(book, [], levels)
+            trace.append(("ok", crossed, book.is_crossed()))
         except ValueError as exc:
             trace.append(f"ValueError: {exc}")
         except TypeError as exc:  # pragma: no cover - would be a difference in itself

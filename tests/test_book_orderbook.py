@@ -52,18 +52,20 @@ def test_deleting_an_absent_level_is_a_no_op():
 
 
 @pytest.mark.parametrize(
-    "variant", ["0.3513", "0.35130000", "0.351300", "3.513E-1", "3513E-4", "0.3513000000000000000", Decimal("0.3513")]
+    "variant, kept",
+    [("0.3513", "0.3513"), ("0.35130000", "0.35130000"), ("0.351300", "0.351300"), ("3.513E-1", "0.3513"),
+     ("3513E-4", "0.3513"), ("0.3513000000000000000", "0.3513000000000000000"), (Decimal("0.3513"), "0.3513")],
 )
-def test_price_formats_are_one_level_and_keep_last_string(variant):
+def test_price_formats_are_one_level_and_keep_last_string(variant, kept):
     book = book_with([("0.35130000", "1.00000000")], [])
     book.apply([(variant, "2")], [])
     assert len(book) == 1
-    assert book.best_bid() == (str(variant), "2")
+    assert book.best_bid() == (kept, "2")
 
 
 def test_sizes_compare_exactly_and_keep_their_format():
     book = book_with([("1", "1E-8")], [("2", "0.00000001")])
-    assert book.best_bid() == ("1", "1E-8")
+    assert book.best_bid() == ("1", "0.00000001")  # exponent spellings are kept as plain decimals
     assert book.best_ask() == ("2", "0.00000001")
 
 
@@ -87,12 +89,17 @@ def test_finer_price_inside_a_snapshot_rescales_earlier_keys():
     assert not book.is_crossed()
 
 
-def test_exponent_forms_from_decimal():
+def test_exponent_forms_are_kept_as_plain_decimals():
     book = OrderBook()
-    book.apply_snapshot([(str(Decimal("0.00000001")), "5")], [(str(Decimal("1E+1")), "1")])
-    assert book.best_bid() == ("1E-8", "5")
+    book.apply_snapshot([(str(Decimal("0.00000001")), "5E+0")], [(str(Decimal("1E+1")), "1")])
+    assert book.levels() == ([("0.00000001", "5")], [("10", "1")])
+    book.apply([("1e-8", "1.50E+1"), (Decimal("2E-8"), Decimal("3E-3"))], [(10, 2)])
+    assert book.levels() == ([("0.00000002", "0.003"), ("0.00000001", "15.0")], [("10", "2")])
+    # a cache hit must not bring an exponent spelling back
+    book.apply([("1e-8", "1")], [])
+    assert book.best_bid() == ("0.00000002", "0.003") and book.levels()[0][1] == ("0.00000001", "1")
     book.apply([("0.00000001", "6")], [("10", "2")])
-    assert book.levels() == ([("0.00000001", "6")], [("10", "2")])
+    assert book.levels() == ([("0.00000002", "0.003"), ("0.00000001", "6")], [("10", "2")])
 
 
 @pytest.mark.parametrize("bad", ["-1", "-0", "abc", "", "NaN", "inf", "Infinity", "1_000", " 1", "1 ", "+1", "1e", "٣", "1.2.3", 1.5, None, True])

@@ -41,6 +41,16 @@ levels = lambda ticks: st.lists(spelled(ticks), max_size=5)  # noqa: E731
 updates = st.lists(st.tuples(levels(bid_ticks), levels(ask_ticks)), min_size=1, max_size=25)
 
 
+def kept(text: str) -> str:
+    """What the book keeps for a spelling: plain decimals as received, others written out."""
+    whole, _, frac = text.partition(".")
+    return text if whole.isdigit() and (not frac or frac.isdigit()) else format(Decimal(text), "f")
+
+
+def kept_size(text: str) -> str:
+    return text if text.replace(".", "", 1).isdigit() else format(Decimal(text), "f")
+
+
 class Reference:
     """The exchange's book after each update: dict price -> (price string, size string)."""
 
@@ -53,7 +63,7 @@ class Reference:
                     if Decimal(size) == 0:
                         side.pop(Decimal(price), None)
                     else:
-                        side[Decimal(price)] = (price, size)
+                        side[Decimal(price)] = (kept(price), kept_size(size))
             self.states.append(book)
 
     def levels(self, index):
@@ -167,7 +177,7 @@ def test_format_variants_hit_the_same_level(price, data):
         size = data.draw(st.sampled_from(["1", "2.50", "3E-8"]))
         book.apply([(spelling, size)], [])
         assert len(book) == 1
-        assert book.best_bid() == (spelling, size)
+        assert book.best_bid() == (kept(spelling), kept_size(size))
     assert len({book.key_of(v) for v in variants}) == 1
     book.apply([(data.draw(st.sampled_from(variants)), "0.0000")], [])
     assert len(book) == 0

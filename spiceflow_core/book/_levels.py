@@ -50,6 +50,18 @@ def apply_side(book: OrderBook, levels: Iterable[Level], bid: bool) -> None:
             book.ignored += 1
 
 
+def apply_levels(book: OrderBook, bids: Iterable[Level], asks: Iterable[Level]) -> bool:
+    """``OrderBook.apply``: both sides of a delta (bound there as the method). Returns
+    whether the book is crossed afterwards (``is_crossed()``, for the sync's hot path)."""
+    if bids:
+        apply_side(book, bids, True)
+    if asks:
+        apply_side(book, asks, False)
+    bid_keys = book._bid_keys
+    ask_keys = book._ask_keys
+    return bool(bid_keys and ask_keys and bid_keys[-1] >= -ask_keys[-1])
+
+
 def top_side(side: dict[int, Level], keys: list[int], n: int) -> list[Level]:
     """The best ``n`` levels of one side, best first (``keys`` ascending, best last)."""
     return [side[k] for k in keys[: -n - 1 : -1]]

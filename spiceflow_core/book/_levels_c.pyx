@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, binding=True
 """The book's per-level hot loop, compiled: the same behaviour as ``_levels.py`` (read
 that module for the semantics); the property tests run the book on both. What C buys
 here: the size check is one pass over the string's characters instead of three string
@@ -70,6 +70,19 @@ def apply_side(book, levels, bint bid):
             insort(keys, key)
         else:
             book.ignored += 1
+
+
+def apply_levels(book, bids, asks):
+    """``OrderBook.apply`` (bound there as the method: ``binding=True`` makes this a
+    function object that binds like a Python one). Returns whether the book is crossed."""
+    if bids:
+        apply_side(book, bids, True)
+    if asks:
+        apply_side(book, asks, False)
+    cdef list bid_keys = book._bid_keys
+    cdef list ask_keys = book._ask_keys
+    # (wraparound=False: no negative indices in this module)
+    return bool(bid_keys and ask_keys and bid_keys[len(bid_keys) - 1] >= -ask_keys[len(ask_keys) - 1])
 
 
 def top_side(dict side, list keys, Py_ssize_t n):

@@ -29,6 +29,10 @@ SortedDict 0.64x; cached Decimal keys + this dict/list structure 0.47x; this eng
 * Sizes are validated by a cheap ASCII-digits check (``"0.35130000"``); anything else
   (``"1E-8"``, ``Decimal``) goes through the strict parser. Size zero in any format
   deletes the level.
+* Kept strings: a plain decimal string is kept exactly as received (``"0.35130000"``
+  stays so); any other spelling of a valid value (``"1E-8"``, a ``Decimal``/``int``) is
+  kept as its exact plain decimal text (``"0.00000001"``). Every published level is a
+  plain decimal string, equal in value to what the exchange sent.
 
 Depth truncation
 ----------------
@@ -52,7 +56,7 @@ import os
 from typing import Iterable, Sequence
 
 from ..model import Level
-from .prices import canonical_size, decimal_parts, decimals_of
+from .prices import canonical_size, decimal_parts, decimals_of, plain_text
 
 # The per-level loop: compiled when the Cython extension was built (see _levels_c.pyx),
 # else pure Python; SPICEFLOW_PURE_PYTHON=1 forces the latter (debugging, tests).
@@ -63,7 +67,6 @@ else:
         from . import _levels_c as levels_impl  # type: ignore[no-redef]
     except ImportError:
         from . import _levels as levels_impl  # type: ignore[no-redef]
-_apply_side = levels_impl.apply_side
 _top_side = levels_impl.top_side
 #: True when the compiled book loop is in use
 COMPILED: bool = levels_impl.COMPILED
@@ -108,7 +111,9 @@ class OrderBook:
     # ------------------------------------------------------------------ parsing
     def _key(self, price: object) -> tuple[int, str]:
         """Slow path of the price cache: validate, maybe rescale, cache. Returns
-        ``(key, price string to keep)``."""
+        ``(key, price string to keep)``: a plain ASCII decimal string as received (and
+        cached); anything else (``"1E-8"``, ``Decimal``, ``int``) as its plain decimal
+        text, uncached (a cache hit keeps the received string)."""
         if type(price) is str:
             whole, _, frac = price.partition(".")
             if whole.isdigit() and whole.isascii() and (not frac or (frac.isdigit() and frac.isascii())):
@@ -118,14 +123,11 @@ class OrderBook:
                 if len(whole) > 40:
                     raise ValueError(f"price out of range: {price!r}")
                 key = int(whole + frac) * 10 ** (self._scale - len(frac))
-            else:
-                key = self._key_exact(price)
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[price] = key
-            return key, price
-        # Decimal / int: not cached (the kept string is str(value)).
-        return self._key_exact(price), str(parse_price_value(price))
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                self._cache[price] = key
+                return key, price
+        return self._key_exact(price), plain_text(price)
 
     def _key_exact(self, price: object) -> int:
         coefficient, exponent = decimal_parts(price)
@@ -210,14 +212,12 @@ class OrderBook:
         self._bid_keys[:] = bid_keys
         self._ask_keys[:] = ask_keys
 
-    def apply(self, bids: Iterable[LevelLike], asks: Iterable[LevelLike]) -> None:
-        """Apply one delta's levels (absolute sizes). Size zero in any format deletes the
-        level (deleting an absent level is a no-op); prices beyond a truncation boundary
-        are ignored. Raises ``ValueError`` on a malformed price/size (see module doc)."""
-        if bids:
-            _apply_side(self, bids, True)
-        if asks:
-            _apply_side(self, asks, False)
+    #: ``apply(bids, asks) -> crossed``: one delta's levels (absolute sizes). Size zero in
+    #: any format deletes the level (deleting an absent level is a no-op); prices beyond a
+    #: truncation boundary are ignored. Returns ``is_crossed()`` afterwards. Raises
+    #: ``ValueError`` on a malformed price/size (see module doc). The per-level loop itself, compiled or pure Python (``_levels.py``), bound
+    #: here as the method so the hot path pays no extra Python call.
+    apply = levels_impl.apply_levels
 
     # ------------------------------------------------------------------ queries
     def best_bid(self) -> Level | None:
@@ -229,7 +229,8 @@ class OrderBook:
         return self._asks[keys[-1]] if keys else None
 
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
-        """Best ``n`` levels per side, best first, strings exactly as last received."""
+        """Best ``n`` levels per side, best first, strings as last received (see "Kept
+        strings" in the module docstring)."""
         if n <= 0:
             return [], []
         return _top_side(self._bids, self._bid_keys, n), _top_side(self._asks, self._ask_keys, n)
@@ -265,12 +266,6 @@ class OrderBook:
         ``BookSync.book``). ``other`` must not be used afterwards."""
         for name in OrderBook.__slots__:
             setattr(self, name, getattr(other, name))
-
-
-def parse_price_value(value: object) -> object:
-    """Canonical kept form of a non-string price (``Decimal``/``int``): itself, validated."""
-    decimal_parts(value)
-    return value
 
 
 def _check_size(size: object) -> tuple[str, bool]:

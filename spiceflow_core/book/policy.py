@@ -14,6 +14,13 @@ class Verdict(enum.Enum):
     GAP = "gap"  # something is missing: the book can no longer be trusted
 
 
+# Module constants: on CPython 3.11 ``Verdict.APPLY`` is a ~60 ns descriptor lookup, paid
+# on every delta; a global is ~6 ns.
+DROP = Verdict.DROP
+APPLY = Verdict.APPLY
+GAP = Verdict.GAP
+
+
 class SequencePolicy(Protocol):
     def first(self, snapshot_sequence: int, delta: BookDelta) -> Verdict:
         """Verdict for a delta while looking for the first one after a snapshot."""
@@ -40,17 +47,17 @@ class StraddlePolicy:
 
     def first(self, snapshot_sequence: int, delta: BookDelta) -> Verdict:
         if delta.sequence <= snapshot_sequence:
-            return Verdict.DROP
+            return DROP
         if delta.first_sequence <= snapshot_sequence + 1 <= delta.sequence:
-            return Verdict.APPLY
-        return Verdict.GAP
+            return APPLY
+        return GAP
 
     def next(self, last_sequence: int, delta: BookDelta) -> Verdict:
         if delta.sequence <= last_sequence:
-            return Verdict.DROP
+            return DROP
         if delta.first_sequence == last_sequence + 1:
-            return Verdict.APPLY
-        return Verdict.GAP
+            return APPLY
+        return GAP
 
     def __repr__(self) -> str:
         return "StraddlePolicy()"
@@ -72,26 +79,26 @@ class PrevIdPolicy:
     def first(self, snapshot_sequence: int, delta: BookDelta) -> Verdict:
         if self.straddle_inclusive:
             if delta.sequence < snapshot_sequence:
-                return Verdict.DROP
+                return DROP
             if delta.first_sequence <= snapshot_sequence <= delta.sequence:
-                return Verdict.APPLY
+                return APPLY
             if delta.prev_sequence == snapshot_sequence:
                 # the snapshot is exactly the state after the event this one follows
                 # (lastUpdateId == pu): it continues the snapshot, no refetch needed
-                return Verdict.APPLY
-            return Verdict.GAP
+                return APPLY
+            return GAP
         if delta.sequence <= snapshot_sequence:
-            return Verdict.DROP
+            return DROP
         if delta.first_sequence <= snapshot_sequence + 1 <= delta.sequence:
-            return Verdict.APPLY
-        return Verdict.GAP
+            return APPLY
+        return GAP
 
     def next(self, last_sequence: int, delta: BookDelta) -> Verdict:
         if delta.prev_sequence == last_sequence:
-            return Verdict.APPLY
+            return APPLY
         if delta.sequence <= last_sequence:
-            return Verdict.DROP
-        return Verdict.GAP
+            return DROP
+        return GAP
 
     def __repr__(self) -> str:
         return f"PrevIdPolicy(straddle_inclusive={self.straddle_inclusive})"
@@ -110,10 +117,10 @@ class ChainPolicy:
 
     def next(self, last_sequence: int, delta: BookDelta) -> Verdict:
         if delta.prev_sequence == last_sequence:
-            return Verdict.APPLY
+            return APPLY
         if delta.sequence <= last_sequence:
-            return Verdict.DROP
-        return Verdict.GAP
+            return DROP
+        return GAP
 
     def __repr__(self) -> str:
         return "ChainPolicy()"

@@ -76,10 +76,16 @@ def is_zero(value: object) -> bool:
     return decimal_parts(value)[0] == 0
 
 
-def canonical_size(value: object) -> tuple[str, bool]:
-    """Validate a size that missed the book's fast path: ``(string to keep, is zero)``.
+def plain_text(value: object) -> str:
+    """The exact plain decimal text of a value: ``"1E-8"`` -> ``"0.00000001"``,
+    ``Decimal("4.3E+4")`` -> ``"43000"``. Raises ``ValueError`` like ``decimal_parts``."""
+    decimal_parts(value)  # validates, and bounds the size of what format() writes out
+    return format(parse_decimal(value), "f")  # exact: formatting never rounds
 
-    Strings are kept exactly as received; a ``Decimal``/``int`` is kept as ``str(value)``.
-    """
+
+def canonical_size(value: object) -> tuple[str, bool]:
+    """Validate a size that missed the book's fast path (a plain ASCII decimal string):
+    ``(string to keep, is zero)``. The kept string is the value's plain decimal text
+    (``"1E-8"`` -> ``"0.00000001"``), so every level the book holds is a plain decimal."""
     coefficient, _ = decimal_parts(value)
-    return (value if isinstance(value, str) else str(value)), coefficient == 0
+    return plain_text(value), coefficient == 0

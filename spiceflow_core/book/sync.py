@@ -49,7 +49,7 @@ import msgspec
 
 from ..model import BookDelta, BookSnapshot
 from .orderbook import OrderBook
-from .policy import SequencePolicy, Verdict
+from .policy import APPLY, DROP, GAP, SequencePolicy, Verdict
 
 
 class SyncState(enum.Enum):
@@ -59,8 +59,6 @@ class SyncState(enum.Enum):
 
 
 _SYNCED = SyncState.SYNCED
-_APPLY = Verdict.APPLY
-_DROP = Verdict.DROP
 
 
 class Synced(msgspec.Struct, frozen=True):
@@ -122,7 +120,7 @@ class _Chain:
         """Judge and, on APPLY, apply one delta. ``ValueError`` from a malformed delta
         propagates (the book may be partly updated)."""
         verdict = policy.first(self.last, delta) if self.need_first else policy.next(self.last, delta)
-        if verdict is Verdict.APPLY:
+        if verdict is APPLY:
             self.book.apply(delta.bids, delta.asks)
             self.last = delta.sequence
             self.need_first = False
@@ -175,21 +173,20 @@ class BookSync:
     # ------------------------------------------------------------------ inputs
     def on_delta(self, delta: BookDelta) -> list[SyncEvent]:
         # The hot path (every delta of an in-sync book): module-level constants instead
-        # of enum attribute lookups, the crossed check inlined on the best keys.
+        # of enum attribute lookups, the crossed check done by ``apply``.
         if self.state is not _SYNCED:
             return self._buffer_delta(delta)
-        last = self.last_sequence
-        assert last is not None
+        last: int = self.last_sequence  # type: ignore[assignment]  (set whenever SYNCED)
         verdict = self.policy.first(last, delta) if self._need_first else self.policy.next(last, delta)
-        if verdict is not _APPLY:
-            if verdict is _DROP:
+        if verdict is not APPLY:
+            if verdict is DROP:
                 self.counters.dropped += 1
                 return []
             events = self._gap(f"sequence gap at {delta.sequence}", last, _follows(delta))
             return events + self._buffer_delta(delta)
         book = self.book
         try:
-            book.apply(delta.bids, delta.asks)
+            crossed = book.apply(delta.bids, delta.asks)
         except ValueError as exc:
             self.counters.parse_errors += 1
             return self._gap(f"malformed delta {delta.sequence}: {exc}", last, _follows(delta))
@@ -200,10 +197,7 @@ class BookSync:
             self.last_exchange_ts_ms = delta.exchange_ts_ms
         if delta.recv_ts_ns:
             self.last_recv_ts_ns = delta.recv_ts_ns
-        # == book.is_crossed(): best bid key >= best ask key (asks are stored negated)
-        bid_keys = book._bid_keys
-        ask_keys = book._ask_keys
-        if bid_keys and ask_keys and bid_keys[-1] >= -ask_keys[-1]:
+        if crossed:
             events = self._gap(self._crossed_reason(book, sequence), None, sequence)
             return events + self._buffer_delta(delta)
         self._history.append(delta)
@@ -234,9 +228,9 @@ class BookSync:
                 self.counters.parse_errors += 1
                 self._trim_buffer(index + 1)
                 return self._gap(f"malformed buffered delta {delta.sequence}: {exc}", before, _follows(delta))
-            if verdict is Verdict.DROP:
+            if verdict is DROP:
                 self.counters.dropped += 1
-            elif verdict is Verdict.GAP:
+            elif verdict is GAP:
                 self._trim_buffer(index)
                 reason = "snapshot older than buffered deltas" if was_first else "gap in buffered deltas"
                 return self._gap(f"{reason} (snapshot {snapshot.sequence}, delta {delta.sequence})", before, _follows(delta))
@@ -318,7 +312,7 @@ class BookSync:
             return []
         chain = _Chain(book, snapshot)
         for delta in self._history:
-            if chain.step(self.policy, delta) is Verdict.GAP:
+            if chain.step(self.policy, delta) is GAP:
                 self.counters.refresh_failures += 1
                 return []
         live = self.last_sequence
@@ -338,11 +332,11 @@ class BookSync:
         chain = self._shadow
         assert chain is not None
         verdict = chain.step(self.policy, delta)  # the live book parsed it: no ValueError
-        if verdict is Verdict.GAP or (verdict is Verdict.APPLY and chain.book.is_crossed()):
+        if verdict is GAP or (verdict is APPLY and chain.book.is_crossed()):
             self._shadow = None
             self.counters.refresh_failures += 1
             return False
-        if verdict is Verdict.APPLY and chain.last == self.last_sequence:
+        if verdict is APPLY and chain.last == self.last_sequence:
             self._swap()
             return True
         return False

@@ -38,9 +38,10 @@ def parse_frame(venue: str, frame: str | bytes, recv_ts_ns: int = 0) -> list[Eve
         except msgspec.DecodeError:
             pass
         else:
-            d = top.data
-            return [BookDelta(venue=venue, symbol=d.s, first_sequence=d.U, sequence=d.u, prev_sequence=d.pu,
-                              bids=d.b, asks=d.a, exchange_ts_ms=d.E, recv_ts_ns=recv_ts_ns)]
+            delta = top.data
+            delta.venue = venue
+            delta.recv_ts_ns = recv_ts_ns
+            return [delta]
     try:
         top = schemas.frame_decoder.decode(frame)
     except msgspec.DecodeError as exc:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
+from spiceflow_core.model import BookDelta
+
 Level = tuple[str, str]
 
 
@@ -54,12 +56,29 @@ class DepthUpdate(msgspec.Struct):
     T: int | None = None
 
 
+class DepthDelta(BookDelta, kw_only=True, rename={"symbol": "s", "first_sequence": "U", "sequence": "u",
+                                                  "prev_sequence": "pu", "bids": "b", "asks": "a", "exchange_ts_ms": "E"}):
+    """A diff-depth payload decoded straight into the core's ``BookDelta`` (Binance's
+    field names renamed; ``venue``/``recv_ts_ns`` are set by the parser): no second
+    object per frame on the hot path. msgspec renames only fields a class declares,
+    hence BookDelta's fields restated here."""
+
+    venue: str = ""
+    symbol: str
+    first_sequence: int
+    sequence: int
+    bids: list[Level]
+    asks: list[Level]
+    prev_sequence: int | None = None
+    exchange_ts_ms: int | None = None
+
+
 class DepthFrame(msgspec.Struct):
     """A combined-stream diff-depth frame decoded in one pass (the hot path: see
     ``parsing.parse_frame``); anything else fails validation and takes the general path."""
 
     stream: str
-    data: DepthUpdate
+    data: DepthDelta
 
 
 class BookTicker(msgspec.Struct):

@@ -45,7 +45,7 @@ def _number(value: object) -> str:
 
 def text_levels(entries: list[schemas.BookEntryText]) -> list[Level]:
     """Like :func:`levels` for entries decoded by ``schemas.book_text_decoder`` (numbers
-    already exact text; see ``schemas.number_text``)."""
+    already their exact JSON text; see ``schemas.book_text_decoder``)."""
     return [
         (
             price if price.__class__ is str else _number(price),
@@ -55,35 +55,27 @@ def text_levels(entries: list[schemas.BookEntryText]) -> list[Level]:
     ]
 
 
-def _book_events(channel: str, book: schemas.BookDataText, recv_ts_ns: int) -> list[Event]:
+def _book_events(channel: str, book: schemas.BookChange, recv_ts_ns: int) -> list[Event]:
     if book.type == "snapshot":
         return [
             BookSnapshot(
                 venue=VENUE,
-                symbol=book.instrument_name,
-                sequence=book.change_id,
+                symbol=book.symbol,
+                sequence=book.sequence,
                 bids=text_levels(book.bids),
                 asks=text_levels(book.asks),
-                exchange_ts_ms=book.timestamp,
+                exchange_ts_ms=book.exchange_ts_ms,
                 recv_ts_ns=recv_ts_ns,
                 depth_limit=None,
             )
         ]
-    if book.prev_change_id is None:
+    if book.prev_sequence is None:
         raise ProtocolError(f"book change without prev_change_id on {channel}")
-    return [
-        BookDelta(
-            venue=VENUE,
-            symbol=book.instrument_name,
-            first_sequence=book.change_id,
-            sequence=book.change_id,
-            prev_sequence=book.prev_change_id,
-            bids=text_levels(book.bids),
-            asks=text_levels(book.asks),
-            exchange_ts_ms=book.timestamp,
-            recv_ts_ns=recv_ts_ns,
-        )
-    ]
+    book.first_sequence = book.sequence
+    book.bids = text_levels(book.bids)  # type: ignore[arg-type]
+    book.asks = text_levels(book.asks)  # type: ignore[arg-type]
+    book.recv_ts_ns = recv_ts_ns
+    return [book]
 
 
 def _side(price: Decimal | None, amount: Decimal | None) -> tuple[str | None, str | None]:

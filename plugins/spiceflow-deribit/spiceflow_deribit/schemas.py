@@ -11,6 +11,9 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import msgspec
+from spiceflow_core.model import BookDelta
+
+from .config import VENUE
 
 # -- envelope -------------------------------------------------------------------------------
 
@@ -61,41 +64,41 @@ class BookData(msgspec.Struct):
 # -- book frames without Decimal: the JSON number text kept as is --------------------------
 #
 # Decoding a number to ``Decimal`` and formatting it back cost ~5 us per book frame. For
-# book data the parser instead decodes entries untyped with ``float_hook=number_text``:
-# msgspec hands the hook the number's exact JSON text, which is kept when it is already a
-# plain non-negative decimal (identical to the old ``format(Decimal(text), "f")``) and
-# only otherwise (exponent or sign: ``1e-05`` -> ``0.00001``) goes through ``Decimal``.
-# No float is ever made. Integers arrive as ``int`` (the parser formats them); any other
-# value in a number slot is rejected by the parser, a JSON *string* there by the book's
-# strict price/size validation (a malformed delta). ``BookData`` above stays the
-# simulator's Decimal view of the same frames.
+# book data the parser instead decodes entries untyped with ``float_hook=str``: msgspec
+# hands the hook each non-integer JSON number's exact text, kept as the level's string.
+# No float is ever made. The core book validates every price/size strictly and writes an
+# exponent spelling (``1e-05``) out as a plain decimal (``0.00001``); a negative or
+# malformed value is a malformed delta (resync). Integers arrive as ``int`` (the parser
+# formats them); any other value in a number slot is rejected by the parser.
+# ``BookData`` above stays the simulator's Decimal view of the same frames.
 
 
-def number_text(text: str) -> str:
-    """``float_hook``: a JSON number's text -> plain decimal string, exactly."""
-    if "e" in text or "E" in text or text[0] == "-":
-        text = format(Decimal(text), "f")  # exact: no context rounding in formatting
-        return "0" if text in ("-0", "-0.0") else text
-    return text
-
-
-#: ``["new"|"change"|"delete", price, amount]`` with numbers as text (``number_text``)
+#: ``["new"|"change"|"delete", price, amount]`` with numbers as their JSON text
 BookEntryText = tuple[Literal["new", "change", "delete"], Any, Any]
 
 
-class BookDataText(msgspec.Struct):
+class BookChange(BookDelta, kw_only=True, rename={"symbol": "instrument_name", "sequence": "change_id",
+                                                  "prev_sequence": "prev_change_id", "exchange_ts_ms": "timestamp"}):
+    """A ``book.*`` payload decoded straight into the core's ``BookDelta`` (no second
+    object per frame on the hot path). The parser completes it: ``first_sequence`` (=
+    ``change_id``), ``recv_ts_ns`` and ``bids``/``asks`` as (price, size) pairs; a
+    ``snapshot`` becomes a ``BookSnapshot``. msgspec renames only fields a class
+    declares, hence BookDelta's fields restated here."""
+
     type: Literal["snapshot", "change"]
-    timestamp: int
-    instrument_name: str
-    change_id: int
-    bids: list[BookEntryText]
-    asks: list[BookEntryText]
-    prev_change_id: int | None = None
+    venue: str = VENUE
+    symbol: str
+    sequence: int
+    first_sequence: int = 0
+    bids: list[BookEntryText]  # type: ignore[assignment]  (pairs once parsed)
+    asks: list[BookEntryText]  # type: ignore[assignment]
+    prev_sequence: int | None = None
+    exchange_ts_ms: int | None = None
 
 
 class BookParamsText(msgspec.Struct):
     channel: str
-    data: BookDataText
+    data: BookChange
 
 
 class BookNotification(msgspec.Struct):
@@ -168,8 +171,8 @@ envelope_decoder = msgspec.json.Decoder(Envelope)
 subscription_decoder = msgspec.json.Decoder(SubscriptionParams)
 heartbeat_decoder = msgspec.json.Decoder(HeartbeatParams)
 book_decoder = msgspec.json.Decoder(BookData)
-book_text_decoder = msgspec.json.Decoder(BookDataText, float_hook=number_text)
-book_notification_decoder = msgspec.json.Decoder(BookNotification, float_hook=number_text)
+book_text_decoder = msgspec.json.Decoder(BookChange, float_hook=str)
+book_notification_decoder = msgspec.json.Decoder(BookNotification, float_hook=str)
 ticker_decoder = msgspec.json.Decoder(TickerData)
 trades_decoder = msgspec.json.Decoder(list[TradeData])
 channels_decoder = msgspec.json.Decoder(list[str])

@@ -8,6 +8,7 @@ import json
 import msgspec
 import pytest
 from spiceflow_core.capture import read_capture
+from spiceflow_core.book import OrderBook
 from spiceflow_core.model import BookDelta, BookSnapshot, Heartbeat, SubscribeAck, TopOfBook, Trade
 from spiceflow_core.venue import ProtocolError
 
@@ -22,7 +23,7 @@ def test_every_recorded_frame_parses(recording):
         if rec.kind != "recv":
             continue
         for event in parse_frame(rec.body, 1):
-            counts[type(event).__name__] += 1
+            counts["BookDelta" if isinstance(event, BookDelta) else type(event).__name__] += 1
     assert counts == {"SubscribeAck": 1, "BookSnapshot": 10, "BookDelta": 36, "TopOfBook": 89}
 
 
@@ -45,8 +46,13 @@ def test_recorded_snapshot_and_change_exact():
     )[0]
     assert isinstance(delta, BookDelta)
     assert (delta.first_sequence, delta.sequence, delta.prev_sequence) == (12, 12, 10)
-    assert delta.bids == [("43250.5", "0"), ("43250.0", "0.00001")]
+    # the parser keeps each number's JSON text; the book writes exponents out exactly
+    assert delta.bids == [("43250.5", "0"), ("43250.0", "1e-05")]
     assert delta.asks == [("43251.5", "120.0")]
+    book = OrderBook()
+    book.apply_snapshot([("43250.5", "3.0")], [("43251.5", "1.0")])
+    book.apply(delta.bids, delta.asks)
+    assert book.levels() == ([("43250.0", "0.00001")], [("43251.5", "120.0")])
 
 
 def test_decimals_never_go_through_float():
