@@ -135,7 +135,7 @@ def main() -> int:
         import bench_live
 
         print("== live loopback path (sender -> WebSocket -> spiceflow run -> ZeroMQ -> subscriber)", flush=True)
-        rates = "1000,10000,25000" if args.quick else "1000,10000,20000,25000,30000,40000"
+        rates = "1000,10000,25000" if args.quick else "1000,5000,10000,15000,20000,25000,30000"
         live = bench_live.main(["--rates", rates, "--duration", "3" if args.quick else "4",
                                 "--stream-dir", str(stream_root)])
         report["parts"]["live"] = live
@@ -150,6 +150,15 @@ def main() -> int:
                 row(f"live {transport}: recv->deliver p50 us @ {rate:,}/s", r["p50_us"])
                 row(f"live {transport}: recv->deliver p99 us @ {rate:,}/s (lower is better)", r["p99_us"],
                     2000 if rate == 10000 else None, higher_better=False)
+
+        import bench_transport
+
+        print("== receiving alone, per transport (what caps the live path)", flush=True)
+        tr = bench_transport.main(["--frames", "50000" if args.quick else "100000", "--stream-dir", str(stream_root)])
+        report["parts"]["transport"] = tr
+        for r in tr["runs"]:
+            row(f"transport {r['transport']}: receive only, CPU us per frame (lower is better)", r["cpu_us_per_frame"],
+                higher_better=False)
 
     # 4. memory -----------------------------------------------------------------------------------
     print("== memory", flush=True)

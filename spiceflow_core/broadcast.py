@@ -53,6 +53,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import zmq
+import zmq.backend
 
 from .wire import CHANNEL_OF, WireMessage, encoder
 
@@ -64,6 +65,15 @@ DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 #: The HWM counts ZeroMQ messages, so the memory bound per stuck subscriber becomes
 #: up to ``hwm x MAX_BODIES x message size`` when batches are full.
 MAX_BODIES = 64
+
+
+# pyzmq's Python-level ``Socket.send`` (zmq.sugar) spends ~170 ns per call on options we
+# never use (routing ids, groups, the zero-copy threshold for frames > 64 kB); its base
+# class, the Cython backend socket, does the same send without them. Called unbound on
+# our (sugar) socket: ``send_frame(socket, data, flags)``.
+send_frame = zmq.backend.Socket.send
+_NOBLOCK = zmq.NOBLOCK
+_MORE = zmq.NOBLOCK | zmq.SNDMORE
 
 
 @dataclass(slots=True)
@@ -145,8 +155,9 @@ class Publisher:
             # Frames are small (< pyzmq's 64 kB copy threshold), so copying is
             # cheaper than zero-copy tracking. ZeroMQ delivers multipart messages
             # atomically: once the first frame is queued the second cannot fail.
-            self._socket.send(entry.frame, zmq.NOBLOCK | zmq.SNDMORE)
-            self._socket.send(body, zmq.NOBLOCK)
+            socket = self._socket
+            send_frame(socket, entry.frame, _MORE)
+            send_frame(socket, body, _NOBLOCK)
         except zmq.Again:
             counts.dropped += 1
             self.dropped += 1
@@ -190,8 +201,13 @@ class Publisher:
 
     def _send_frames(self, entry: _Topic, frames: list[bytes]) -> int:
         n = len(frames) - 1
+        socket = self._socket
         try:
-            self._socket.send_multipart(frames, zmq.NOBLOCK)
+            # == send_multipart(frames, NOBLOCK): once the first frame is queued the
+            # rest of a multipart message cannot fail (ZeroMQ queues it atomically)
+            for frame in frames[:-1]:
+                send_frame(socket, frame, _MORE)
+            send_frame(socket, frames[-1], _NOBLOCK)
         except zmq.Again:
             entry.counts.dropped += n
             self.dropped += n

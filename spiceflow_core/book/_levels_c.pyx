@@ -47,29 +47,42 @@ def apply_side(book, levels, bint bid):
         side = book._asks
         keys = book._ask_keys
         floor = book._ask_floor
-    for price, size in levels:
+    cdef Py_ssize_t before
+    for level in levels:
+        price, size = level
+        stored = level if type(level) is tuple else None  # reuse the decoder's tuple as is
         key = cache.get(price)
         if key is None:
-            key, price = book._key(price)
+            key, kept = book._key(price)
+            if kept is not price:
+                price = kept
+                stored = None
             floor = book._bid_floor if bid else book._ask_floor
         if not bid:
             key = -key
         state = _plain_size(<str>size) if type(size) is str else -1
         if state < 0:
             size, zero = canonical_size(size)
+            stored = None
         else:
             zero = state == 0
         if zero:
             if key in side:
                 del side[key]
                 del keys[bisect_left(keys, key)]
-        elif key in side:
-            side[key] = (price, size)
-        elif key >= floor:
-            side[key] = (price, size)
-            insort(keys, key)
-        else:
-            book.ignored += 1
+            continue
+        if stored is None:
+            stored = (price, size)
+        # one dict operation for the common case (an existing level); a new key shows
+        # as growth, and is undone if it lies beyond the truncation boundary
+        before = len(side)
+        side[key] = stored
+        if len(side) != before:
+            if key >= floor:
+                insort(keys, key)
+            else:
+                del side[key]
+                book.ignored += 1
 
 
 def apply_levels(book, bids, asks):
