@@ -222,7 +222,10 @@ def cmd_venues(args) -> int:
 
 def cmd_version(args) -> int:
     _settings(args)
-    print(f"spiceflow-core {__version__}")
+    from .book.orderbook import COMPILED
+
+    engine = "compiled (Cython)" if COMPILED else "pure Python"
+    print(f"spiceflow-core {__version__} (book loop: {engine})")
     registry = _registry()
     seen = set()
     for loaded in registry.venues.values():

@@ -60,3 +60,22 @@ def test_top_side_agrees(n):
     assert {tuple(impl.top_side(book._bids, book._bid_keys, n)) for impl in IMPLS} == {
         tuple(_levels.top_side(book._bids, book._bid_keys, n))
     }
+
+
+def _version_line(env_extra: dict) -> str:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    spiceflow = Path(sys.executable).parent / "spiceflow"
+    env = {k: v for k, v in os.environ.items() if k != "SPICEFLOW_PURE_PYTHON"} | env_extra
+    out = subprocess.run([str(spiceflow), "version"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()[0]
+
+
+def test_installed_core_runs_the_compiled_loop_unless_told_otherwise():
+    # the build hook compiled it at install (./dev setup); the switch forces the fallback
+    assert _version_line({}).endswith("(book loop: compiled (Cython))")
+    assert _version_line({"SPICEFLOW_PURE_PYTHON": "1"}).endswith("(book loop: pure Python)")
