@@ -135,7 +135,7 @@ def main() -> int:
         import bench_live
 
         print("== live loopback path (sender -> WebSocket -> spiceflow run -> ZeroMQ -> subscriber)", flush=True)
-        rates = "1000,10000,25000" if args.quick else "1000,5000,10000,15000,20000,25000,30000,40000,50000"
+        rates = "1000,10000,25000" if args.quick else "1000,5000,10000,25000,40000"
         live = bench_live.main(["--rates", rates, "--duration", "3" if args.quick else "4",
                                 "--stream-dir", str(stream_root)])
         report["parts"]["live"] = live
