@@ -223,7 +223,7 @@ def main(argv=None) -> dict:
             results["runs"].append(r)
             print(f"{transport:10s} {rate:8,.0f}/s: sent {r['sent']:7d} at {r['send_rate']:8,.0f}/s, delivered {r['delivered']:7d} "
                   f"({r['delivered_rate']:8,.0f}/s), latency p50 {r['p50_us'] or 0:8.0f} us p99 {r['p99_us'] or 0:9.0f} us "
-                  f"drain {r['drain_ms'] if r['drain_ms'] is not None else float('nan'):,.0f} ms "
+                  f"drain {max(0.0, r['drain_ms']) if r['drain_ms'] is not None else float('nan'):,.0f} ms "
                   f"{'kept up' if r['kept_up'] else ('SENDER-LIMITED' if r['sender_limited'] else 'FELL BEHIND')}", flush=True)
             if not r["kept_up"] and rate >= 10000:  # sender-limited or behind: higher rates will not do better
                 break  # higher rates will not do better
