@@ -64,14 +64,20 @@ class BookData(msgspec.Struct):
 # -- book frames without Decimal: the JSON number text kept as is --------------------------
 #
 # Decoding a number to ``Decimal`` and formatting it back cost ~5 us per book frame. For
-# book data the parser instead decodes entries untyped with ``float_hook=str``: msgspec
-# hands the hook each non-integer JSON number's exact text, kept as the level's string.
+# book data the parser instead decodes entries untyped with ``float_hook=number_text``:
+# msgspec hands the hook each non-integer JSON number's exact text, kept as the level's
+# string.
 # No float is ever made. The core book validates every price/size strictly and writes an
 # exponent spelling (``1e-05``) out as a plain decimal (``0.00001``); a negative or
 # malformed value is a malformed delta (resync). Integers arrive as ``int`` (the parser
 # formats them); any other value in a number slot is rejected by the parser.
 # ``BookData`` above stays the simulator's Decimal view of the same frames.
 
+
+#: ``float_hook`` of the book decoders: a JSON number's text, unchanged. ``str.strip``
+#: returns its argument itself (number text has no whitespace) and is the cheapest C
+#: callable that does (~25 ns per number less than ``str``; 10 numbers per frame).
+number_text = str.strip
 
 #: ``["new"|"change"|"delete", price, amount]`` with numbers as their JSON text
 BookEntryText = tuple[Literal["new", "change", "delete"], Any, Any]
@@ -171,8 +177,8 @@ envelope_decoder = msgspec.json.Decoder(Envelope)
 subscription_decoder = msgspec.json.Decoder(SubscriptionParams)
 heartbeat_decoder = msgspec.json.Decoder(HeartbeatParams)
 book_decoder = msgspec.json.Decoder(BookData)
-book_text_decoder = msgspec.json.Decoder(BookChange, float_hook=str)
-book_notification_decoder = msgspec.json.Decoder(BookNotification, float_hook=str)
+book_text_decoder = msgspec.json.Decoder(BookChange, float_hook=number_text)
+book_notification_decoder = msgspec.json.Decoder(BookNotification, float_hook=number_text)
 ticker_decoder = msgspec.json.Decoder(TickerData)
 trades_decoder = msgspec.json.Decoder(list[TradeData])
 channels_decoder = msgspec.json.Decoder(list[str])

@@ -158,3 +158,12 @@ def test_credentials_auth_first_and_never_in_repr():
     assert body["params"] == {"grant_type": "client_credentials", "client_id": "abc", "client_secret": "s3cret"}
     assert json.loads(hb.frame)["method"] == "public/set_heartbeat"
     assert config.interval_for(creds) == "raw" and config.interval_for(None) == "100ms"
+
+
+@pytest.mark.parametrize("text", ["43250.50", "0.30000000000000004441", "1.0", "123456789012345678.5", "1E+3"])
+def test_book_numbers_keep_their_exact_json_text(text):
+    frame = ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.X.raw","data":{"type":"change",'
+             '"timestamp":1,"instrument_name":"X","prev_change_id":1,"change_id":2,"bids":[["new",%s,%s]],"asks":[]}}}'
+             % (text, text))
+    (delta,) = parse_frame(frame, 0)
+    assert delta.bids == [(text, text)]
