@@ -107,3 +107,22 @@ def test_broken_plugins_are_reported_by_name_while_real_venues_still_list(fresh_
     assert any("spiceflow-broken-import 6.6.6" in l and "this plugin is broken on purpose" in l for l in errors), result.stderr
     assert any("spiceflow-bad-venue 6.6.6" in l and "not a spiceflow_core.venue.Venue" in l for l in errors), result.stderr
     assert len(errors) == 2
+
+
+def test_core_wheel_carries_the_compiled_loop_or_falls_back_to_pure_python(wheels, tmp_path):
+    import os
+    import zipfile
+
+    core = wheels["spiceflow-core"]
+    names = zipfile.ZipFile(core).namelist()
+    assert any(n.startswith("spiceflow_core/book/_levels_c.") and n.endswith(".so") for n in names), names
+    assert "spiceflow_core/book/_levels.py" in names  # the fallback always ships
+    assert not core.name.endswith("-none-any.whl"), core.name  # a platform wheel
+    env = dict(os.environ, SPICEFLOW_NO_EXTENSIONS="1")
+    out = tmp_path / "pure"
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr
+    (pure,) = out.glob("*.whl")
+    assert pure.name.endswith("-py3-none-any.whl"), pure.name
+    assert not [n for n in zipfile.ZipFile(pure).namelist() if n.endswith((".so", ".pyx", ".c"))]
