@@ -1,9 +1,9 @@
 """Normalized market data types shared by the core and every venue plugin.
 
 Prices and sizes travel as decimal *strings* exactly as the exchange sent them
-(Binance sends strings; Deribit's JSON numbers are decoded by msgspec straight to
-``Decimal`` and formatted back without ever touching a float). The order book keys
-levels by exact scaled integers; see ``spiceflow_core.book.prices``.
+(Binance sends strings; Deribit's JSON numbers keep their exact JSON text, never a
+float). The order book keys levels by exact scaled integers and writes any exponent
+spelling out as the exact plain decimal; see ``spiceflow_core.book.orderbook``.
 """
 
 from __future__ import annotations
