@@ -18,9 +18,13 @@ def implementations() -> list:
     impls = [pytest.param(_levels, id="pure")]
     try:
         compiled = importlib.import_module("spiceflow_core.book._levels_c")
-    except ImportError:
+    except ImportError as exc:
         if not os.environ.get("SPICEFLOW_NO_EXTENSIONS"):
-            raise  # the build hook should have compiled it: a silent fallback would hide it
+            # the build hook should have compiled it: a silent fallback would hide it
+            raise ImportError(
+                "the compiled book loop (spiceflow_core.book._levels_c) is not built: install a C compiler "
+                "and re-run ./dev setup, or set SPICEFLOW_NO_EXTENSIONS=1 to test the pure-Python loop only"
+            ) from exc
     else:
         impls.insert(0, pytest.param(compiled, id="compiled"))
     return impls
