@@ -540,13 +540,15 @@ class BinanceSimulator:
     async def _serve_http(self, path: str, query: dict[str, str]) -> HttpAnswer:
         self.rest_requests.append(path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""))
         fault = self.faults.take_rest_fault()
+        # Decided on arrival: a request held by a timeout fault is answered after its client
+        # gave up, so it must not consume an error armed in the meantime.
+        status = None if fault else self.faults.take_rest_error()
         if fault == "timeout":
             await anyio.sleep(self.faults.rest_timeout_s)
             self._count("rest_timeout")
         elif fault == "invalid_json":
             self._count("rest_invalid_json")
             return HttpAnswer(200, b'{"lastUpdateId": 12, "bids": [["1.0", ', {"Content-Type": "application/json"})
-        status = self.faults.take_rest_error()
         if status is not None:
             return self._rest_error(status)
         spec = BY_PATH.get(path)

@@ -345,11 +345,13 @@ class DeribitSimulator:
     # -- REST ---------------------------------------------------------------------------------
     async def _http(self, path: str, query: dict[str, str]) -> HttpAnswer:
         fault = self.faults.take_rest_fault()
+        # decided on arrival: a request held by a timeout fault must not consume an error
+        # armed after its client gave up
+        status = None if fault else self.faults.take_rest_error()
         if fault == "timeout":
             await anyio.sleep(self.faults.rest_timeout_s)
         elif fault == "invalid_json":
             return HttpAnswer(200, b'{"jsonrpc":"2.0","result":[{"instrument_name":', {"Content-Type": "application/json"})
-        status = self.faults.take_rest_error()
         if status is not None:
             return json_answer({"jsonrpc": "2.0", "error": {"code": 10028, "message": "too_many_requests"}}, status)
         if path != f"{config.REST_PATH}/public/get_instruments":
