@@ -1,8 +1,8 @@
 """Run book tests on each implementation of the per-level loop: the compiled one
 (``_levels_c``, when built) and the pure-Python fallback (``_levels``).
 
-A test module opts in with ``from book_impls import levels_impl  # noqa: F401`` plus
-``pytestmark = pytest.mark.usefixtures("levels_impl")``."""
+A test module opts in with ``pytestmark = pytest.mark.usefixtures("levels_impl")``
+(the fixture is registered in ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from spiceflow_core.book import _levels, orderbook
+from spiceflow_core.book import _levels
 
 
 def implementations() -> list:
@@ -28,11 +28,3 @@ def implementations() -> list:
     else:
         impls.insert(0, pytest.param(compiled, id="compiled"))
     return impls
-
-
-@pytest.fixture(scope="module", params=implementations())
-def levels_impl(request):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(orderbook.OrderBook, "apply", request.param.apply_levels)
-        mp.setattr(orderbook, "_top_side", request.param.top_side)
-        yield request.param

@@ -3,7 +3,11 @@ malformed sizes and prices (same levels, same partial application, same errors).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -63,11 +67,6 @@ def test_top_side_agrees(n):
 
 
 def _version_line(env_extra: dict) -> str:
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     spiceflow = Path(sys.executable).parent / "spiceflow"
     env = {k: v for k, v in os.environ.items() if k != "SPICEFLOW_PURE_PYTHON"} | env_extra
     out = subprocess.run([str(spiceflow), "version"], capture_output=True, text=True, env=env, timeout=60)
@@ -75,7 +74,7 @@ def _version_line(env_extra: dict) -> str:
     return out.stdout.splitlines()[0]
 
 
-@pytest.mark.skipif(bool(__import__("os").environ.get("SPICEFLOW_NO_EXTENSIONS")), reason="built without the extension")
+@pytest.mark.skipif(bool(os.environ.get("SPICEFLOW_NO_EXTENSIONS")), reason="built without the extension")
 def test_installed_core_runs_the_compiled_loop_unless_told_otherwise():
     # the build hook compiled it at install (./dev setup); the switch forces the fallback
     assert _version_line({}).endswith("(book loop: compiled (Cython))")

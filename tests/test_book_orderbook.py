@@ -8,8 +8,6 @@ import pytest
 
 from spiceflow_core.book import OrderBook
 
-from book_impls import levels_impl  # noqa: F401  (fixture)
-
 pytestmark = pytest.mark.usefixtures("levels_impl")
 
 

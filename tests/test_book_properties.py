@@ -11,8 +11,6 @@ from hypothesis import strategies as st
 from spiceflow_core.book import BookSync, BookUpdated, ChainPolicy, GapDetected, OrderBook, StraddlePolicy, Synced, SyncState
 from spiceflow_core.model import BookDelta, BookSnapshot
 
-from book_impls import levels_impl  # noqa: F401  (fixture)
-
 pytestmark = pytest.mark.usefixtures("levels_impl")
 
 

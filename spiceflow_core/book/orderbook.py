@@ -56,7 +56,7 @@ import os
 from typing import Iterable, Sequence
 
 from ..model import Level
-from .prices import canonical_size, decimal_parts, decimals_of, plain_text
+from .prices import canonical_size, decimals_of, parts_and_text
 
 # The per-level loop: compiled when the Cython extension was built (see _levels_c.pyx),
 # else pure Python; SPICEFLOW_PURE_PYTHON=1 forces the latter (debugging, tests).
@@ -127,10 +127,11 @@ class OrderBook:
                     self._cache.clear()
                 self._cache[price] = key
                 return key, price
-        return self._key_exact(price), plain_text(price)
+        coefficient, exponent, text = parts_and_text(price)
+        return self._scaled(coefficient, exponent), text
 
-    def _key_exact(self, price: object) -> int:
-        coefficient, exponent = decimal_parts(price)
+    def _scaled(self, coefficient: int, exponent: int) -> int:
+        """The key of ``coefficient * 10**exponent``, growing the scale if needed."""
         if -exponent > self._scale:
             self._rescale(-exponent)
         return coefficient * 10 ** (exponent + self._scale)

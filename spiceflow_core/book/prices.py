@@ -52,18 +52,30 @@ def parse_decimal(value: object) -> Decimal:
 def decimal_parts(value: object) -> tuple[int, int]:
     """``(coefficient, exponent)`` with ``value == coefficient * 10**exponent`` exactly and
     no trailing zeros in the coefficient (``(0, 0)`` for zero). Raises ``ValueError``."""
+    _, coefficient, exponent = _parse(value)
+    return coefficient, exponent
+
+
+def parts_and_text(value: object) -> tuple[int, int, str]:
+    """``decimal_parts`` plus the value's exact plain decimal text, from one parse:
+    ``"1E-8"`` -> ``(1, -8, "0.00000001")``, ``Decimal("4.3E+4")`` -> ``(43, 3, "43000")``."""
+    dec, coefficient, exponent = _parse(value)  # range-checked: bounds what format() writes
+    return coefficient, exponent, format(dec, "f")  # exact: formatting never rounds
+
+
+def _parse(value: object) -> tuple[Decimal, int, int]:
     dec = parse_decimal(value)
     sign, digits, exponent = dec.as_tuple()
     assert isinstance(exponent, int)  # finite: checked by parse_decimal
     coefficient = int("".join(map(str, digits)) or "0")
     if coefficient == 0:
-        return 0, 0
+        return dec, 0, 0
     while coefficient % 10 == 0:
         coefficient //= 10
         exponent += 1
     if -exponent > MAX_DECIMALS or len(str(coefficient)) + exponent > MAX_INTEGER_DIGITS:
         raise ValueError(f"value out of range: {value!r}")
-    return coefficient, exponent
+    return dec, coefficient, exponent
 
 
 def decimals_of(value: object) -> int:
@@ -76,16 +88,9 @@ def is_zero(value: object) -> bool:
     return decimal_parts(value)[0] == 0
 
 
-def plain_text(value: object) -> str:
-    """The exact plain decimal text of a value: ``"1E-8"`` -> ``"0.00000001"``,
-    ``Decimal("4.3E+4")`` -> ``"43000"``. Raises ``ValueError`` like ``decimal_parts``."""
-    decimal_parts(value)  # validates, and bounds the size of what format() writes out
-    return format(parse_decimal(value), "f")  # exact: formatting never rounds
-
-
 def canonical_size(value: object) -> tuple[str, bool]:
     """Validate a size that missed the book's fast path (a plain ASCII decimal string):
     ``(string to keep, is zero)``. The kept string is the value's plain decimal text
     (``"1E-8"`` -> ``"0.00000001"``), so every level the book holds is a plain decimal."""
-    coefficient, _ = decimal_parts(value)
-    return plain_text(value), coefficient == 0
+    coefficient, _, text = parts_and_text(value)
+    return text, coefficient == 0

@@ -38,10 +38,7 @@ def parse_frame(venue: str, frame: str | bytes, recv_ts_ns: int = 0) -> list[Eve
         except msgspec.DecodeError:
             pass
         else:
-            delta = top.data
-            delta.venue = venue
-            delta.recv_ts_ns = recv_ts_ns
-            return [delta]
+            return [_stamped(top.data, venue, recv_ts_ns)]
     try:
         top = schemas.frame_decoder.decode(frame)
     except msgspec.DecodeError as exc:
@@ -80,7 +77,7 @@ def _payload(
             if channel.startswith("depth"):
                 if channel[5:6].isdigit():  # partial book depth5/10/20: not consumed
                     return []
-                return [_delta(venue, schemas.depth_decoder.decode(data), recv_ts_ns)]
+                return [_stamped(schemas.depth_decoder.decode(data), venue, recv_ts_ns)]
             if channel == "bookTicker":
                 return [_top(venue, schemas.book_ticker_decoder.decode(data), recv_ts_ns)]
             if channel == "trade":
@@ -89,7 +86,7 @@ def _payload(
                 return [_agg_trade(venue, schemas.agg_trade_decoder.decode(data), recv_ts_ns)]
             return []  # a valid stream we do not consume (kline_1m, markPrice, ...)
         if event == "depthUpdate":
-            return [_delta(venue, schemas.depth_decoder.decode(data), recv_ts_ns)]
+            return [_stamped(schemas.depth_decoder.decode(data), venue, recv_ts_ns)]
         if event == "bookTicker":
             return [_top(venue, schemas.book_ticker_decoder.decode(data), recv_ts_ns)]
         if event == "trade":
@@ -101,18 +98,10 @@ def _payload(
         raise ProtocolError(f"{venue}: bad {channel or event} payload ({exc}): {_preview(frame)}") from None
 
 
-def _delta(venue: str, d: schemas.DepthUpdate, recv_ts_ns: int) -> BookDelta:
-    return BookDelta(
-        venue=venue,
-        symbol=d.s,
-        first_sequence=d.U,
-        sequence=d.u,
-        prev_sequence=d.pu,
-        bids=d.b,
-        asks=d.a,
-        exchange_ts_ms=d.E,
-        recv_ts_ns=recv_ts_ns,
-    )
+def _stamped(delta: schemas.DepthDelta, venue: str, recv_ts_ns: int) -> BookDelta:
+    delta.venue = venue
+    delta.recv_ts_ns = recv_ts_ns
+    return delta
 
 
 def _top(venue: str, t: schemas.BookTicker, recv_ts_ns: int) -> TopOfBook:

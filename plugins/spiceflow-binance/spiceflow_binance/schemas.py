@@ -42,26 +42,14 @@ class Frame(msgspec.Struct):
     e: str | None = None
 
 
-class DepthUpdate(msgspec.Struct):
-    """``<symbol>@depth@100ms`` / ``@depth``: diff depth. Futures add ``T`` and ``pu``."""
-
-    e: str
-    E: int
-    s: str
-    U: int
-    u: int
-    b: list[Level]
-    a: list[Level]
-    pu: int | None = None
-    T: int | None = None
-
-
 class DepthDelta(BookDelta, kw_only=True, rename={"symbol": "s", "first_sequence": "U", "sequence": "u",
-                                                  "prev_sequence": "pu", "bids": "b", "asks": "a", "exchange_ts_ms": "E"}):
-    """A diff-depth payload decoded straight into the core's ``BookDelta`` (Binance's
-    field names renamed; ``venue``/``recv_ts_ns`` are set by the parser): no second
-    object per frame on the hot path. msgspec renames only fields a class declares,
-    hence BookDelta's fields restated here."""
+                                                  "prev_sequence": "pu", "bids": "b", "asks": "a", "exchange_ts_ms": "E",
+                                                  "event_type": "e"}):
+    """``<symbol>@depth@100ms`` / ``@depth``: a diff-depth payload (futures add ``pu`` and
+    ``T``) decoded straight into the core's ``BookDelta``, Binance's field names renamed;
+    ``venue``/``recv_ts_ns`` are set by the parser. No second object per frame on the hot
+    path. msgspec renames only fields a class declares, hence BookDelta's fields restated
+    here; ``e`` and ``E`` are required as Binance always sends them."""
 
     venue: str = ""
     symbol: str
@@ -70,7 +58,8 @@ class DepthDelta(BookDelta, kw_only=True, rename={"symbol": "s", "first_sequence
     bids: list[Level]
     asks: list[Level]
     prev_sequence: int | None = None
-    exchange_ts_ms: int | None = None
+    exchange_ts_ms: int  # type: ignore[assignment]  (required here)
+    event_type: str
 
 
 class DepthFrame(msgspec.Struct):
@@ -178,7 +167,7 @@ class Request(msgspec.Struct, omit_defaults=True):
 
 
 frame_decoder = msgspec.json.Decoder(Frame)
-depth_decoder = msgspec.json.Decoder(DepthUpdate)
+depth_decoder = msgspec.json.Decoder(DepthDelta)
 depth_frame_decoder = msgspec.json.Decoder(DepthFrame)
 book_ticker_decoder = msgspec.json.Decoder(BookTicker)
 trade_decoder = msgspec.json.Decoder(TradeEvent)

@@ -39,7 +39,7 @@ def test_every_recorded_frame_parses(recorded, prefix, venue, expected):
 def test_depth_and_ticker_fields():
     delta = parse_frame("binance-usdm", '{"stream":"sushiusdt@depth@100ms","data":{"e":"depthUpdate","E":1626992741037,"T":1626992741024,"s":"SUSHIUSDT","U":600859599090,"u":600859600917,"pu":600859598061,"b":[["7.5040","813"],["7.6090","0"]],"a":[["7.6150","1563"]]}}', 5)[0]
     assert isinstance(delta, BookDelta)
-    assert msgspec.structs.asdict(delta) == msgspec.structs.asdict(BookDelta(venue="binance-usdm", symbol="SUSHIUSDT", first_sequence=600859599090, sequence=600859600917,
+    assert {f: getattr(delta, f) for f in BookDelta.__struct_fields__} == msgspec.structs.asdict(BookDelta(venue="binance-usdm", symbol="SUSHIUSDT", first_sequence=600859599090, sequence=600859600917,
                               prev_sequence=600859598061, bids=[("7.5040", "813"), ("7.6090", "0")], asks=[("7.6150", "1563")],
                               exchange_ts_ms=1626992741037, recv_ts_ns=5))
     top = parse_frame("binance", '{"stream":"nknusdt@bookTicker","data":{"u":499869752,"s":"NKNUSDT","b":"0.35210000","B":"672.00000000","a":"0.35220000","A":"100.00000000"}}', 0)[0]

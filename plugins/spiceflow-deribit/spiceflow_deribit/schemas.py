@@ -99,7 +99,7 @@ class BookChange(BookDelta, kw_only=True, rename={"symbol": "instrument_name", "
     bids: list[BookEntryText]  # type: ignore[assignment]  (pairs once parsed)
     asks: list[BookEntryText]  # type: ignore[assignment]
     prev_sequence: int | None = None
-    exchange_ts_ms: int | None = None
+    exchange_ts_ms: int  # type: ignore[assignment]  (Deribit always sends timestamp)
 
 
 class BookParamsText(msgspec.Struct):
