@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sortedcontainers import SortedDict  # noqa: E402
+from sortedcontainers import SortedDict
 
-from spiceflow_core.book import OrderBook  # noqa: E402
+from spiceflow_core.book import OrderBook
 
 LEVELS = 1_000
 TICK_CENTS = 1  # price grid 0.01
@@ -271,13 +271,20 @@ def main(argv: list[str] | None = None) -> int:
         variants["cached int keys + dict/sorted list (engine)"] = rate
 
     rows = [
-        ("OrderBook.apply level updates/s", f"{rate:,.0f}", f">= {TARGET_UPDATES_PER_S:,}", rate / TARGET_UPDATES_PER_S),
+        (
+            "OrderBook.apply level updates/s",
+            f"{rate:,.0f}",
+            f">= {TARGET_UPDATES_PER_S:,}",
+            rate / TARGET_UPDATES_PER_S,
+        ),
         ("top(25) time (us)", f"{top_us:.2f}", "report", None),
         ("memory/level, structures (B)", f"{mem_struct:.0f}", "report", None),
         ("memory/level, + kept strings (B)", f"{mem_total:.0f}", "report", None),
     ]
-    print(f"book engine benchmark: {n:,} level updates in {len(deltas):,} deltas, "
-          f"{deletes / n:.1%} deletions, {LEVELS} levels a side, Python {platform.python_version()}")
+    print(
+        f"book engine benchmark: {n:,} level updates in {len(deltas):,} deltas, "
+        f"{deletes / n:.1%} deletions, {LEVELS} levels a side, Python {platform.python_version()}"
+    )
     width = max(len(r[0]) for r in rows)
     print(f"{'metric':<{width}}  {'figure':>14}  {'target':>14}  ratio")
     for name, figure, target, ratio in rows:

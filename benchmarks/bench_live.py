@@ -39,10 +39,9 @@ DRAIN_LIMIT_MS = 100
 # -- the sender (a subprocess) ---------------------------------------------------------
 def serve(stream_dir: Path, rate: float, duration: float, port_file: Path) -> None:
     import anyio
+    import streams
 
     from spiceflow_core.testkit import LoopbackServer, json_answer
-
-    import streams
 
     snapshot, frames, meta = streams.load(stream_dir)
     info = (REPO / "plugins/spiceflow-binance/spiceflow_binance/fixtures/api_v3_exchangeInfo.json").read_bytes()
@@ -116,12 +115,16 @@ def _free_port() -> int:
 def measure(stream_dir: Path, rate: float, duration: float, transport: str) -> dict:
     import zmq
 
-    from spiceflow_core import wire
+    from spiceflow_core.broadcast import wire
 
     port_file = stream_dir / f".port-{os.getpid()}"
     port_file.unlink(missing_ok=True)
-    sender = subprocess.Popen([sys.executable, __file__, "--serve", str(stream_dir), str(rate), str(duration), str(port_file)],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    sender = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(stream_dir), str(rate), str(duration), str(port_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     for _ in range(200):
         if port_file.exists() and port_file.read_text():
             break
@@ -135,10 +138,30 @@ def measure(stream_dir: Path, rate: float, duration: float, transport: str) -> d
     sub.setsockopt(zmq.SUBSCRIBE, b"book.")
     sub.connect(address)
     pipeline = subprocess.Popen(
-        [SPICEFLOW, "run", "--venue", "binance", "--profile", "fixtures", "--instrument", "BTCUSDT",
-         "--endpoint", f"ws://127.0.0.1:{port}", "--no-api", "--broadcast", address, "--transport", transport,
-         "--duration", str(duration + 6), "--log-level", "ERROR"],
-        stdout=subprocess.DEVNULL, stderr=open(stream_dir / "pipeline.log", "w"), text=True,
+        [
+            SPICEFLOW,
+            "run",
+            "--venue",
+            "binance",
+            "--profile",
+            "fixtures",
+            "--instrument",
+            "BTCUSDT",
+            "--endpoint",
+            f"ws://127.0.0.1:{port}",
+            "--no-api",
+            "--broadcast",
+            address,
+            "--transport",
+            transport,
+            "--duration",
+            str(duration + 6),
+            "--log-level",
+            "ERROR",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(stream_dir / "pipeline.log", "w"),
+        text=True,
     )
     latencies: list[int] = []
     received = 0
@@ -172,14 +195,19 @@ def measure(stream_dir: Path, rate: float, duration: float, transport: str) -> d
     ctx.term()
     sent_info = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"sent": 0, "send_seconds": 0}
     sent = sent_info["sent"]
-    lat = sorted(latencies[len(latencies) // 10:])  # skip the first 10% (connect, snapshot, warm-up)
-    p = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1e3 if lat else None)  # noqa: E731
+    lat = sorted(latencies[len(latencies) // 10 :])  # skip the first 10% (connect, snapshot, warm-up)
+    p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1e3 if lat else None  # noqa: E731
     delivered_rate = received / ((last - first) / 1e9) if received > 1 and last != first else 0.0
     result = {
-        "transport": transport, "target_rate": rate, "sent": sent,
+        "transport": transport,
+        "target_rate": rate,
+        "sent": sent,
         "send_rate": sent / sent_info["send_seconds"] if sent_info["send_seconds"] else 0.0,
-        "delivered": received, "delivered_rate": delivered_rate,
-        "p50_us": p(0.5), "p99_us": p(0.99), "max_us": lat[-1] / 1e3 if lat else None,
+        "delivered": received,
+        "delivered_rate": delivered_rate,
+        "p50_us": p(0.5),
+        "p99_us": p(0.99),
+        "max_us": lat[-1] / 1e3 if lat else None,
         # how long after the sender's last frame the last book message arrived: frames
         # waiting in the kernel / the WebSocket client's queue are not in the latency
         # above (it starts at the reader's stamp), so this is what shows a backlog
@@ -188,9 +216,14 @@ def measure(stream_dir: Path, rate: float, duration: float, transport: str) -> d
     # the sender shares the 2 cores with the pipeline and the subscriber: a rate it could
     # not produce is not a rate the pipeline sustained
     result["sender_limited"] = result["send_rate"] < 0.95 * rate
-    result["kept_up"] = bool(sent and not result["sender_limited"] and received >= 0.99 * sent
-                             and (result["p99_us"] or 1e9) < 50_000
-                             and result["drain_ms"] is not None and result["drain_ms"] < DRAIN_LIMIT_MS)
+    result["kept_up"] = bool(
+        sent
+        and not result["sender_limited"]
+        and received >= 0.99 * sent
+        and (result["p99_us"] or 1e9) < 50_000
+        and result["drain_ms"] is not None
+        and result["drain_ms"] < DRAIN_LIMIT_MS
+    )
     return result
 
 
@@ -221,10 +254,13 @@ def main(argv=None) -> dict:
         for rate in rates:
             r = measure(d, rate, args.duration, transport)
             results["runs"].append(r)
-            print(f"{transport:10s} {rate:8,.0f}/s: sent {r['sent']:7d} at {r['send_rate']:8,.0f}/s, delivered {r['delivered']:7d} "
-                  f"({r['delivered_rate']:8,.0f}/s), latency p50 {r['p50_us'] or 0:8.0f} us p99 {r['p99_us'] or 0:9.0f} us "
-                  f"drain {max(0.0, r['drain_ms']) if r['drain_ms'] is not None else float('nan'):,.0f} ms "
-                  f"{'kept up' if r['kept_up'] else ('SENDER-LIMITED' if r['sender_limited'] else 'FELL BEHIND')}", flush=True)
+            print(
+                f"{transport:10s} {rate:8,.0f}/s: sent {r['sent']:7d} at {r['send_rate']:8,.0f}/s, delivered {r['delivered']:7d} "
+                f"({r['delivered_rate']:8,.0f}/s), latency p50 {r['p50_us'] or 0:8.0f} us p99 {r['p99_us'] or 0:9.0f} us "
+                f"drain {max(0.0, r['drain_ms']) if r['drain_ms'] is not None else float('nan'):,.0f} ms "
+                f"{'kept up' if r['kept_up'] else ('SENDER-LIMITED' if r['sender_limited'] else 'FELL BEHIND')}",
+                flush=True,
+            )
             if not r["kept_up"] and rate >= 10000:  # sender-limited or behind: higher rates will not do better
                 break  # higher rates will not do better
     out = HERE / "results" / "live.json"

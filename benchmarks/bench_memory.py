@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spiceflow_core.book import BookSync, StraddlePolicy  # noqa: E402
-from spiceflow_core.model import BookSnapshot  # noqa: E402
+from spiceflow_core.book import BookSync, StraddlePolicy
+from spiceflow_core.model import BookSnapshot
 
 
 def rss() -> int:
@@ -37,17 +37,34 @@ def main() -> None:
     before = rss()
     for i in range(args.instruments):
         mid = 100_000 + i * 7
-        bids = [(f"{(mid - k) // 100}.{(mid - k) % 100:02d}000000", f"{(k * 7919 + i) % 50000 / 1e4:.8f}") for k in range(1, args.levels + 1)]
-        asks = [(f"{(mid + k) // 100}.{(mid + k) % 100:02d}000000", f"{(k * 104729 + i) % 50000 / 1e4 + 0.0001:.8f}") for k in range(1, args.levels + 1)]
+        bids = [
+            (f"{(mid - k) // 100}.{(mid - k) % 100:02d}000000", f"{(k * 7919 + i) % 50000 / 1e4:.8f}")
+            for k in range(1, args.levels + 1)
+        ]
+        asks = [
+            (f"{(mid + k) // 100}.{(mid + k) % 100:02d}000000", f"{(k * 104729 + i) % 50000 / 1e4 + 0.0001:.8f}")
+            for k in range(1, args.levels + 1)
+        ]
         sync = BookSync("binance", f"SYM{i}", StraddlePolicy())
-        sync.on_snapshot(BookSnapshot(venue="binance", symbol=f"SYM{i}", sequence=1, bids=bids, asks=asks, depth_limit=None))
+        sync.on_snapshot(
+            BookSnapshot(venue="binance", symbol=f"SYM{i}", sequence=1, bids=bids, asks=asks, depth_limit=None)
+        )
         del bids, asks
         books.append(sync)
     gc.collect()
     after = rss()
     levels = args.instruments * args.levels * 2
-    print(json.dumps({"instruments": args.instruments, "levels_per_side": args.levels, "levels": levels,
-                      "rss_growth_bytes": after - before, "bytes_per_level": (after - before) / levels}))
+    print(
+        json.dumps(
+            {
+                "instruments": args.instruments,
+                "levels_per_side": args.levels,
+                "levels": levels,
+                "rss_growth_bytes": after - before,
+                "bytes_per_level": (after - before) / levels,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ book changes, then a BookMessage with the top 25 levels a side is built from the
 book's sorted level lists, stamped and published by ``Publisher`` (msgpack via the
 shared msgspec encoder, ``zmq.NOBLOCK``). A subscriber in a separate process
 (spawned with this same file, ``--role sub``) receives over tcp loopback and decodes
-every message through ``spiceflow_core.client`` (async ``Subscriber`` by default;
+every message through ``spiceflow_core.broadcast.subscriber`` (async ``Subscriber`` by default;
 ``SyncSubscriber`` as a second row). Two publishing modes are measured: ``publish()``
 per message (one ZeroMQ message each) and ``publish_many()`` with 16 updates per call
 (one ZeroMQ message per 16 bodies), which is what the broadcast actor does when it
@@ -42,8 +42,8 @@ if str(ROOT) not in sys.path:  # runnable from a checkout without installing
 import msgspec  # noqa: E402
 import zmq  # noqa: E402
 
-from spiceflow_core.broadcast import Publisher  # noqa: E402
-from spiceflow_core.wire import BookMessage, StatusMessage  # noqa: E402
+from spiceflow_core.broadcast.publisher import Publisher  # noqa: E402
+from spiceflow_core.broadcast.wire import BookMessage, StatusMessage  # noqa: E402
 
 TARGET_MSG_S = 100_000
 DEPTH = 25
@@ -143,7 +143,7 @@ def run_subscriber(address: str, api: str, gc_tuned: bool = False) -> None:
         return False
 
     if api == "sync":
-        from spiceflow_core.client import SyncSubscriber
+        from spiceflow_core.broadcast.subscriber import SyncSubscriber
 
         with SyncSubscriber(address, ["book.", "status."]) as sub:
             for r in sub:
@@ -153,7 +153,7 @@ def run_subscriber(address: str, api: str, gc_tuned: bool = False) -> None:
     else:
         import asyncio
 
-        from spiceflow_core.client import Subscriber
+        from spiceflow_core.broadcast.subscriber import Subscriber
 
         async def main() -> tuple[int, int]:
             async with Subscriber(address, ["book.", "status."]) as sub:
@@ -164,10 +164,20 @@ def run_subscriber(address: str, api: str, gc_tuned: bool = False) -> None:
 
         missed, malformed = asyncio.run(main())
     lat.sort()
-    pct = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0)
-    print(json.dumps({"received": state["n"], "last_ns": state["last"], "missed": missed,
-                      "malformed": malformed, "lat_p50_ns": pct(0.5), "lat_p99_ns": pct(0.99)}),
-          flush=True)
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
+    print(
+        json.dumps(
+            {
+                "received": state["n"],
+                "last_ns": state["last"],
+                "missed": missed,
+                "malformed": malformed,
+                "lat_p50_ns": pct(0.5),
+                "lat_p99_ns": pct(0.99),
+            }
+        ),
+        flush=True,
+    )
 
 
 # -- driver ----------------------------------------------------------------------------
@@ -181,8 +191,10 @@ def _readline_nowait(proc: subprocess.Popen) -> str | None:
 def run_case(n: int, api: str, rate: float | None = None, batch: int = 1, gc_tuned: bool = False) -> dict:
     with Publisher("tcp://127.0.0.1:*") as pub:
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--role", "sub", "--address", pub.address, "--api", api] + (["--gc-tuned"] if gc_tuned else []),
-            stdout=subprocess.PIPE, cwd=ROOT,
+            [sys.executable, __file__, "--role", "sub", "--address", pub.address, "--api", api]
+            + (["--gc-tuned"] if gc_tuned else []),
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
         )
         try:
             # Slow joiner: publish status pings until the subscriber has one.
@@ -207,8 +219,7 @@ def run_case(n: int, api: str, rate: float | None = None, batch: int = 1, gc_tun
                 proc.kill()
                 proc.wait()
     res = json.loads(out[-1])
-    res.update(sent=n, publish_s=(t1 - t0) / 1e9,
-               e2e_s=max(res["last_ns"] - t0, 1) / 1e9, published=pub.published)
+    res.update(sent=n, publish_s=(t1 - t0) / 1e9, e2e_s=max(res["last_ns"] - t0, 1) / 1e9, published=pub.published)
     res["publish_rate"] = n / res["publish_s"]
     res["e2e_rate"] = res["received"] / res["e2e_s"]
     res["loss_pct"] = 100.0 * (n - res["received"]) / n
@@ -217,15 +228,22 @@ def run_case(n: int, api: str, rate: float | None = None, batch: int = 1, gc_tun
 
 def encode_only_rate(n: int) -> float:
     """Upper bound without sockets: build + stamp + encode + decode in one process."""
-    from spiceflow_core.wire import decoder, encoder
+    from spiceflow_core.broadcast.wire import decoder, encoder
 
     bids = BookSide(4_325_010, -1, BOOK_LEVELS)
     asks = BookSide(4_325_020, +1, BOOK_LEVELS)
     t = time.perf_counter()
     for i in range(n):
         (bids if i & 1 else asks).update(i)
-        m = BookMessage(venue="binance", symbol="BTCUSDT", sequence=i, bids=bids.top(DEPTH),
-                        asks=asks.top(DEPTH), topic_seq=i, publish_ts_ns=time.time_ns())
+        m = BookMessage(
+            venue="binance",
+            symbol="BTCUSDT",
+            sequence=i,
+            bids=bids.top(DEPTH),
+            asks=asks.top(DEPTH),
+            topic_seq=i,
+            publish_ts_ns=time.time_ns(),
+        )
         decoder.decode(encoder.encode(m))
     return n / (time.perf_counter() - t)
 
@@ -245,10 +263,17 @@ def main() -> int:
         return 0
 
     n = args.messages or (200_000 if args.quick else 1_000_000)
-    sample = BookMessage(venue="binance", symbol="BTCUSDT", instrument="binance.spot.BTC.USDT",
-                         sequence=1, bids=BookSide(4_325_010, -1, DEPTH).top(DEPTH),
-                         asks=BookSide(4_325_020, 1, DEPTH).top(DEPTH), topic_seq=1,
-                         publish_ts_ns=time.time_ns(), exchange_ts_ms=1)
+    sample = BookMessage(
+        venue="binance",
+        symbol="BTCUSDT",
+        instrument="binance.spot.BTC.USDT",
+        sequence=1,
+        bids=BookSide(4_325_010, -1, DEPTH).top(DEPTH),
+        asks=BookSide(4_325_020, 1, DEPTH).top(DEPTH),
+        topic_seq=1,
+        publish_ts_ns=time.time_ns(),
+        exchange_ts_ms=1,
+    )
     msg_bytes = len(msgspec.msgpack.encode(sample))
 
     enc = encode_only_rate(min(n, 200_000))
@@ -273,8 +298,10 @@ def main() -> int:
         ("in-process build+encode+decode msg/s", enc, "msg/s", None),
         ("message size (25x2 levels)", msg_bytes, "bytes", None),
     ]
-    print(f"\npublish path: {n:,} book updates, depth {DEPTH}, tcp loopback, "
-          f"{os.cpu_count()} CPUs, pyzmq {zmq.__version__} / libzmq {zmq.zmq_version()}\n")
+    print(
+        f"\npublish path: {n:,} book updates, depth {DEPTH}, tcp loopback, "
+        f"{os.cpu_count()} CPUs, pyzmq {zmq.__version__} / libzmq {zmq.zmq_version()}\n"
+    )
     print(f"{'metric':<40} {'figure':>14} {'target':>12} {'ratio':>7}")
     print("-" * 76)
     metrics = []
@@ -283,27 +310,49 @@ def main() -> int:
         fig = f"{value:,.0f} {unit}" if unit != "%" else f"{value:.2f} %"
         tgt = f"{target:,}" if target else "-"
         print(f"{name:<40} {fig:>14} {tgt:>12} {f'{ratio:.2f}x' if ratio else '-':>7}")
-        metrics.append({"metric": name, "value": value, "unit": unit, "target": target,
-                        "ratio": ratio})
-    for label, r in ((f"publish_many({BATCH})", b), (f"publish_many({BATCH}) + gc-tuned subscriber", g),
-                     ("publish() one by one", a)):
+        metrics.append({"metric": name, "value": value, "unit": unit, "target": target, "ratio": ratio})
+    for label, r in (
+        (f"publish_many({BATCH})", b),
+        (f"publish_many({BATCH}) + gc-tuned subscriber", g),
+        ("publish() one by one", a),
+    ):
         ok_r = r["e2e_rate"] >= TARGET_MSG_S and r["loss_pct"] == 0
-        print(f"\n{label}, async Subscriber, end to end: {r['e2e_rate']:,.0f} msg/s -> "
-              f"{'MEETS' if ok_r else 'BELOW'} target {TARGET_MSG_S:,} msg/s"
-              + ("" if r["loss_pct"] == 0 else f" (with {r['loss_pct']:.2f}% loss)"), end="")
+        print(
+            f"\n{label}, async Subscriber, end to end: {r['e2e_rate']:,.0f} msg/s -> "
+            f"{'MEETS' if ok_r else 'BELOW'} target {TARGET_MSG_S:,} msg/s"
+            + ("" if r["loss_pct"] == 0 else f" (with {r['loss_pct']:.2f}% loss)"),
+            end="",
+        )
     print()
     ok = b["e2e_rate"] >= TARGET_MSG_S and b["loss_pct"] == 0
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({
-        "benchmark": "publish", "quick": args.quick, "messages": n, "depth": DEPTH,
-        "target_msg_s": TARGET_MSG_S, "meets_target": ok, "metrics": metrics,
-        "batch": BATCH, "runs": {"batched_async": b, "batched_async_gc_tuned": g, "async": a, "sync": s, "paced_10k": paced},
-        "env": {"python": platform.python_version(), "pyzmq": zmq.__version__,
-                "libzmq": zmq.zmq_version(), "msgspec": msgspec.__version__,
-                "cpus": os.cpu_count(), "machine": platform.machine()},
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }, indent=2) + "\n")
+    args.output.write_text(
+        json.dumps(
+            {
+                "benchmark": "publish",
+                "quick": args.quick,
+                "messages": n,
+                "depth": DEPTH,
+                "target_msg_s": TARGET_MSG_S,
+                "meets_target": ok,
+                "metrics": metrics,
+                "batch": BATCH,
+                "runs": {"batched_async": b, "batched_async_gc_tuned": g, "async": a, "sync": s, "paced_10k": paced},
+                "env": {
+                    "python": platform.python_version(),
+                    "pyzmq": zmq.__version__,
+                    "libzmq": zmq.zmq_version(),
+                    "msgspec": msgspec.__version__,
+                    "cpus": os.cpu_count(),
+                    "machine": platform.machine(),
+                },
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
     return 0
 

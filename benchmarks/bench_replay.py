@@ -17,7 +17,7 @@ Three figures per venue, frames per second:
   inbox, so the batch is fixed at ``CONFLATE_BATCH`` frames (a burst already waiting
   when the actor wakes up); the figure depends on that choice and is NOT the
   every-update figure the target is defined on.
-Also the full replay engine (``spiceflow_core.replay.Replayer``, with its JSON-lines
+Also the full replay engine (``spiceflow_core.recording.replay.Replayer``, with its JSON-lines
 encoding) for reference. Writes benchmarks/results/replay.json.
 """
 
@@ -39,10 +39,10 @@ sys.path.insert(0, str(HERE))
 import streams  # noqa: E402
 
 from spiceflow_core.book import BookSync, BookUpdated, Synced  # noqa: E402
-from spiceflow_core.broadcast import Publisher  # noqa: E402
+from spiceflow_core.broadcast.publisher import Publisher  # noqa: E402
+from spiceflow_core.broadcast.wire import BookMessage  # noqa: E402
 from spiceflow_core.model import BookDelta, BookSnapshot  # noqa: E402
-from spiceflow_core.plugins import discover  # noqa: E402
-from spiceflow_core.wire import BookMessage  # noqa: E402
+from spiceflow_core.plugin.registry import discover  # noqa: E402
 
 TARGETS = {"decode+book": 300_000, "decode+book+publish": 150_000}
 #: frames per drained inbox batch modelled by the conflate figure
@@ -85,7 +85,9 @@ def run_decode_book(venue, snapshot_body, frames, meta) -> tuple[float, int]:
     return len(frames) / elapsed, updates
 
 
-def run_decode_book_publish(venue, snapshot_body, frames, meta, mode: str = "every", depth: int = 25) -> tuple[float, int]:
+def run_decode_book_publish(
+    venue, snapshot_body, frames, meta, mode: str = "every", depth: int = 25
+) -> tuple[float, int]:
     session, sync = _setup(venue, snapshot_body, meta)
     parse = session.parse
     on_delta = sync.on_delta
@@ -110,8 +112,17 @@ def run_decode_book_publish(venue, snapshot_body, frames, meta, mode: str = "eve
                         if key == last_key:
                             continue
                         last_key = key
-                    publish(BookMessage(venue=name, symbol=symbol, sequence=sync.last_sequence, bids=bids, asks=asks,
-                                        exchange_ts_ms=sync.last_exchange_ts_ms, recv_ts_ns=ev.recv_ts_ns))
+                    publish(
+                        BookMessage(
+                            venue=name,
+                            symbol=symbol,
+                            sequence=sync.last_sequence,
+                            bids=bids,
+                            asks=asks,
+                            exchange_ts_ms=sync.last_exchange_ts_ms,
+                            recv_ts_ns=ev.recv_ts_ns,
+                        )
+                    )
                     sent += 1
     elapsed = time.perf_counter() - t0
     gc.enable()
@@ -119,7 +130,9 @@ def run_decode_book_publish(venue, snapshot_body, frames, meta, mode: str = "eve
     return len(frames) / elapsed, sent
 
 
-def run_decode_book_conflate(venue, snapshot_body, frames, meta, batch: int = CONFLATE_BATCH, depth: int = 25) -> tuple[float, int]:
+def run_decode_book_conflate(
+    venue, snapshot_body, frames, meta, batch: int = CONFLATE_BATCH, depth: int = 25
+) -> tuple[float, int]:
     session, sync = _setup(venue, snapshot_body, meta)
     parse = session.parse
     on_delta = sync.on_delta
@@ -144,8 +157,17 @@ def run_decode_book_conflate(venue, snapshot_body, frames, meta, batch: int = CO
                         recv = ev.recv_ts_ns
         if dirty:
             bids, asks = top(depth)
-            publish(BookMessage(venue=name, symbol=symbol, sequence=sync.last_sequence, bids=bids, asks=asks,
-                                exchange_ts_ms=sync.last_exchange_ts_ms, recv_ts_ns=recv))
+            publish(
+                BookMessage(
+                    venue=name,
+                    symbol=symbol,
+                    sequence=sync.last_sequence,
+                    bids=bids,
+                    asks=asks,
+                    exchange_ts_ms=sync.last_exchange_ts_ms,
+                    recv_ts_ns=recv,
+                )
+            )
             sent += 1
     elapsed = time.perf_counter() - t0
     gc.enable()
@@ -156,13 +178,15 @@ def run_decode_book_conflate(venue, snapshot_body, frames, meta, batch: int = CO
 def run_replayer(venue, snapshot_body, frames, meta) -> float:
     import msgspec
 
-    from spiceflow_core.replay import Item, Replayer
+    from spiceflow_core.recording.replay import Item, Replayer
 
     enc = msgspec.json.Encoder()
     sink = []
     rep = Replayer(venue, depth=25, on_update=lambda u: sink.append(enc.encode(u)) if len(sink) < 1 else None)
     if venue.resync == "rest":
-        rep.feed(Item(0, "rest", snapshot_body, f"http://bench{venue_depth_path(venue)}?symbol={meta['symbol']}&limit=1000"))
+        rep.feed(
+            Item(0, "rest", snapshot_body, f"http://bench{venue_depth_path(venue)}?symbol={meta['symbol']}&limit=1000")
+        )
     else:
         rep.feed(Item(0, "recv", snapshot_body.decode(), "", 1))
     items = [Item(0, "recv", f, "", 1) for f in frames]
@@ -181,7 +205,9 @@ def run_replayer(venue, snapshot_body, frames, meta) -> float:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=200_000)
-    ap.add_argument("--stream-dir", type=Path, default=None, help="where the generated streams are (generated if missing)")
+    ap.add_argument(
+        "--stream-dir", type=Path, default=None, help="where the generated streams are (generated if missing)"
+    )
     ap.add_argument("--repeat", type=int, default=3, help="best of N runs")
     args = ap.parse_args(argv)
     registry = discover()
@@ -209,8 +235,11 @@ def main(argv=None) -> dict:
             "replay engine (Replayer.feed) frames/s": round(rp),
             "stream": str(d),
         }
-        print(f"{vname:8s} decode+book {db:10,.0f}/s   +publish {dbp:10,.0f}/s   +publish(top-changed) {dbc:10,.0f}/s "
-              f"({sent_changed / len(frames):.2f} msg/frame)   +publish(conflate/{CONFLATE_BATCH}) {dbf:10,.0f}/s   Replayer {rp:10,.0f}/s", flush=True)
+        print(
+            f"{vname:8s} decode+book {db:10,.0f}/s   +publish {dbp:10,.0f}/s   +publish(top-changed) {dbc:10,.0f}/s "
+            f"({sent_changed / len(frames):.2f} msg/frame)   +publish(conflate/{CONFLATE_BATCH}) {dbf:10,.0f}/s   Replayer {rp:10,.0f}/s",
+            flush=True,
+        )
     out = HERE / "results" / "replay.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

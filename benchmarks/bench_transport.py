@@ -30,8 +30,8 @@ from bench_live import _ws_text_frame  # noqa: E402
 
 def serve(stream_dir: Path, port_file: Path) -> None:
     import anyio
-
     import streams
+
     from spiceflow_core.testkit import LoopbackServer
 
     _, frames, _ = streams.load(stream_dir)
@@ -65,8 +65,13 @@ def measure(port: int, n: int, transport: str) -> dict:
             for _ in range(n - 1):
                 size += len(await ws.receive())
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        return {"transport": transport, "frames": n - 1, "bytes": size, "cpu_us_per_frame": cpu / (n - 1) * 1e6,
-                "frames_per_s": (n - 1) / wall}
+        return {
+            "transport": transport,
+            "frames": n - 1,
+            "bytes": size,
+            "cpu_us_per_frame": cpu / (n - 1) * 1e6,
+            "frames_per_s": (n - 1) / wall,
+        }
 
     return anyio.run(main)
 
@@ -90,8 +95,11 @@ def main(argv=None) -> dict:
     for transport in ("httpx-ws", "websockets"):
         port_file = d / ".port"
         port_file.unlink(missing_ok=True)
-        sender = subprocess.Popen([sys.executable, __file__, "--serve", str(d), str(port_file)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sender = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(d), str(port_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for _ in range(200):
                 if port_file.exists() and port_file.read_text():
@@ -102,8 +110,10 @@ def main(argv=None) -> dict:
             sender.kill()
             sender.wait()
         results["runs"].append(r)
-        print(f"{transport:10s} receive only: {r['cpu_us_per_frame']:6.1f} us CPU per frame, {r['frames_per_s']:9,.0f} frames/s",
-              flush=True)
+        print(
+            f"{transport:10s} receive only: {r['cpu_us_per_frame']:6.1f} us CPU per frame, {r['frames_per_s']:9,.0f} frames/s",
+            flush=True,
+        )
     out = HERE / "results" / "transport.json"
     out.write_text(json.dumps(results, indent=2))
     return results

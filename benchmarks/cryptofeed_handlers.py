@@ -95,11 +95,19 @@ def main() -> None:
         elapsed = asyncio.run(run())
         best = elapsed if best is None else min(best, elapsed)
     book = next(iter(feed._l2_book.values()))
-    print(json.dumps({
-        "venue": venue, "cryptofeed": cryptofeed.__version__ if hasattr(cryptofeed, "__version__") else "?",
-        "frames": len(frames), "seconds": best, "frames_per_s": len(frames) / best,
-        "book_levels": [len(book.book.bids), len(book.book.asks)], "expected_frames": meta["frames"],
-    }))
+    print(
+        json.dumps(
+            {
+                "venue": venue,
+                "cryptofeed": cryptofeed.__version__ if hasattr(cryptofeed, "__version__") else "?",
+                "frames": len(frames),
+                "seconds": best,
+                "frames_per_s": len(frames) / best,
+                "book_levels": [len(book.book.bids), len(book.book.asks)],
+                "expected_frames": meta["frames"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -59,7 +59,11 @@ def print_table() -> None:
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
         ok = {True: "yes", False: "NO", None: ""}[r["pass"]]
-        tgt = ("<= " if r["target"] and r["metric"].endswith("(lower is better)") else "") + _fmt(r["target"]) if r["target"] else "-"
+        tgt = (
+            ("<= " if r["target"] and r["metric"].endswith("(lower is better)") else "") + _fmt(r["target"])
+            if r["target"]
+            else "-"
+        )
         print(f"{r['metric']:64s} {_fmt(r['value']):>14s} {tgt:>12s} {ratio:>7s}  {ok}")
 
 
@@ -89,36 +93,64 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     frames = 100_000 if args.quick else 200_000
     stream_root = Path(tempfile.mkdtemp(prefix="spiceflow-bench-"))
-    report: dict = {"python": platform.python_version(), "machine": platform.machine(), "quick": args.quick,
-                    "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "parts": {}}
+    report: dict = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "quick": args.quick,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "parts": {},
+    }
 
     # 1. offline replay throughput -------------------------------------------------------
     import bench_replay
 
-    print(f"== offline replay, {frames:,} generated frames per venue (1,000 levels a side, 5 changes per frame)", flush=True)
-    rep = bench_replay.main(["--frames", str(frames), "--stream-dir", str(stream_root), "--repeat", "2" if args.quick else "3"])
+    print(
+        f"== offline replay, {frames:,} generated frames per venue (1,000 levels a side, 5 changes per frame)",
+        flush=True,
+    )
+    rep = bench_replay.main(
+        ["--frames", str(frames), "--stream-dir", str(stream_root), "--repeat", "2" if args.quick else "3"]
+    )
     report["parts"]["replay"] = rep
     for venue, figs in rep["venues"].items():
         t1 = bench_replay.TARGETS["decode+book"] if venue == "binance" else None
         t2 = bench_replay.TARGETS["decode+book+publish"] if venue == "binance" else None
         row(f"{venue}: decode+book frames/s (1 core)", figs["decode+book frames/s"], t1)
         row(f"{venue}: decode+book+publish top-25 frames/s", figs["decode+book+publish frames/s"], t2)
-        row(f"{venue}: ...+publish, book.publish=top-changed frames/s", figs["decode+book+publish top-changed frames/s"], t2)
-        row(f"{venue}: ...+publish, book.publish=conflate (batches of {bench_replay.CONFLATE_BATCH}) frames/s",
-            figs[f"decode+book+publish conflate (batches of {bench_replay.CONFLATE_BATCH}) frames/s"])
+        row(
+            f"{venue}: ...+publish, book.publish=top-changed frames/s",
+            figs["decode+book+publish top-changed frames/s"],
+            t2,
+        )
+        row(
+            f"{venue}: ...+publish, book.publish=conflate (batches of {bench_replay.CONFLATE_BATCH}) frames/s",
+            figs[f"decode+book+publish conflate (batches of {bench_replay.CONFLATE_BATCH}) frames/s"],
+        )
         row(f"{venue}: replay engine (Replayer.feed) frames/s", figs["replay engine (Replayer.feed) frames/s"])
 
     # 2. cryptofeed side by side ---------------------------------------------------------------
     if not args.no_cryptofeed:
         py = ensure_cryptofeed()
         report["parts"]["cryptofeed"] = {}
-        for venue, fixtures in (("binance", "plugins/spiceflow-binance/spiceflow_binance/fixtures"),
-                                ("deribit", "plugins/spiceflow-deribit/spiceflow_deribit/fixtures")):
+        for venue, fixtures in (
+            ("binance", "plugins/spiceflow-binance/spiceflow_binance/fixtures"),
+            ("deribit", "plugins/spiceflow-deribit/spiceflow_deribit/fixtures"),
+        ):
             if py is None:
                 row(f"{venue}: cryptofeed handler frames/s", None)
                 continue
-            proc = subprocess.run([str(py), str(HERE / "cryptofeed_handlers.py"), str(stream_root / venue), venue,
-                                   str(REPO / fixtures), "2" if args.quick else "3"], capture_output=True, text=True)
+            proc = subprocess.run(
+                [
+                    str(py),
+                    str(HERE / "cryptofeed_handlers.py"),
+                    str(stream_root / venue),
+                    venue,
+                    str(REPO / fixtures),
+                    "2" if args.quick else "3",
+                ],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode != 0:
                 print(f"cryptofeed {venue} failed: {proc.stderr[-800:]}", flush=True)
                 row(f"{venue}: cryptofeed handler frames/s", None)
@@ -126,7 +158,10 @@ def main() -> int:
             cf = json.loads(proc.stdout.strip().splitlines()[-1])
             report["parts"]["cryptofeed"][venue] = cf
             ours = rep["venues"][venue]["decode+book frames/s"]
-            print(f"cryptofeed {venue}: {cf['frames_per_s']:,.0f} frames/s (SpiceFlow {ours:,.0f}/s, {ours / cf['frames_per_s']:.2f}x)", flush=True)
+            print(
+                f"cryptofeed {venue}: {cf['frames_per_s']:,.0f} frames/s (SpiceFlow {ours:,.0f}/s, {ours / cf['frames_per_s']:.2f}x)",
+                flush=True,
+            )
             row(f"{venue}: cryptofeed message_handler frames/s", round(cf["frames_per_s"]))
             row(f"{venue}: SpiceFlow / cryptofeed (decode+book), x", ours / cf["frames_per_s"], 3.0)
 
@@ -136,8 +171,9 @@ def main() -> int:
 
         print("== live loopback path (sender -> WebSocket -> spiceflow run -> ZeroMQ -> subscriber)", flush=True)
         rates = "1000,10000,25000" if args.quick else "1000,5000,10000,25000,40000"
-        live = bench_live.main(["--rates", rates, "--duration", "3" if args.quick else "4",
-                                "--stream-dir", str(stream_root)])
+        live = bench_live.main(
+            ["--rates", rates, "--duration", "3" if args.quick else "4", "--stream-dir", str(stream_root)]
+        )
         report["parts"]["live"] = live
         for transport in ("httpx-ws", "websockets"):
             runs = [r for r in live["runs"] if r["transport"] == transport]
@@ -149,8 +185,12 @@ def main() -> int:
                     continue
                 behind = "" if r["kept_up"] else f", FELL BEHIND (drained {r['drain_ms']:,.0f} ms late)"
                 row(f"live {transport}: recv->deliver p50 us @ {rate:,}/s{behind}", r["p50_us"])
-                row(f"live {transport}: recv->deliver p99 us @ {rate:,}/s{behind} (lower is better)", r["p99_us"],
-                    2000 if rate == 10000 else None, higher_better=False)
+                row(
+                    f"live {transport}: recv->deliver p99 us @ {rate:,}/s{behind} (lower is better)",
+                    r["p99_us"],
+                    2000 if rate == 10000 else None,
+                    higher_better=False,
+                )
                 if behind and rows[-1]["pass"]:
                     rows[-1]["pass"] = False  # a backlog is latency the reader's stamp does not show
 
@@ -160,13 +200,19 @@ def main() -> int:
         tr = bench_transport.main(["--frames", "50000" if args.quick else "100000", "--stream-dir", str(stream_root)])
         report["parts"]["transport"] = tr
         for r in tr["runs"]:
-            row(f"transport {r['transport']}: receive only, CPU us per frame (lower is better)", r["cpu_us_per_frame"],
-                higher_better=False)
+            row(
+                f"transport {r['transport']}: receive only, CPU us per frame (lower is better)",
+                r["cpu_us_per_frame"],
+                higher_better=False,
+            )
 
     # 4. memory -----------------------------------------------------------------------------------
     print("== memory", flush=True)
-    mem = json.loads(subprocess.run([PY, str(HERE / "bench_memory.py")], capture_output=True, text=True,
-                                    check=True).stdout.strip().splitlines()[-1])
+    mem = json.loads(
+        subprocess.run([PY, str(HERE / "bench_memory.py")], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     report["parts"]["memory"] = mem
     row("memory: resident bytes per book level", mem["bytes_per_level"])
     row("memory: 1,000 instruments x 1,000 levels a side, MB", mem["rss_growth_bytes"] / 1e6)
@@ -175,15 +221,27 @@ def main() -> int:
     if not args.no_core:
         print("== bench_book.py / bench_publish.py", flush=True)
         quick = ["--quick"] if args.quick else []
-        subprocess.run([PY, str(HERE / "bench_book.py"), *quick], check=False, cwd=REPO,
-                       stdout=subprocess.DEVNULL if not args.quick else None)
-        subprocess.run([PY, str(HERE / "bench_publish.py"), "--quick"], check=False, cwd=REPO,
-                       stdout=subprocess.DEVNULL if not args.quick else None)
+        subprocess.run(
+            [PY, str(HERE / "bench_book.py"), *quick],
+            check=False,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL if not args.quick else None,
+        )
+        subprocess.run(
+            [PY, str(HERE / "bench_publish.py"), "--quick"],
+            check=False,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL if not args.quick else None,
+        )
         try:
             book = json.loads((RESULTS / "book.json").read_text())
             report["parts"]["book"] = book
             m = book["metrics"]
-            row("book: level updates/s (OrderBook.apply)", m["apply_level_updates_per_s"], m.get("apply_target", 1_000_000))
+            row(
+                "book: level updates/s (OrderBook.apply)",
+                m["apply_level_updates_per_s"],
+                m.get("apply_target", 1_000_000),
+            )
             row("book: top-25 snapshot us", m["top25_us"])
             row("book: memory per level, bytes (tracemalloc, with strings)", m["memory_per_level_bytes_with_strings"])
         except (OSError, KeyError, ValueError) as exc:

@@ -60,13 +60,27 @@ def generate(venue: str, n_frames: int, out: Path, *, seed: int = 11) -> Path:
     ts = 1_700_000_000_000
     symbol = "BTCUSDT" if binance else "BTC-PERPETUAL"
     if binance:
-        snapshot = {"lastUpdateId": seq, "bids": [[price(t), size(bids.size[t])] for t in reversed(bids.ticks)],
-                    "asks": [[price(t), size(asks.size[t])] for t in asks.ticks]}
+        snapshot = {
+            "lastUpdateId": seq,
+            "bids": [[price(t), size(bids.size[t])] for t in reversed(bids.ticks)],
+            "asks": [[price(t), size(asks.size[t])] for t in asks.ticks],
+        }
     else:
-        snapshot = {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": f"book.{symbol}.raw", "data": {
-            "type": "snapshot", "timestamp": ts, "instrument_name": symbol, "change_id": seq,
-            "bids": [["new", float(price(t)), size(bids.size[t])] for t in reversed(bids.ticks)],
-            "asks": [["new", float(price(t)), size(asks.size[t])] for t in asks.ticks]}}}
+        snapshot = {
+            "jsonrpc": "2.0",
+            "method": "subscription",
+            "params": {
+                "channel": f"book.{symbol}.raw",
+                "data": {
+                    "type": "snapshot",
+                    "timestamp": ts,
+                    "instrument_name": symbol,
+                    "change_id": seq,
+                    "bids": [["new", float(price(t)), size(bids.size[t])] for t in reversed(bids.ticks)],
+                    "asks": [["new", float(price(t)), size(asks.size[t])] for t in asks.ticks],
+                },
+            },
+        }
     (out / "snapshot.json").write_text(json.dumps(snapshot, separators=(",", ":")))
     stream = f"{symbol.lower()}@depth@100ms"
     with open(out / "frames.txt", "w") as fh:
@@ -107,23 +121,55 @@ def generate(venue: str, n_frames: int, out: Path, *, seed: int = 11) -> Path:
             seq += rng.randint(1, 5)
             ts += rng.randint(1, 20)
             if binance:
-                data = {"e": "depthUpdate", "E": ts, "s": symbol, "U": seq_first, "u": seq,
-                        "b": [[price(t), size(v)] for t, v in changes[True].items()],
-                        "a": [[price(t), size(v)] for t, v in changes[False].items()]}
+                data = {
+                    "e": "depthUpdate",
+                    "E": ts,
+                    "s": symbol,
+                    "U": seq_first,
+                    "u": seq,
+                    "b": [[price(t), size(v)] for t, v in changes[True].items()],
+                    "a": [[price(t), size(v)] for t, v in changes[False].items()],
+                }
                 frame = {"stream": stream, "data": data}
             else:
-                def entries(ch: dict[int, int]) -> list:
-                    return [["delete", float(price(t)), 0.0] if v == 0 else ["change", float(price(t)), size(v)]
-                            for t, v in ch.items()]
 
-                frame = {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": f"book.{symbol}.raw", "data": {
-                    "type": "change", "timestamp": ts, "prev_change_id": seq_first - 1, "instrument_name": symbol,
-                    "change_id": seq, "bids": entries(changes[True]), "asks": entries(changes[False])}}}
+                def entries(ch: dict[int, int]) -> list:
+                    return [
+                        ["delete", float(price(t)), 0.0] if v == 0 else ["change", float(price(t)), size(v)]
+                        for t, v in ch.items()
+                    ]
+
+                frame = {
+                    "jsonrpc": "2.0",
+                    "method": "subscription",
+                    "params": {
+                        "channel": f"book.{symbol}.raw",
+                        "data": {
+                            "type": "change",
+                            "timestamp": ts,
+                            "prev_change_id": seq_first - 1,
+                            "instrument_name": symbol,
+                            "change_id": seq,
+                            "bids": entries(changes[True]),
+                            "asks": entries(changes[False]),
+                        },
+                    },
+                }
             fh.write(json.dumps(frame, separators=(",", ":")))
             fh.write("\n")
-    (out / "meta.json").write_text(json.dumps({"venue": venue, "symbol": symbol, "frames": n_frames,
-                                               "levels": LEVELS, "changes_per_frame": CHANGES_PER_FRAME,
-                                               "first_sequence": 10_000_000, "last_sequence": seq}))
+    (out / "meta.json").write_text(
+        json.dumps(
+            {
+                "venue": venue,
+                "symbol": symbol,
+                "frames": n_frames,
+                "levels": LEVELS,
+                "changes_per_frame": CHANGES_PER_FRAME,
+                "first_sequence": 10_000_000,
+                "last_sequence": seq,
+            }
+        )
+    )
     return out
 
 

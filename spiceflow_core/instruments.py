@@ -6,10 +6,10 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
-from .config import Selection
-from .model import Instrument
+from spiceflow_core.config import Selection
+from spiceflow_core.model import Instrument
 
 
 class UnknownInstrument(LookupError):

@@ -54,7 +54,7 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
         if self.expiry_ms is not None and self.kind in ("future", "option"):
             import datetime as _dt
 
-            day = _dt.datetime.fromtimestamp(self.expiry_ms / 1000, tz=_dt.timezone.utc)
+            day = _dt.datetime.fromtimestamp(self.expiry_ms / 1000, tz=_dt.UTC)
             parts.append(day.strftime("%Y%m%d"))
         if self.kind == "option":
             parts.append(self.strike or "")

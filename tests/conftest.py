@@ -1,5 +1,4 @@
 import pytest
-
 from book_impls import implementations
 
 from spiceflow_core.book import orderbook

@@ -1,9 +1,9 @@
 """Runs the toy venue's demo (simulator + full pipeline) until signalled; prints READY."""
 
 import anyio
-
 from runtime_helpers import settings_for, toy_registry
-from spiceflow_core.logging import configure_logging
+
+from spiceflow_core.logs import configure_logging
 from spiceflow_core.runtime.orchestrator import Orchestrator
 
 

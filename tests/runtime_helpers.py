@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import anyio
 
 from spiceflow_core.config import Settings, decode_settings
-from spiceflow_core.plugins import VenueRegistry, register_venues
+from spiceflow_core.plugin.registry import VenueRegistry, register_venues
 from spiceflow_core.runtime.orchestrator import Orchestrator
 
 
@@ -26,8 +26,14 @@ def settings_for(venue: str, instruments: list[str], *, profiles=("fixtures",), 
         "venues": {venue: {"instruments": instruments}},
         "broadcast": {"address": "tcp://127.0.0.1:*", "status_interval": 0.5},
         "api": {"enabled": False, "address": "127.0.0.1:0"},
-        "runtime": {"silence_timeout": 2.0, "reconnect_initial": 0.05, "reconnect_max": 0.5, "ack_timeout": 3.0,
-                    "first_heartbeat_timeout": 5.0, **(runtime or {})},
+        "runtime": {
+            "silence_timeout": 2.0,
+            "reconnect_initial": 0.05,
+            "reconnect_max": 0.5,
+            "ack_timeout": 3.0,
+            "first_heartbeat_timeout": 5.0,
+            **(runtime or {}),
+        },
         **extra,
     }
     return decode_settings(raw, "<test>")
@@ -104,7 +110,9 @@ def captured_logs():
         logger.remove(sink)
 
 
-async def assert_exact(sim, got: Collector, runtime, symbols: list[str], *, depth: int = 25, settle: float = 0.05) -> None:
+async def assert_exact(
+    sim, got: Collector, runtime, symbols: list[str], *, depth: int = 25, settle: float = 0.05
+) -> None:
     """Freeze the simulator's market (its ``paused`` switch), wait until each symbol's
     last update is published by an in-sync feed, and compare the published levels with
     the simulator's truth (top ``depth``)."""
@@ -114,8 +122,11 @@ async def assert_exact(sim, got: Collector, runtime, symbols: list[str], *, dept
         for symbol in symbols:
             seq, bids, asks = sim.truth(symbol)
             await wait_for(
-                lambda: runtime.books.state_of(symbol) == "synced"
-                and symbol in got.latest and got.latest[symbol].sequence == seq,
+                lambda: (
+                    runtime.books.state_of(symbol) == "synced"
+                    and symbol in got.latest
+                    and got.latest[symbol].sequence == seq
+                ),
                 timeout=10,
             )
             msg = got.latest[symbol]

@@ -10,10 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from book_impls import implementations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from book_impls import implementations
 from spiceflow_core.book import OrderBook, _levels
 
 IMPLS = [p.values[0] for p in implementations()]
@@ -24,7 +24,9 @@ prices = st.sampled_from(["100", "100.0", "100.50", "99.5", "101", "1E+2", "0.00
 ).map(str)
 odd_sizes = st.text(alphabet="0123456789.eE+-_ ٣x", min_size=0, max_size=7)
 sizes = st.one_of(
-    st.sampled_from(["0", "0.000", ".", "1.", ".5", "0.00000000", "3.25000000", "1E-8", "0E-8", "1.2.3", "٣", "-1", " 1"]),
+    st.sampled_from(
+        ["0", "0.000", ".", "1.", ".5", "0.00000000", "3.25000000", "1E-8", "0E-8", "1.2.3", "٣", "-1", " 1"]
+    ),
     odd_sizes,
     st.decimals(min_value=0, max_value=10, places=3),
     st.integers(0, 10**6),
@@ -35,7 +37,9 @@ steps = st.lists(st.tuples(st.booleans(), st.lists(st.tuples(prices, sizes), max
 
 def run(impl, snapshot_depth, ops):
     book = OrderBook()
-    book.apply_snapshot([("99", "1"), ("98", "2"), ("97", "3")], [("101", "1"), ("102", "2"), ("103", "3")], snapshot_depth)
+    book.apply_snapshot(
+        [("99", "1"), ("98", "2"), ("97", "3")], [("101", "1"), ("102", "2"), ("103", "3")], snapshot_depth
+    )
     trace = []
     for bid, levels in ops:
         try:

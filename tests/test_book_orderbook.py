@@ -18,7 +18,9 @@ def book_with(bids, asks, **kw) -> OrderBook:
 
 
 def test_snapshot_orders_best_first_and_keeps_strings():
-    book = book_with([("43250.10", "1.5"), ("43251.00", "0.1"), ("43249.99", "2")], [("43252.00", "3"), ("43251.50", "4")])
+    book = book_with(
+        [("43250.10", "1.5"), ("43251.00", "0.1"), ("43249.99", "2")], [("43252.00", "3"), ("43251.50", "4")]
+    )
     assert book.levels() == (
         [("43251.00", "0.1"), ("43250.10", "1.5"), ("43249.99", "2")],
         [("43251.50", "4"), ("43252.00", "3")],
@@ -51,8 +53,15 @@ def test_deleting_an_absent_level_is_a_no_op():
 
 @pytest.mark.parametrize(
     "variant, kept",
-    [("0.3513", "0.3513"), ("0.35130000", "0.35130000"), ("0.351300", "0.351300"), ("3.513E-1", "0.3513"),
-     ("3513E-4", "0.3513"), ("0.3513000000000000000", "0.3513000000000000000"), (Decimal("0.3513"), "0.3513")],
+    [
+        ("0.3513", "0.3513"),
+        ("0.35130000", "0.35130000"),
+        ("0.351300", "0.351300"),
+        ("3.513E-1", "0.3513"),
+        ("3513E-4", "0.3513"),
+        ("0.3513000000000000000", "0.3513000000000000000"),
+        (Decimal("0.3513"), "0.3513"),
+    ],
 )
 def test_price_formats_are_one_level_and_keep_last_string(variant, kept):
     book = book_with([("0.35130000", "1.00000000")], [])
@@ -100,7 +109,10 @@ def test_exponent_forms_are_kept_as_plain_decimals():
     assert book.levels() == ([("0.00000002", "0.003"), ("0.00000001", "6")], [("10", "2")])
 
 
-@pytest.mark.parametrize("bad", ["-1", "-0", "abc", "", "NaN", "inf", "Infinity", "1_000", " 1", "1 ", "+1", "1e", "٣", "1.2.3", 1.5, None, True])
+@pytest.mark.parametrize(
+    "bad",
+    ["-1", "-0", "abc", "", "NaN", "inf", "Infinity", "1_000", " 1", "1 ", "+1", "1e", "٣", "1.2.3", 1.5, None, True],
+)
 def test_malformed_or_negative_values_raise_value_error(bad):
     book = OrderBook()
     with pytest.raises(ValueError):

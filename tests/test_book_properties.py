@@ -8,7 +8,16 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from spiceflow_core.book import BookSync, BookUpdated, ChainPolicy, GapDetected, OrderBook, StraddlePolicy, Synced, SyncState
+from spiceflow_core.book import (
+    BookSync,
+    BookUpdated,
+    ChainPolicy,
+    GapDetected,
+    OrderBook,
+    StraddlePolicy,
+    Synced,
+    SyncState,
+)
 from spiceflow_core.model import BookDelta, BookSnapshot
 
 pytestmark = pytest.mark.usefixtures("levels_impl")
@@ -18,10 +27,18 @@ def formats(value: Decimal) -> list[str]:
     """Different exchange spellings of one value."""
     plain = f"{value:f}"
     padded = plain + ("000" if "." in plain else ".000")
-    return [plain, padded, f"{value:E}", str(value.normalize()), f"{value:.8f}" if value == value.quantize(Decimal("1E-8")) else plain]
+    return [
+        plain,
+        padded,
+        f"{value:E}",
+        str(value.normalize()),
+        f"{value:.8f}" if value == value.quantize(Decimal("1E-8")) else plain,
+    ]
 
 
-prices = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("99999"), places=4, allow_nan=False, allow_infinity=False)
+prices = st.decimals(
+    min_value=Decimal("0.0001"), max_value=Decimal("99999"), places=4, allow_nan=False, allow_infinity=False
+)
 # bids in [1, 15], asks in [16, 30] (scaled by 0.25): the reference book is never crossed
 bid_ticks = st.integers(1, 15)
 ask_ticks = st.integers(16, 30)
@@ -77,8 +94,13 @@ def make_stream(updates, straddle: bool, spans):
         last = first + (span - 1 if straddle else span)  # chain ids skip numbers
         deltas.append(
             BookDelta(
-                venue="t", symbol="X", first_sequence=first if straddle else last, sequence=last,
-                prev_sequence=None if straddle else seq_of[-1], bids=list(bids), asks=list(asks),
+                venue="t",
+                symbol="X",
+                first_sequence=first if straddle else last,
+                sequence=last,
+                prev_sequence=None if straddle else seq_of[-1],
+                bids=list(bids),
+                asks=list(asks),
             )
         )
         seq_of.append(last)
@@ -116,7 +138,12 @@ def run(ups, straddle, spans, plan, missing, max_buffer=10_000):
                 continue
             before = (sync.state, sync.last_sequence)
             events = sync.on_delta(deltas[i])
-            if missing is not None and before[0] is SyncState.SYNCED and before[1] < seq_of[missing + 1] and i > missing:
+            if (
+                missing is not None
+                and before[0] is SyncState.SYNCED
+                and before[1] < seq_of[missing + 1]
+                and i > missing
+            ):
                 # the live chain is before the missing delta and this one is after it
                 assert any(isinstance(e, GapDetected) for e in events), (before, i, missing, events)
         else:

@@ -21,9 +21,17 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from spiceflow_core.book import BookSync, ChainPolicy, GapDetected, PrevIdPolicy, SequencePolicy, StraddlePolicy, SyncState
-from spiceflow_core.capture import read_capture
+from spiceflow_core.book import (
+    BookSync,
+    ChainPolicy,
+    GapDetected,
+    PrevIdPolicy,
+    SequencePolicy,
+    StraddlePolicy,
+    SyncState,
+)
 from spiceflow_core.model import BookDelta, BookSnapshot
+from spiceflow_core.recording.capture import read_capture
 
 RECORDED = Path(__file__).resolve().parents[2] / "shared" / "recorded"
 if not RECORDED.is_dir():  # CI lays shared/ beside the clone; a worktree may sit deeper
@@ -196,15 +204,23 @@ def test_deribit_replay_matches_ticker():
             if data["type"] == "snapshot":
                 events = sync.on_snapshot(
                     BookSnapshot(
-                        venue="deribit", symbol=name, sequence=data["change_id"],
-                        bids=levels(data["bids"]), asks=levels(data["asks"]),
+                        venue="deribit",
+                        symbol=name,
+                        sequence=data["change_id"],
+                        bids=levels(data["bids"]),
+                        asks=levels(data["asks"]),
                     )
                 )
             else:
                 events = sync.on_delta(
                     BookDelta(
-                        venue="deribit", symbol=name, first_sequence=data["change_id"], sequence=data["change_id"],
-                        prev_sequence=data["prev_change_id"], bids=levels(data["bids"]), asks=levels(data["asks"]),
+                        venue="deribit",
+                        symbol=name,
+                        first_sequence=data["change_id"],
+                        sequence=data["change_id"],
+                        prev_sequence=data["prev_change_id"],
+                        bids=levels(data["bids"]),
+                        asks=levels(data["asks"]),
                     )
                 )
             assert not any(isinstance(e, GapDetected) for e in events), events

@@ -19,12 +19,20 @@ from spiceflow_core.model import BookDelta, BookSnapshot
 
 
 def snap(seq, bids=(("100", "1"),), asks=(("101", "1"),), depth_limit=None, symbol="BTCUSDT"):
-    return BookSnapshot(venue="v", symbol=symbol, sequence=seq, bids=list(bids), asks=list(asks), depth_limit=depth_limit)
+    return BookSnapshot(
+        venue="v", symbol=symbol, sequence=seq, bids=list(bids), asks=list(asks), depth_limit=depth_limit
+    )
 
 
 def delta(first, last, bids=(), asks=(), prev=None, symbol="BTCUSDT"):
     return BookDelta(
-        venue="v", symbol=symbol, first_sequence=first, sequence=last, prev_sequence=prev, bids=list(bids), asks=list(asks)
+        venue="v",
+        symbol=symbol,
+        first_sequence=first,
+        sequence=last,
+        prev_sequence=prev,
+        bids=list(bids),
+        asks=list(asks),
     )
 
 

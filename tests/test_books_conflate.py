@@ -7,10 +7,10 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from spiceflow_core.broadcast.actor import BroadcastActor
 from spiceflow_core.model import BookDelta, BookSnapshot, Instrument
-from spiceflow_core.plugins import discover
+from spiceflow_core.plugin.registry import discover
 from spiceflow_core.runtime.books import OrderBookActor
-from spiceflow_core.runtime.broadcaster import BroadcastActor
 from spiceflow_core.runtime.metrics import Metrics
 
 
@@ -19,8 +19,16 @@ async def _noop(symbol: str) -> None:  # resubscribe hook, never called here
 
 
 def _delta(seq: int, price: str, size: str) -> BookDelta:
-    return BookDelta(venue="binance", symbol="BTCUSDT", first_sequence=seq, sequence=seq,
-                     bids=[(price, size)], asks=[], exchange_ts_ms=seq, recv_ts_ns=seq)
+    return BookDelta(
+        venue="binance",
+        symbol="BTCUSDT",
+        first_sequence=seq,
+        sequence=seq,
+        bids=[(price, size)],
+        asks=[],
+        exchange_ts_ms=seq,
+        recv_ts_ns=seq,
+    )
 
 
 @pytest.mark.anyio
@@ -29,12 +37,33 @@ async def test_conflate_publishes_once_per_drained_burst(mode, expected_messages
     venue = discover().get("binance")
     broadcaster = BroadcastActor("tcp://127.0.0.1:*", hwm=10_000, status_interval=60)
     try:
-        actor = OrderBookActor(venue, Metrics("binance"), broadcaster, depth=5, max_buffer=100, snapshot_depth=100,
-                               rest=None, resubscribe=_noop, publish_mode=mode)
-        actor.add(Instrument(venue="binance", symbol="BTCUSDT", kind="spot", base="BTC", quote="USDT",
-                             tick_size="0.01", lot_size="0.00001"))
-        actor.submit(BookSnapshot(venue="binance", symbol="BTCUSDT", sequence=100,
-                                  bids=[("100.00", "1")], asks=[("101.00", "1")]))
+        actor = OrderBookActor(
+            venue,
+            Metrics("binance"),
+            broadcaster,
+            depth=5,
+            max_buffer=100,
+            snapshot_depth=100,
+            rest=None,
+            resubscribe=_noop,
+            publish_mode=mode,
+        )
+        actor.add(
+            Instrument(
+                venue="binance",
+                symbol="BTCUSDT",
+                kind="spot",
+                base="BTC",
+                quote="USDT",
+                tick_size="0.01",
+                lot_size="0.00001",
+            )
+        )
+        actor.submit(
+            BookSnapshot(
+                venue="binance", symbol="BTCUSDT", sequence=100, bids=[("100.00", "1")], asks=[("101.00", "1")]
+            )
+        )
         for i in range(50):  # a burst already waiting when the actor wakes up
             actor.submit(_delta(101 + i, "99.50", f"{i + 1}"))
         async with anyio.create_task_group() as tg:

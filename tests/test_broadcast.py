@@ -8,10 +8,10 @@ import anyio
 import psutil
 import pytest
 
-from spiceflow_core.broadcast import Publisher
-from spiceflow_core.client import Subscriber, SyncSubscriber
+from spiceflow_core.broadcast.publisher import Publisher
+from spiceflow_core.broadcast.subscriber import Subscriber, SyncSubscriber
+from spiceflow_core.broadcast.wire import BookLevel, BookMessage, StatusMessage, TopMessage, TradeMessage
 from spiceflow_core.model import Trade
-from spiceflow_core.wire import BookLevel, BookMessage, StatusMessage, TopMessage, TradeMessage
 
 ANY_PORT = "tcp://127.0.0.1:*"
 
@@ -78,16 +78,19 @@ def test_wildcard_and_port_zero_resolve_to_real_endpoint():
 
 
 def test_bind_conflict_names_the_address():
-    with Publisher(ANY_PORT) as pub:
-        with pytest.raises(OSError, match=pub.address):
-            Publisher(pub.address)
+    with Publisher(ANY_PORT) as pub, pytest.raises(OSError, match=pub.address):
+        Publisher(pub.address)
 
 
 def test_publish_stamps_per_topic_seq_and_timestamp():
     with Publisher(ANY_PORT) as pub:
         before = time.time_ns()
-        msgs = [book("BTCUSDT"), book("ETHUSDT"), book("BTCUSDT"), TopMessage(
-            venue="binance", symbol="BTCUSDT", bid_price="1", bid_size="2", ask_price="3", ask_size="4")]
+        msgs = [
+            book("BTCUSDT"),
+            book("ETHUSDT"),
+            book("BTCUSDT"),
+            TopMessage(venue="binance", symbol="BTCUSDT", bid_price="1", bid_size="2", ask_price="3", ask_size="4"),
+        ]
         # No subscriber: PUB accepts and discards, still never blocks.
         assert all(pub.publish(m) for m in msgs)
         assert [m.topic_seq for m in msgs] == [1, 1, 2, 1]
@@ -119,18 +122,33 @@ async def test_round_trip_of_every_message_type():
             await warm_up(pub, sub)
             sent = [
                 book(),
-                TradeMessage(venue="binance", symbol="BTCUSDT", trade_id="7", price="43250.10",
-                             size="0.001", side="buy", exchange_ts_ms=5),
-                TopMessage(venue="deribit", symbol="BTC-PERPETUAL", bid_price="43250.5",
-                           bid_size="1000", ask_price=None, ask_size=None, sequence=9),
-                StatusMessage(venue="binance", symbol="BTCUSDT", state="resyncing", reason="gap",
-                              counters={"gaps": 1}),
+                TradeMessage(
+                    venue="binance",
+                    symbol="BTCUSDT",
+                    trade_id="7",
+                    price="43250.10",
+                    size="0.001",
+                    side="buy",
+                    exchange_ts_ms=5,
+                ),
+                TopMessage(
+                    venue="deribit",
+                    symbol="BTC-PERPETUAL",
+                    bid_price="43250.5",
+                    bid_size="1000",
+                    ask_price=None,
+                    ask_size=None,
+                    sequence=9,
+                ),
+                StatusMessage(venue="binance", symbol="BTCUSDT", state="resyncing", reason="gap", counters={"gaps": 1}),
             ]
             for m in sent:
                 assert pub.publish(m)
             got = await collect(sub, len(sent))
     assert [r.topic for r in got] == [
-        "book.binance.BTCUSDT", "trade.binance.BTCUSDT", "top.deribit.BTC-PERPETUAL",
+        "book.binance.BTCUSDT",
+        "trade.binance.BTCUSDT",
+        "top.deribit.BTC-PERPETUAL",
         "status.binance.BTCUSDT",
     ]
     assert [r.message for r in got] == sent  # exact strings, stamps included
@@ -152,8 +170,7 @@ async def test_prefix_filtering():
             got = await collect(sub, 3)
     # Order is preserved on one connection, so anything that leaked through the
     # filter would have shown up before the last expected message.
-    assert [r.topic for r in got] == [
-        "book.binance.ETHUSDT", "trade.deribit.BTC-PERPETUAL", "book.binance.BTCUSDT"]
+    assert [r.topic for r in got] == ["book.binance.ETHUSDT", "trade.deribit.BTC-PERPETUAL", "book.binance.BTCUSDT"]
 
 
 @pytest.mark.anyio
@@ -193,9 +210,10 @@ def test_stuck_consumer_never_blocks_publisher_and_memory_stays_bounded():
     PUB discards at SNDHWM. The consumer then sees the loss as a topic_seq gap."""
     n = 200_000
     proc = psutil.Process()
-    with Publisher(ANY_PORT, hwm=1_000) as pub, SyncSubscriber(
-        pub.address, ["book.binance.BTCUSDT", "status."], rcvhwm=1_000
-    ) as sub:
+    with (
+        Publisher(ANY_PORT, hwm=1_000) as pub,
+        SyncSubscriber(pub.address, ["book.binance.BTCUSDT", "status."], rcvhwm=1_000) as sub,
+    ):
         warm_up_sync(pub, sub)
         rss_before = proc.memory_info().rss
         msg = book()

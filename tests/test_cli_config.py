@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spiceflow_core.cli import main
+from spiceflow_core.cli.main import main
 from spiceflow_core.config import ConfigError, load_settings, with_profiles
 
 
@@ -63,7 +63,9 @@ def test_profiles_combine_like_feature_flags(tmp_path):
 
 def test_usage_errors_exit_2_and_help_exits_0():
     for args, code in ((["run", "--depth", "x"], 2), (["frobnicate"], 2), (["run", "--help"], 0), (["--help"], 0)):
-        result = subprocess.run([sys.executable, "-m", "spiceflow_core.cli", *args], capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "spiceflow_core.cli.main", *args], capture_output=True, text=True
+        )
         assert result.returncode == code, (args, result.stderr)
 
 
@@ -72,8 +74,20 @@ def test_json_log_format_prints_one_object_per_line(tmp_path):
 
     path = write(tmp_path, "[venues.binance]\ninstruments = ['NOPE']\n")
     result = subprocess.run(
-        [sys.executable, "-m", "spiceflow_core.cli", "venues", "--config", str(path), "--log-format", "json", "--log-level", "DEBUG"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spiceflow_core.cli.main",
+            "venues",
+            "--config",
+            str(path),
+            "--log-format",
+            "json",
+            "--log-level",
+            "DEBUG",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0
     for line in result.stderr.splitlines():

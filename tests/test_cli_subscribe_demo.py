@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SPICEFLOW = [sys.executable, "-m", "spiceflow_core.cli"]
+SPICEFLOW = [sys.executable, "-m", "spiceflow_core.cli.main"]
 
 
 def free_port() -> int:
@@ -40,8 +40,13 @@ address = "127.0.0.1:{api}"
 address = "tcp://127.0.0.1:{zmq_port}"
 status_interval = 1.0
 """)
-    proc = subprocess.Popen([*SPICEFLOW, "run", "--config", str(config), "--profile", "demo", "--venue", "binance"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [*SPICEFLOW, "run", "--config", str(config), "--profile", "demo", "--venue", "binance"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = proc.stdout.readline()

@@ -18,10 +18,10 @@ import anyio
 import pytest
 import zmq
 
-from spiceflow_core.broadcast import Publisher
-from spiceflow_core.client import Received, Subscriber, SyncSubscriber
-from spiceflow_core.tail import format_line, tail
-from spiceflow_core.wire import BookMessage, StatusMessage, TopMessage, TradeMessage, encoder
+from spiceflow_core.broadcast.publisher import Publisher
+from spiceflow_core.broadcast.subscriber import Received, Subscriber, SyncSubscriber
+from spiceflow_core.broadcast.tail import format_line, tail
+from spiceflow_core.broadcast.wire import BookMessage, StatusMessage, TopMessage, TradeMessage, encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 ANY_PORT = "tcp://127.0.0.1:*"
@@ -47,8 +47,9 @@ def endpoint(sock: zmq.Socket) -> str:
 
 
 def top(symbol: str, seq: int, bid: str = "43250.10", ask: str = "43250.20") -> TopMessage:
-    return TopMessage(venue="binance", symbol=symbol, bid_price=bid, bid_size="1.234",
-                      ask_price=ask, ask_size="0.500", topic_seq=seq)
+    return TopMessage(
+        venue="binance", symbol=symbol, bid_price=bid, bid_size="1.234", ask_price=ask, ask_size="0.500", topic_seq=seq
+    )
 
 
 def send(sock: zmq.Socket, msg) -> None:
@@ -80,16 +81,32 @@ def drain_until(sub: SyncSubscriber, topic: str, seq: int) -> list[Received]:
 def test_gaps_per_topic_restart_and_malformed(raw_pub):
     with SyncSubscriber(endpoint(raw_pub), ["top."]) as sub:
         warm_up_raw(raw_pub, sub)
-        for sym, seq in [("A", 1), ("A", 2), ("B", 7), ("A", 5), ("B", 8), ("A", 6),
-                         ("B", 12), ("A", 3)]:  # A: 3 < 6 = publisher restart, not a loss
+        for sym, seq in [
+            ("A", 1),
+            ("A", 2),
+            ("B", 7),
+            ("A", 5),
+            ("B", 8),
+            ("A", 6),
+            ("B", 12),
+            ("A", 3),
+        ]:  # A: 3 < 6 = publisher restart, not a loss
             send(raw_pub, top(sym, seq))
         raw_pub.send_multipart([b"top.binance.A", b"\xc1not msgpack"])
         raw_pub.send_multipart([b"top.binance.A"])  # wrong frame count
         send(raw_pub, top("A", 4))
         got = drain_until(sub, "top.binance.A", 4)
     assert [(r.topic[-1], r.message.topic_seq, r.missed) for r in got] == [
-        ("A", 1, 0), ("A", 2, 0), ("B", 7, 0), ("A", 5, 2), ("B", 8, 0), ("A", 6, 0),
-        ("B", 12, 3), ("A", 3, 0), ("A", 4, 0)]
+        ("A", 1, 0),
+        ("A", 2, 0),
+        ("B", 7, 0),
+        ("A", 5, 2),
+        ("B", 8, 0),
+        ("A", 6, 0),
+        ("B", 12, 3),
+        ("A", 3, 0),
+        ("A", 4, 0),
+    ]
     assert sub.missed_total == 5
     assert sub.malformed == 2
 
@@ -129,10 +146,10 @@ async def test_async_subscriber_counts_gaps(raw_pub):
 def test_format_line_exact_spread_and_sides():
     r = Received("top.binance.BTCUSDT", top("BTCUSDT", 1), 0)
     assert format_line(r, 12.34) == (
-        "top.binance.BTCUSDT  1.234 @ 43250.10 | 43250.20 @ 0.500  spread 0.10  12.3 upd/s")
+        "top.binance.BTCUSDT  1.234 @ 43250.10 | 43250.20 @ 0.500  spread 0.10  12.3 upd/s"
+    )
     # Exact decimal arithmetic (floats would print 0.30000000000000004-style noise).
-    b = BookMessage(venue="binance", symbol="X", sequence=1, bids=[("0.1", "3")],
-                    asks=[("0.40000001", "2")])
+    b = BookMessage(venue="binance", symbol="X", sequence=1, bids=[("0.1", "3")], asks=[("0.40000001", "2")])
     assert "spread 0.30000001" in format_line(Received("book.binance.X", b, 2), 1.0)
     assert format_line(Received("book.binance.X", b, 2), 1.0).endswith("(missed 2)")
     empty = BookMessage(venue="binance", symbol="X", sequence=1, bids=[], asks=[("5", "1")])
@@ -153,8 +170,7 @@ async def _run_tail_against(pub: Publisher, out, *, as_json=False, limit=5, pref
     result = {}
 
     async def runner():
-        result["rc"] = await tail(pub.address, prefixes or ["top."], as_json=as_json,
-                                  limit=limit, out=out)
+        result["rc"] = await tail(pub.address, prefixes or ["top."], as_json=as_json, limit=limit, out=out)
         tg.cancel_scope.cancel()
 
     with anyio.fail_after(10):
@@ -198,21 +214,30 @@ async def test_tail_bad_address_exits_2():
 def test_tail_json_limit_in_subprocess():
     n = 7
     code = (
-        "import anyio, sys; from spiceflow_core.tail import tail; "
+        "import anyio, sys; from spiceflow_core.broadcast.tail import tail; "
         f"sys.exit(anyio.run(lambda: tail(sys.argv[1], ['book.binance.'], as_json=True, limit={n})))"
     )
     with Publisher(ANY_PORT) as pub:
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        proc = subprocess.Popen([sys.executable, "-c", code, pub.address], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, pub.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT
+        )
         deadline = time.monotonic() + 30
         try:
             # Publish until the subprocess has had its N messages and exits.
             while proc.poll() is None and time.monotonic() < deadline:
-                pub.publish(BookMessage(venue="binance", symbol="BTCUSDT", sequence=42,
-                                        bids=[("43250.10", "1.234")], asks=[("43250.20", "0.500")]))
-                pub.publish(BookMessage(venue="deribit", symbol="BTC-PERPETUAL", sequence=1,
-                                        bids=[], asks=[]))  # filtered out
+                pub.publish(
+                    BookMessage(
+                        venue="binance",
+                        symbol="BTCUSDT",
+                        sequence=42,
+                        bids=[("43250.10", "1.234")],
+                        asks=[("43250.20", "0.500")],
+                    )
+                )
+                pub.publish(
+                    BookMessage(venue="deribit", symbol="BTC-PERPETUAL", sequence=1, bids=[], asks=[])
+                )  # filtered out
                 time.sleep(0.002)
             out, err = proc.communicate(timeout=10)
         finally:
@@ -233,8 +258,15 @@ def test_tail_json_limit_in_subprocess():
 def test_multi_body_frames_and_bad_body_inside_a_batch(raw_pub):
     with SyncSubscriber(endpoint(raw_pub), ["top."]) as sub:
         warm_up_raw(raw_pub, sub)
-        raw_pub.send_multipart([b"top.binance.A", encoder.encode(top("A", 1)), b"\xc1",
-                                encoder.encode(top("A", 4)), encoder.encode(top("A", 5))])
+        raw_pub.send_multipart(
+            [
+                b"top.binance.A",
+                encoder.encode(top("A", 1)),
+                b"\xc1",
+                encoder.encode(top("A", 4)),
+                encoder.encode(top("A", 5)),
+            ]
+        )
         got = drain_until(sub, "top.binance.A", 5)
     assert [(r.message.topic_seq, r.missed) for r in got] == [(1, 0), (4, 2), (5, 0)]
     assert sub.malformed == 1 and sub.missed_total == 2

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from runtime_helpers import Collector, assert_exact, running, settings_for, toy_registry, wait_for
 
-from spiceflow_core.api import openapi_schema
-from spiceflow_core.client import Subscriber
+from spiceflow_core.api.server import openapi_schema
+from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.runtime.orchestrator import Orchestrator
 from spiceflow_core.testkit.toy import ToySimulator
-
-from runtime_helpers import Collector, assert_exact, running, settings_for, toy_registry, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +26,11 @@ async def test_subscribe_three_then_unsubscribe_one_while_running():
     sim = ToySimulator(symbols=["AAA", "BBB", "CCC"], rate=200)
     async with sim.running(), running(api_orchestrator(sim, [])) as orc:
         base = f"http://{orc.api_address}"
-        async with httpx.AsyncClient(base_url=base) as http, Subscriber(orc.broadcaster.address, ["book.toy."]) as sub, anyio.create_task_group() as tg:
+        async with (
+            httpx.AsyncClient(base_url=base) as http,
+            Subscriber(orc.broadcaster.address, ["book.toy."]) as sub,
+            anyio.create_task_group() as tg,
+        ):
             latest = Collector(sub)
             tg.start_soon(latest.run)
             for symbol in ("AAA", "BBB", "CCC"):
@@ -50,7 +53,7 @@ async def test_subscribe_three_then_unsubscribe_one_while_running():
             await wait_for(lambda: latest.count > 200)
             assert "BBB" not in latest.latest  # its topic stopped
             assert {s["symbol"] for s in (await http.get("/subscriptions")).json()} == {"AAA", "CCC"}
-            await assert_exact(sim, latest, orc.runtimes['toy'], ["AAA", "CCC"])  # the others are untouched and exact
+            await assert_exact(sim, latest, orc.runtimes["toy"], ["AAA", "CCC"])  # the others are untouched and exact
             assert count > 0
 
             # unsubscribing the last instruments closes the connection
@@ -61,7 +64,12 @@ async def test_subscribe_three_then_unsubscribe_one_while_running():
 
 
 def http_sync_states(orc):
-    return [s for runtime in orc.runtimes.values() for s in (d.__struct_fields__ and [{"state": d.state}] for d in runtime.list_subscriptions()) for s in s]
+    return [
+        s
+        for runtime in orc.runtimes.values()
+        for s in (d.__struct_fields__ and [{"state": d.state}] for d in runtime.list_subscriptions())
+        for s in s
+    ]
 
 
 async def test_bad_requests_get_documented_status_codes_and_the_pipeline_is_unaffected():
@@ -117,11 +125,16 @@ async def test_instruments_health_status_and_openapi_endpoints():
 def test_openapi_schema_is_valid_and_matches_the_routes():
     from openapi_spec_validator import validate
 
-    from spiceflow_core.api import ControlApi
+    from spiceflow_core.api.server import ControlApi
 
     schema = openapi_schema()
     validate(schema)
-    routes = {(r.path, m) for r in ControlApi.__new__(ControlApi).__class__(_FakeOrc()).app.routes for m in r.methods if m != "HEAD"}
+    routes = {
+        (r.path, m)
+        for r in ControlApi.__new__(ControlApi).__class__(_FakeOrc()).app.routes
+        for m in r.methods
+        if m != "HEAD"
+    }
     documented = {(path, method.upper()) for path, ops in schema["paths"].items() for method in ops}
     assert routes == documented
 

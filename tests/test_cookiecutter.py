@@ -39,7 +39,9 @@ IN_PLACE = [
 
 
 def generate(output_dir: Path, **answers: str) -> Path:
-    path = cookiecutter_main.cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir))
+    path = cookiecutter_main.cookiecutter(
+        str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir)
+    )
     return Path(path)
 
 
@@ -57,7 +59,9 @@ def run(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 180)
 
 
 def check(result: subprocess.CompletedProcess, what: str) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, f"{what} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"{what} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
     return result
 
 
@@ -71,7 +75,9 @@ def venv(tmp_path_factory) -> Path:
     check(run([sys.executable, "-m", "venv", str(path)], cwd=path.parent, env=env), "python -m venv")
     pip = [str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     check(run([*pip, "hatchling>=1.25", "editables", "pytest>=8"], cwd=path.parent, env=env), "pip install build tools")
-    check(run([*pip, "--no-build-isolation", "-e", str(ROOT)], cwd=path.parent, env=env), "pip install -e spiceflow-core")
+    check(
+        run([*pip, "--no-build-isolation", "-e", str(ROOT)], cwd=path.parent, env=env), "pip install -e spiceflow-core"
+    )
     return path
 
 
@@ -82,9 +88,21 @@ def test_generated_layout_matches_the_first_party_plugins(tmp_path):
     package = project / "spiceflow_layout_check"
     modules = {p.name for p in package.glob("*.py")}
     first_party = {p.name for p in FIRST_PARTY.glob("*.py")}
-    assert modules == first_party == {
-        "__init__.py", "config.py", "rest.py", "session.py", "parsing.py", "schemas.py", "sync.py", "simulator.py", "plugin.py",
-    }
+    assert (
+        modules
+        == first_party
+        == {
+            "__init__.py",
+            "config.py",
+            "rest.py",
+            "session.py",
+            "parsing.py",
+            "schemas.py",
+            "sync.py",
+            "simulator.py",
+            "plugin.py",
+        }
+    )
     assert (package / "fixtures" / "instruments.json").is_file()
     assert (project / "README.md").is_file() and (project / "LICENSE").read_text().startswith("Copyright")
     meta = tomllib.loads((project / "pyproject.toml").read_text())
@@ -122,9 +140,13 @@ def test_bad_answers_are_refused_by_the_hook(tmp_path, capfd, answers, message):
 @pytest.mark.slow
 @pytest.mark.parametrize("slug, protocol, heartbeat", IN_PLACE)
 def test_generated_plugin_tests_pass_in_place(tmp_path, slug, protocol, heartbeat):
-    project = generate(tmp_path, venue_name=f"{slug} exchange", venue_slug=slug, protocol_style=protocol, heartbeat_style=heartbeat)
-    result = check(run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=clean_env()),
-                   f"{slug} tests")
+    project = generate(
+        tmp_path, venue_name=f"{slug} exchange", venue_slug=slug, protocol_style=protocol, heartbeat_style=heartbeat
+    )
+    result = check(
+        run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=clean_env()),
+        f"{slug} tests",
+    )
     assert " passed" in result.stdout and " failed" not in result.stdout
 
 
@@ -144,12 +166,30 @@ def test_generated_plugin_installs_passes_its_tests_and_runs_ws_only(venv, tmp_p
     )
     env = clean_env(venv)
     bin_ = venv / "bin"
-    check(run([str(bin_ / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-build-isolation",
-               "-e", str(project)], cwd=tmp_path, env=env), f"pip install -e {project.name}")
+    check(
+        run(
+            [
+                str(bin_ / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--no-build-isolation",
+                "-e",
+                str(project),
+            ],
+            cwd=tmp_path,
+            env=env,
+        ),
+        f"pip install -e {project.name}",
+    )
 
     # the plugin's own tests, with the venv's pytest (CLI tests included: it is installed)
-    result = check(run([str(bin_ / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"], cwd=project, env=env),
-                   f"{slug} tests")
+    result = check(
+        run([str(bin_ / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"], cwd=project, env=env),
+        f"{slug} tests",
+    )
     assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout
 
     # `spiceflow venues` lists it
@@ -158,7 +198,14 @@ def test_generated_plugin_installs_passes_its_tests_and_runs_ws_only(venv, tmp_p
     assert f"{slug}\tspiceflow-{slug}\t0.1.0" in venues.stdout
 
     # the bring-up loop: ws-only against the plugin's own simulator
-    ws_only = check(run([str(bin_ / "spiceflow"), "run", "--profile", "demo", "--profile", "ws-only", "--venue", slug],
-                        cwd=tmp_path, env=env, timeout=60), "spiceflow run --profile demo --profile ws-only")
+    ws_only = check(
+        run(
+            [str(bin_ / "spiceflow"), "run", "--profile", "demo", "--profile", "ws-only", "--venue", slug],
+            cwd=tmp_path,
+            env=env,
+            timeout=60,
+        ),
+        "spiceflow run --profile demo --profile ws-only",
+    )
     assert f"ws-only {slug}: connected after" in ws_only.stdout
     assert "first heartbeat after" in ws_only.stdout

@@ -10,9 +10,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from spiceflow_core.cli import main
+from spiceflow_core.cli.main import main
 from spiceflow_core.config import ConfigError, Settings, load_settings
 
 # -- the config loader ---------------------------------------------------------------
@@ -20,15 +21,52 @@ SECTIONS = {
     "book": ["depth", "max_buffer", "publish"],
     "broadcast": ["address", "hwm", "status_interval"],
     "api": ["enabled", "address"],
-    "runtime": ["silence_timeout", "ping_interval", "reconnect_initial", "reconnect_max", "ack_timeout",
-                "first_heartbeat_timeout", "max_frame_bytes", "max_connection_age", "transport"],
+    "runtime": [
+        "silence_timeout",
+        "ping_interval",
+        "reconnect_initial",
+        "reconnect_max",
+        "ack_timeout",
+        "first_heartbeat_timeout",
+        "max_frame_bytes",
+        "max_connection_age",
+        "transport",
+    ],
     "log": ["level", "format"],
 }
 TOP = ["profiles", "fixtures_dir", "duration"]
-VENUE_KEYS = ["instruments", "select", "feeds", "ws_url", "rest_url", "fixtures", "snapshot_depth",
-              "max_streams_per_connection", "options"]
-GOOD_STRINGS = ["demo", "fixtures", "ws-only", "live", "book", "trades", "top", "every", "top-changed", "INFO", "json",
-                "text", "websockets", "httpx-ws", "tcp://127.0.0.1:5555", "BTCUSDT", "BTC*", "spot", "option"]
+VENUE_KEYS = [
+    "instruments",
+    "select",
+    "feeds",
+    "ws_url",
+    "rest_url",
+    "fixtures",
+    "snapshot_depth",
+    "max_streams_per_connection",
+    "options",
+]
+GOOD_STRINGS = [
+    "demo",
+    "fixtures",
+    "ws-only",
+    "live",
+    "book",
+    "trades",
+    "top",
+    "every",
+    "top-changed",
+    "INFO",
+    "json",
+    "text",
+    "websockets",
+    "httpx-ws",
+    "tcp://127.0.0.1:5555",
+    "BTCUSDT",
+    "BTC*",
+    "spot",
+    "option",
+]
 
 scalars = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
@@ -38,9 +76,11 @@ scalars = st.one_of(
     st.text(max_size=12),
     st.dates(),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                      max_leaves=8)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8,
+)
 
 
 def _key(name_pool: list[str]):
@@ -62,8 +102,28 @@ def documents(draw) -> dict:
         for name in draw(st.lists(st.sampled_from(["binance", "deribit", "x y", "ünï"]), max_size=2, unique=True)):
             venues[name] = {k: draw(values) for k in draw(st.lists(_key(VENUE_KEYS), max_size=3))}
             if draw(st.booleans()):
-                venues[name]["select"] = [{k: draw(values) for k in draw(st.lists(st.sampled_from(
-                    ["kind", "base", "quote", "inverse", "expires_within_days", "symbol", "limit", "bogus"]), max_size=3))}]
+                venues[name]["select"] = [
+                    {
+                        k: draw(values)
+                        for k in draw(
+                            st.lists(
+                                st.sampled_from(
+                                    [
+                                        "kind",
+                                        "base",
+                                        "quote",
+                                        "inverse",
+                                        "expires_within_days",
+                                        "symbol",
+                                        "limit",
+                                        "bogus",
+                                    ]
+                                ),
+                                max_size=3,
+                            )
+                        )
+                    }
+                ]
         doc["venues"] = venues if draw(st.booleans()) else draw(values)
     return doc
 
@@ -109,10 +169,32 @@ def test_config_documents_load_or_fail_with_one_line(doc):
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
-                      st.lists(st.sampled_from(["[book", "]", "depth = ", "= 1", "[[venues]]", "\x00", '"', "'''",
-                                                "[venues.binance]", "instruments = [", "\n", "a.b.c = 1", "inf"]),
-                               max_size=10).map("".join)))
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+        st.lists(
+            st.sampled_from(
+                [
+                    "[book",
+                    "]",
+                    "depth = ",
+                    "= 1",
+                    "[[venues]]",
+                    "\x00",
+                    '"',
+                    "'''",
+                    "[venues.binance]",
+                    "instruments = [",
+                    "\n",
+                    "a.b.c = 1",
+                    "inf",
+                ]
+            ),
+            max_size=10,
+        ).map("".join),
+    )
+)
 def test_config_text_loads_or_fails_with_one_line(text):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spiceflow.toml"
@@ -127,13 +209,69 @@ def test_config_text_loads_or_fails_with_one_line(text):
 # Commands that would start something (a run, a simulator, a network call) always get a
 # config that cannot load, an unknown venue, or bad arguments: they must fail fast with 2.
 FAST_OK = ["venues", "version"]
-SLOW = ["run", "instruments", "tail", "simulate", "subscribe", "unsubscribe", "subscriptions", "status", "record",
-        "replay"]
-OPTIONS = ["--config", "--log-level", "--log-format", "--profile", "--fixtures", "--venue", "--instrument", "--feed",
-           "--endpoint", "--rest-endpoint", "--broadcast", "--api", "--no-api", "--depth", "--duration",
-           "--transport", "--recording", "--kind", "--json", "--limit", "--port", "--rate", "--symbols", "--address"]
-WORDS = ["binance", "deribit", "nosuchvenue", "BTCUSDT", "DEBUG", "json", "demo", "ws-only", "bogus", "-1", "0", "x",
-         "ws://", "http://127.0.0.1:1", "tcp://127.0.0.1:*", "book", "1e309", "nan", "", "--", "-", "ünï", "--zz"]
+SLOW = [
+    "run",
+    "instruments",
+    "tail",
+    "simulate",
+    "subscribe",
+    "unsubscribe",
+    "subscriptions",
+    "status",
+    "record",
+    "replay",
+]
+OPTIONS = [
+    "--config",
+    "--log-level",
+    "--log-format",
+    "--profile",
+    "--fixtures",
+    "--venue",
+    "--instrument",
+    "--feed",
+    "--endpoint",
+    "--rest-endpoint",
+    "--broadcast",
+    "--api",
+    "--no-api",
+    "--depth",
+    "--duration",
+    "--transport",
+    "--recording",
+    "--kind",
+    "--json",
+    "--limit",
+    "--port",
+    "--rate",
+    "--symbols",
+    "--address",
+]
+WORDS = [
+    "binance",
+    "deribit",
+    "nosuchvenue",
+    "BTCUSDT",
+    "DEBUG",
+    "json",
+    "demo",
+    "ws-only",
+    "bogus",
+    "-1",
+    "0",
+    "x",
+    "ws://",
+    "http://127.0.0.1:1",
+    "tcp://127.0.0.1:*",
+    "book",
+    "1e309",
+    "nan",
+    "",
+    "--",
+    "-",
+    "ünï",
+    "--zz",
+]
 
 # No control characters: argparse echoes an unrecognized argument verbatim, so one
 # containing a newline makes a two-line message (see docs/reliability.md).
@@ -161,8 +299,11 @@ def bad_configs(tmp_path_factory):
     root = tmp_path_factory.mktemp("cfg")
     (root / "invalid.toml").write_text("[book\n")
     (root / "badkey.toml").write_text("[book]\ndeepness = 3\n")
-    return {"@missing": str(root / "absent.toml"), "@invalid": str(root / "invalid.toml"),
-            "@badkey": str(root / "badkey.toml")}
+    return {
+        "@missing": str(root / "absent.toml"),
+        "@invalid": str(root / "invalid.toml"),
+        "@badkey": str(root / "badkey.toml"),
+    }
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

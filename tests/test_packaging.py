@@ -53,7 +53,14 @@ def test_wheels_have_complete_metadata(wheels):
         with zipfile.ZipFile(wheel) as zf:
             meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
             text = zf.read(meta).decode()
-        for field in ("Name: ", "Version: ", "Summary: ", "License-Expression: ", "Classifier: ", "Requires-Python: >=3.11"):
+        for field in (
+            "Name: ",
+            "Version: ",
+            "Summary: ",
+            "License-Expression: ",
+            "Classifier: ",
+            "Requires-Python: >=3.11",
+        ):
             assert field in text, f"{name} lacks {field!r}"
         if name != "spiceflow-core":
             assert "Requires-Dist: spiceflow-core" in text
@@ -75,7 +82,7 @@ BROKEN = {
     "spiceflow-broken-import": ("broken_import_venue", "raise ImportError('this plugin is broken on purpose')\n"),
     "spiceflow-bad-venue": (
         "bad_venue_plugin",
-        "from spiceflow_core.hookspecs import hookimpl\n\n@hookimpl\ndef spiceflow_venues():\n    return [object()]\n",
+        "from spiceflow_core.plugin.hookspecs import hookimpl\n\n@hookimpl\ndef spiceflow_venues():\n    return [object()]\n",
     ),
 }
 
@@ -85,7 +92,8 @@ def test_broken_plugins_are_reported_by_name_while_real_venues_still_list(fresh_
         project = tmp_path / dist
         (project / module).mkdir(parents=True)
         (project / module / "__init__.py").write_text(source)
-        (project / "pyproject.toml").write_text(textwrap.dedent(f"""
+        (project / "pyproject.toml").write_text(
+            textwrap.dedent(f"""
             [build-system]
             requires = ["hatchling"]
             build-backend = "hatchling.build"
@@ -96,16 +104,32 @@ def test_broken_plugins_are_reported_by_name_while_real_venues_still_list(fresh_
             {module} = "{module}"
             [tool.hatch.build.targets.wheel]
             packages = ["{module}"]
-        """))
-        run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path / "w", project)
+        """)
+        )
+        run(
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            tmp_path / "w",
+            project,
+        )
     for wheel in (tmp_path / "w").glob("*.whl"):
         run(fresh_env / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", wheel)
     result = venues(fresh_env)
     assert result.returncode == 0
     assert "binance" in [line.split()[0] for line in result.stdout.splitlines()]
     errors = [l for l in result.stderr.splitlines() if l.startswith("error: plugin")]
-    assert any("spiceflow-broken-import 6.6.6" in l and "this plugin is broken on purpose" in l for l in errors), result.stderr
-    assert any("spiceflow-bad-venue 6.6.6" in l and "not a spiceflow_core.venue.Venue" in l for l in errors), result.stderr
+    assert any("spiceflow-broken-import 6.6.6" in l and "this plugin is broken on purpose" in l for l in errors), (
+        result.stderr
+    )
+    assert any(
+        "spiceflow-bad-venue 6.6.6" in l and "not a spiceflow_core.plugin.contract.Venue" in l for l in errors
+    ), result.stderr
     assert len(errors) == 2
 
 
@@ -120,8 +144,13 @@ def test_core_wheel_carries_the_compiled_loop_or_falls_back_to_pure_python(wheel
     assert not core.name.endswith("-none-any.whl"), core.name  # a platform wheel
     env = dict(os.environ, SPICEFLOW_NO_EXTENSIONS="1")
     out = tmp_path / "pure"
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
-                            capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     (pure,) = out.glob("*.whl")
     assert pure.name.endswith("-py3-none-any.whl"), pure.name

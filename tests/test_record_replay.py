@@ -18,18 +18,22 @@ from pathlib import Path
 import pytest
 import zmq
 
-from spiceflow_core import wire
+from spiceflow_core.broadcast import wire
 from spiceflow_core.model import TopOfBook
-from spiceflow_core.plugins import discover
-from spiceflow_core.recorder import MAGIC, Record, RecordingReader, RecordingWriter, read_recording
-from spiceflow_core.replay import capture_venue, replay
+from spiceflow_core.plugin.registry import discover
+from spiceflow_core.recording.replay import capture_venue, replay
+from spiceflow_core.recording.sfrec import MAGIC, Record, RecordingReader, RecordingWriter, read_recording
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDED = REPO.parent / "shared" / "recorded"
-# the installed console script (``python -m spiceflow_core.cli`` would load the CLI
-# module twice, as __main__ and as spiceflow_core.cli)
+# the installed console script (``python -m spiceflow_core.cli.main`` would load the CLI
+# module twice, as __main__ and as spiceflow_core.cli.main)
 _SCRIPT = Path(sys.executable).parent / "spiceflow"
-SPICEFLOW = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-c", "import sys; from spiceflow_core.cli import main; sys.exit(main())"]
+SPICEFLOW = (
+    [str(_SCRIPT)]
+    if _SCRIPT.exists()
+    else [sys.executable, "-c", "import sys; from spiceflow_core.cli.main import main; sys.exit(main())"]
+)
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +170,13 @@ def test_replay_cli_jsonl_lines(registry, tmp_path):
     the venue guessed from the capture prefix, ``--depth`` honoured."""
     prefix = _need("BINANCE")
     out = tmp_path / "b.jsonl"
-    proc = subprocess.run([*SPICEFLOW, "replay", str(prefix), "--jsonl", str(out), "--depth", "5"],
-                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    proc = subprocess.run(
+        [*SPICEFLOW, "replay", str(prefix), "--jsonl", str(out), "--depth", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "0 gaps" in proc.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -186,8 +195,13 @@ def test_replay_cli_jsonl_lines(registry, tmp_path):
 
 def test_replay_unknown_prefix_is_a_usage_error(tmp_path):
     (tmp_path / "FOO.0").write_text("x\n")
-    proc = subprocess.run([*SPICEFLOW, "replay", str(tmp_path / "FOO"), "--jsonl", "-"], capture_output=True,
-                          text=True, timeout=60, cwd=REPO)
+    proc = subprocess.run(
+        [*SPICEFLOW, "replay", str(tmp_path / "FOO"), "--jsonl", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert proc.returncode == 2 and "--venue" in proc.stderr
 
 
@@ -236,9 +250,28 @@ def test_record_demo_session_and_replay_it(registry, tmp_path, venue):
     out = tmp_path / "rec"
     try:
         proc = subprocess.run(
-            [*SPICEFLOW, "record", "--venue", venue, "--profile", "demo", "--duration", "4", "--out", str(out),
-             "--no-api", "--broadcast", address, "--log-level", "WARNING"],
-            capture_output=True, text=True, timeout=90, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [
+                *SPICEFLOW,
+                "record",
+                "--venue",
+                venue,
+                "--profile",
+                "demo",
+                "--duration",
+                "4",
+                "--out",
+                str(out),
+                "--no-api",
+                "--broadcast",
+                address,
+                "--log-level",
+                "WARNING",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         time.sleep(0.3)
     finally:
@@ -260,8 +293,11 @@ def test_record_demo_session_and_replay_it(registry, tmp_path, venue):
     live = collector.books
     assert len(live) > 20, len(live)
     replayed = {(u.symbol, u.sequence): (u.bids, u.asks) for u in updates}
-    mismatched = [(m.symbol, m.sequence) for m in live
-                  if replayed.get((m.symbol, m.sequence)) != ([tuple(x) for x in m.bids], [tuple(x) for x in m.asks])]
+    mismatched = [
+        (m.symbol, m.sequence)
+        for m in live
+        if replayed.get((m.symbol, m.sequence)) != ([tuple(x) for x in m.bids], [tuple(x) for x in m.asks])
+    ]
     assert mismatched == [], f"{len(mismatched)} of {len(live)} live books differ from the replay: {mismatched[:5]}"
     # the last book the live run published for each symbol is a replayed state too
     last_live = {m.symbol: m.sequence for m in live}

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import anyio
 import pytest
+from runtime_helpers import Collector, assert_exact, running, settings_for, toy_registry, wait_for
 
-from spiceflow_core.client import Subscriber
+from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.runtime.orchestrator import Orchestrator
 from spiceflow_core.testkit.toy import ToySimulator
-
-from runtime_helpers import Collector, assert_exact, running, settings_for, toy_registry, wait_for
 
 pytestmark = pytest.mark.anyio
 HERE = Path(__file__).parent
@@ -31,14 +30,17 @@ def orchestrator_for(sim: ToySimulator, symbols: list[str], **kw) -> Orchestrato
 async def test_full_workflow_delivers_exact_books_to_a_zmq_subscriber():
     sim = ToySimulator(symbols=["AAA", "BBB", "CCC"], rate=300)
     async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"])) as orc:
-        async with Subscriber(orc.broadcaster.address, ["book.toy.", "status.toy."]) as sub, anyio.create_task_group() as tg:
+        async with (
+            Subscriber(orc.broadcaster.address, ["book.toy.", "status.toy."]) as sub,
+            anyio.create_task_group() as tg,
+        ):
             latest = Collector(sub)
             tg.start_soon(latest.run)
             await wait_for(lambda: {"AAA", "BBB"} <= set(latest.latest) and latest.count > 50)
             assert "CCC" not in latest.latest
             msg = latest.latest["AAA"]
             assert msg.instrument == "toy.spot.AAA.USD" and msg.topic_seq > 1
-            await assert_exact(sim, latest, orc.runtimes['toy'], ["AAA", "BBB"])
+            await assert_exact(sim, latest, orc.runtimes["toy"], ["AAA", "BBB"])
             # late joiners learn each feed's state from the periodic status republish
             await wait_for(lambda: any(s.state == "synced" and s.symbol == "AAA" for s in latest.status))
             tg.cancel_scope.cancel()
@@ -73,7 +75,10 @@ async def test_ws_only_fails_without_heartbeat(capsys):
 async def test_killed_connection_reconnects_resubscribes_and_resyncs(fault):
     sim = ToySimulator(symbols=["AAA", "BBB"], rate=300)
     async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"])) as orc:
-        async with Subscriber(orc.broadcaster.address, ["book.toy.", "status.toy."]) as sub, anyio.create_task_group() as tg:
+        async with (
+            Subscriber(orc.broadcaster.address, ["book.toy.", "status.toy."]) as sub,
+            anyio.create_task_group() as tg,
+        ):
             latest = Collector(sub)
             tg.start_soon(latest.run)
             await wait_for(lambda: {"AAA", "BBB"} <= set(latest.latest))
@@ -83,14 +88,17 @@ async def test_killed_connection_reconnects_resubscribes_and_resyncs(fault):
             await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in ("AAA", "BBB")))
             assert sum(f.count('"subscribe"') for f in sim.client_frames) >= 2  # resubscribed
             assert any(s.state == "stale" for s in latest.status)
-            await assert_exact(sim, latest, orc.runtimes['toy'], ["AAA", "BBB"])
+            await assert_exact(sim, latest, orc.runtimes["toy"], ["AAA", "BBB"])
             tg.cancel_scope.cancel()
 
 
 async def test_gap_in_one_instrument_resyncs_only_that_one():
     sim = ToySimulator(symbols=["AAA", "BBB"], rate=300)
     async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"])) as orc:
-        async with Subscriber(orc.broadcaster.address, ["book.toy.", "status.toy."]) as sub, anyio.create_task_group() as tg:
+        async with (
+            Subscriber(orc.broadcaster.address, ["book.toy.", "status.toy."]) as sub,
+            anyio.create_task_group() as tg,
+        ):
             latest = Collector(sub)
             tg.start_soon(latest.run)
             await wait_for(lambda: {"AAA", "BBB"} <= set(latest.latest))
@@ -101,7 +109,7 @@ async def test_gap_in_one_instrument_resyncs_only_that_one():
             assert runtime.metrics.by_instrument["AAA"]["gaps"] == 1
             assert runtime.metrics.by_instrument["BBB"]["gaps"] == 0
             assert runtime.metrics.totals["reconnects"] == 0
-            await assert_exact(sim, latest, orc.runtimes['toy'], ["AAA", "BBB"])
+            await assert_exact(sim, latest, orc.runtimes["toy"], ["AAA", "BBB"])
             tg.cancel_scope.cancel()
 
 
@@ -147,7 +155,9 @@ async def test_unknown_instrument_in_config_is_a_startup_error():
 def test_sigterm_stops_the_process_cleanly_within_two_seconds(tmp_path):
     script = HERE / "run_toy_demo.py"
     env = {**os.environ, "PYTHONPATH": str(HERE)}
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     try:
         deadline = time.monotonic() + 20
         lines = []
@@ -174,7 +184,10 @@ def test_sigterm_stops_the_process_cleanly_within_two_seconds(tmp_path):
 
 async def test_aged_connection_is_replaced_make_before_break_without_a_gap():
     sim = ToySimulator(symbols=["AAA", "BBB"], rate=300)
-    async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"], runtime={"max_connection_age": 0.5})) as orc:
+    async with (
+        sim.running(),
+        running(orchestrator_for(sim, ["AAA", "BBB"], runtime={"max_connection_age": 0.5})) as orc,
+    ):
         async with Subscriber(orc.broadcaster.address, ["book.toy."]) as sub, anyio.create_task_group() as tg:
             latest = Collector(sub)
             tg.start_soon(latest.run)
@@ -183,7 +196,7 @@ async def test_aged_connection_is_replaced_make_before_break_without_a_gap():
             assert runtime.metrics.totals["gaps"] == 0 and runtime.metrics.totals["reconnects"] == 0
             assert len(runtime.connections) == 1
             assert all(runtime.books.state_of(s) == "synced" for s in ("AAA", "BBB"))
-            await assert_exact(sim, latest, orc.runtimes['toy'], ["AAA", "BBB"])
+            await assert_exact(sim, latest, orc.runtimes["toy"], ["AAA", "BBB"])
             tg.cancel_scope.cancel()
 
 

@@ -5,9 +5,9 @@ sync from snapshots and deltas under a venue's ``SequencePolicy`` and reports ty
 events (``Synced``, ``BookUpdated``, ``GapDetected``).
 """
 
-from .orderbook import OrderBook
-from .policy import ChainPolicy, PrevIdPolicy, SequencePolicy, StraddlePolicy, Verdict
-from .sync import BookSync, BookUpdated, GapDetected, SyncCounters, SyncEvent, Synced, SyncState
+from spiceflow_core.book.orderbook import OrderBook
+from spiceflow_core.book.policy import ChainPolicy, PrevIdPolicy, SequencePolicy, StraddlePolicy, Verdict
+from spiceflow_core.book.sync import BookSync, BookUpdated, GapDetected, SyncCounters, Synced, SyncEvent, SyncState
 
 __all__ = [
     "BookSync",

@@ -8,13 +8,14 @@ Both must behave identically: the property tests run the book on each.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from .prices import canonical_size
+from spiceflow_core.book.prices import canonical_size
 
 if TYPE_CHECKING:
-    from ..model import Level
-    from .orderbook import OrderBook
+    from spiceflow_core.book.orderbook import OrderBook
+    from spiceflow_core.model import Level
 
 COMPILED = False
 

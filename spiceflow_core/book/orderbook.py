@@ -53,20 +53,20 @@ second pass on every update). ``BookSync`` therefore treats a malformed delta as
 from __future__ import annotations
 
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
-from ..model import Level
-from .prices import canonical_size, decimals_of, parts_and_text
+from spiceflow_core.book.prices import canonical_size, decimals_of, parts_and_text
+from spiceflow_core.model import Level
 
 # The per-level loop: compiled when the Cython extension was built (see _levels_c.pyx),
 # else pure Python; SPICEFLOW_PURE_PYTHON=1 forces the latter (debugging, tests).
 if os.environ.get("SPICEFLOW_PURE_PYTHON"):
-    from . import _levels as levels_impl
+    from spiceflow_core.book import _levels as levels_impl
 else:
     try:
-        from . import _levels_c as levels_impl  # type: ignore[no-redef]
+        from spiceflow_core.book import _levels_c as levels_impl  # type: ignore[no-redef]
     except ImportError:
-        from . import _levels as levels_impl  # type: ignore[no-redef]
+        from spiceflow_core.book import _levels as levels_impl  # type: ignore[no-redef]
 _top_side = levels_impl.top_side
 #: True when the compiled book loop is in use
 COMPILED: bool = levels_impl.COMPILED
@@ -83,14 +83,14 @@ class OrderBook:
     """An exact L2 book. Not thread-safe; one per (venue, instrument)."""
 
     __slots__ = (
-        "_scale",
-        "_cache",
-        "_bids",
-        "_bid_keys",
-        "_asks",
-        "_ask_keys",
-        "_bid_floor",
         "_ask_floor",
+        "_ask_keys",
+        "_asks",
+        "_bid_floor",
+        "_bid_keys",
+        "_bids",
+        "_cache",
+        "_scale",
         "ignored",
     )
 
@@ -262,7 +262,7 @@ class OrderBook:
     def __repr__(self) -> str:
         return f"<OrderBook {len(self._bid_keys)} bids {len(self._ask_keys)} asks best {self.best_bid()} / {self.best_ask()}>"
 
-    def _adopt(self, other: "OrderBook") -> None:
+    def _adopt(self, other: OrderBook) -> None:
         """Take over ``other``'s contents (keeps this object's identity for holders of
         ``BookSync.book``). ``other`` must not be used afterwards."""
         for name in OrderBook.__slots__:

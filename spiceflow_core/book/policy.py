@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Protocol
 
-from ..model import BookDelta
+from spiceflow_core.model import BookDelta
 
 
 class Verdict(enum.Enum):

@@ -47,9 +47,9 @@ from dataclasses import dataclass
 
 import msgspec
 
-from ..model import BookDelta, BookSnapshot
-from .orderbook import OrderBook
-from .policy import APPLY, DROP, GAP, SequencePolicy, Verdict
+from spiceflow_core.book.orderbook import OrderBook
+from spiceflow_core.book.policy import APPLY, DROP, GAP, SequencePolicy, Verdict
+from spiceflow_core.model import BookDelta, BookSnapshot
 
 
 class SyncState(enum.Enum):
@@ -107,7 +107,7 @@ class _Chain:
     """A book and its position in the venue's update chain (the live book's initial
     sync, or a refresh shadow)."""
 
-    __slots__ = ("book", "last", "need_first", "exchange_ts_ms", "recv_ts_ns")
+    __slots__ = ("book", "exchange_ts_ms", "last", "need_first", "recv_ts_ns")
 
     def __init__(self, book: OrderBook, snapshot: BookSnapshot) -> None:
         self.book = book
@@ -233,7 +233,9 @@ class BookSync:
             elif verdict is GAP:
                 self._trim_buffer(index)
                 reason = "snapshot older than buffered deltas" if was_first else "gap in buffered deltas"
-                return self._gap(f"{reason} (snapshot {snapshot.sequence}, delta {delta.sequence})", before, _follows(delta))
+                return self._gap(
+                    f"{reason} (snapshot {snapshot.sequence}, delta {delta.sequence})", before, _follows(delta)
+                )
             else:
                 self.counters.applied += 1
                 applied.append(delta)

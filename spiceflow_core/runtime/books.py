@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
 from loguru import logger
 
-from ..book import BookSync, BookUpdated, GapDetected, SyncState, Synced
-from ..model import BookDelta, BookSnapshot, Instrument
-from ..venue import Venue
+from spiceflow_core.book import BookSync, BookUpdated, GapDetected, Synced, SyncState
+from spiceflow_core.model import BookDelta, BookSnapshot, Instrument
+from spiceflow_core.plugin.contract import Venue
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..rest import RestClient
-    from .broadcaster import BroadcastActor
-    from .metrics import Metrics
+    from spiceflow_core.broadcast.actor import BroadcastActor
+    from spiceflow_core.plugin.rest import RestClient
+    from spiceflow_core.runtime.metrics import Metrics
 
 BookEvent = BookDelta | BookSnapshot
 #: minimum seconds between two depth refreshes of one instrument
@@ -43,13 +44,13 @@ class OrderBookActor:
     def __init__(
         self,
         venue: Venue,
-        metrics: "Metrics",
-        broadcaster: "BroadcastActor | None",
+        metrics: Metrics,
+        broadcaster: BroadcastActor | None,
         *,
         depth: int,
         max_buffer: int,
         snapshot_depth: int,
-        rest: "RestClient | None",
+        rest: RestClient | None,
         resubscribe: Callable[[str], Awaitable[None]],
         publish_mode: str = "every",
     ) -> None:

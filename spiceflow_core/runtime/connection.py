@@ -20,12 +20,12 @@ import anyio
 from anyio.abc import TaskGroup
 from loguru import logger
 
-from ..model import SubscribeAck
-from ..venue import Request, Venue, WsSession
-from .transport import ConnectionLost, WsConnection, connect
+from spiceflow_core.model import SubscribeAck
+from spiceflow_core.plugin.contract import Request, Venue, WsSession
+from spiceflow_core.runtime.transport import ConnectionLost, WsConnection, connect
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..config import RuntimeSettings
+    from spiceflow_core.config import RuntimeSettings
 
 _ids = itertools.count(1)
 
@@ -35,10 +35,10 @@ class SubscriptionError(Exception):
 
 
 class ConnectionListener(Protocol):
-    async def on_frame(self, conn: "WebSocketActor", frame: str | bytes, recv_ts_ns: int) -> None: ...
-    def on_connected(self, conn: "WebSocketActor", reconnect: bool) -> None: ...
-    def on_disconnected(self, conn: "WebSocketActor", reason: str) -> None: ...
-    def on_aged(self, conn: "WebSocketActor") -> None: ...
+    async def on_frame(self, conn: WebSocketActor, frame: str | bytes, recv_ts_ns: int) -> None: ...
+    def on_connected(self, conn: WebSocketActor, reconnect: bool) -> None: ...
+    def on_disconnected(self, conn: WebSocketActor, reason: str) -> None: ...
+    def on_aged(self, conn: WebSocketActor) -> None: ...
 
 
 @dataclass
@@ -78,7 +78,7 @@ class WebSocketActor:
         venue: Venue,
         ws_url: str,
         listener: ConnectionListener,
-        runtime: "RuntimeSettings",
+        runtime: RuntimeSettings,
         *,
         wait_acks: bool = True,
         max_age: float | None = None,
@@ -169,19 +169,29 @@ class WebSocketActor:
                     await pending.event.wait()
                 if scope.cancelled_caught:
                     self._pending.pop(request.request_id, None)
-                    errors.append(f"no acknowledgement for request {request.request_id} within {self.settings.ack_timeout}s")
+                    errors.append(
+                        f"no acknowledgement for request {request.request_id} within {self.settings.ack_timeout}s"
+                    )
                 elif pending.error:
                     delay = self._retry_delay(pending, retries)
                     if delay is not None:
                         # a transient refusal (the venue's rate limit): wait, send again
                         retries += 1
-                        self.log.warning("request {} refused ({}); retry {}/{} in {:.2f}s", request.request_id,
-                                         pending.error, retries, MAX_REQUEST_RETRIES, delay)
+                        self.log.warning(
+                            "request {} refused ({}); retry {}/{} in {:.2f}s",
+                            request.request_id,
+                            pending.error,
+                            retries,
+                            MAX_REQUEST_RETRIES,
+                            delay,
+                        )
                         await anyio.sleep(delay)
                         request = self._resend(request)
                         pending = await self._send_request(request)
                         continue
-                    errors.append(f"request {request.request_id} ({', '.join(request.channels[:3])}...) refused: {pending.error}")
+                    errors.append(
+                        f"request {request.request_id} ({', '.join(request.channels[:3])}...) refused: {pending.error}"
+                    )
                 break
         if errors:
             raise SubscriptionError("; ".join(errors))
@@ -286,7 +296,9 @@ class WebSocketActor:
         timeout = max(self.settings.silence_timeout, self.venue.min_silence_timeout)
         # venues with their own heartbeat messages: data flowing is not enough, their
         # heartbeats must keep coming too
-        hb_timeout = (self.settings.heartbeat_timeout or self.venue.heartbeat_timeout) if self.session.sends_heartbeats else None
+        hb_timeout = (
+            (self.settings.heartbeat_timeout or self.venue.heartbeat_timeout) if self.session.sends_heartbeats else None
+        )
         self.last_heartbeat = time.monotonic()
         age_deadline = time.monotonic() + self.max_age if self.max_age else None
         # The silence timeout is watched by a sibling task instead of a cancel scope

@@ -17,12 +17,12 @@ import anyio
 from anyio.abc import TaskStatus
 from loguru import logger
 
-from ..config import Settings
-from ..plugins import VenueRegistry
-from ..venue import Endpoints, Venue
-from .broadcaster import BroadcastActor
-from .errors import describe_error
-from .venue_runtime import VenueRuntime
+from spiceflow_core.broadcast.actor import BroadcastActor
+from spiceflow_core.config import Settings
+from spiceflow_core.plugin.contract import Endpoints, Venue
+from spiceflow_core.plugin.registry import VenueRegistry
+from spiceflow_core.runtime.errors import describe_error
+from spiceflow_core.runtime.venue_runtime import VenueRuntime
 
 
 class StartupError(Exception):
@@ -140,8 +140,14 @@ class Orchestrator:
         first = True
         while True:
             recorder = self.recorder_factory(venue) if self.recorder_factory else None
-            runtime = VenueRuntime(venue, self.settings, self.endpoints_for(venue), self.broadcaster,
-                                   ws_only=self.settings.ws_only, recorder=recorder)
+            runtime = VenueRuntime(
+                venue,
+                self.settings,
+                self.endpoints_for(venue),
+                self.broadcaster,
+                ws_only=self.settings.ws_only,
+                recorder=recorder,
+            )
             self.runtimes[name] = runtime
             started_at = time.monotonic()
             try:
@@ -187,13 +193,16 @@ class Orchestrator:
                 conns = sum(1 for c in runtime.connections if c.connected.is_set())
                 logger.bind(venue=name, actor="status").info(
                     "status: {} subscriptions, {}/{} connections up, {}",
-                    len(runtime.subscriptions), conns, len(runtime.connections), runtime.metrics.status_line(),
+                    len(runtime.subscriptions),
+                    conns,
+                    len(runtime.connections),
+                    runtime.metrics.status_line(),
                 )
 
     async def _start_api(self, tg) -> None:
         if self.settings.ws_only or not self.settings.api.enabled:
             return
-        from ..api import serve_api
+        from spiceflow_core.api.server import serve_api
 
         await tg.start(serve_api, self)
 

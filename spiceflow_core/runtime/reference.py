@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from ..model import Instrument
-from ..venue import Venue
+from spiceflow_core.model import Instrument
+from spiceflow_core.plugin.contract import Venue
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..rest import RestClient
+    from spiceflow_core.plugin.rest import RestClient
 
 
 class ReferenceDataError(Exception):
@@ -36,7 +36,9 @@ def fixture_directory(venue: Venue, fixtures_root: str | None, override: str | N
             return directory
     if override:
         raise ReferenceDataError(f"{venue.name}: fixture directory {override} not found or empty")
-    raise ReferenceDataError(f"{venue.name}: no fixtures found (looked in {', '.join(map(str, candidates)) or 'nowhere'})")
+    raise ReferenceDataError(
+        f"{venue.name}: no fixtures found (looked in {', '.join(map(str, candidates)) or 'nowhere'})"
+    )
 
 
 def load_fixture_instruments(venue: Venue, directory: Path) -> list[Instrument]:
@@ -48,7 +50,15 @@ def load_fixture_instruments(venue: Venue, directory: Path) -> list[Instrument]:
 
 
 class ReferenceDataActor:
-    def __init__(self, venue: Venue, *, use_fixtures: bool, fixtures_root: str | None, fixtures_override: str | None, rest: "RestClient") -> None:
+    def __init__(
+        self,
+        venue: Venue,
+        *,
+        use_fixtures: bool,
+        fixtures_root: str | None,
+        fixtures_override: str | None,
+        rest: RestClient,
+    ) -> None:
         self.venue = venue
         self.use_fixtures = use_fixtures
         self.fixtures_root = fixtures_root
@@ -66,7 +76,9 @@ class ReferenceDataActor:
             try:
                 instruments = await self.venue.fetch_instruments(self.rest)
             except Exception as exc:
-                raise ReferenceDataError(f"{self.venue.name}: reference data from {self.rest.base_url} failed: {exc}") from exc
+                raise ReferenceDataError(
+                    f"{self.venue.name}: reference data from {self.rest.base_url} failed: {exc}"
+                ) from exc
             source = self.rest.base_url
         self.instruments = {i.symbol: i for i in instruments}
         active = sum(1 for i in instruments if i.active)

@@ -9,19 +9,20 @@ answers them, as the venue requires) and discards everything else.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import anyio
 from loguru import logger
 
-from ..model import BookDelta, BookSnapshot, Heartbeat, SubscribeAck, TopOfBook, Trade
-from ..venue import ProtocolError
+from spiceflow_core.model import BookDelta, BookSnapshot, Heartbeat, SubscribeAck, TopOfBook, Trade
+from spiceflow_core.plugin.contract import ProtocolError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .books import OrderBookActor
-    from .broadcaster import BroadcastActor
-    from .connection import WebSocketActor
-    from .metrics import Metrics
+    from spiceflow_core.broadcast.actor import BroadcastActor
+    from spiceflow_core.runtime.books import OrderBookActor
+    from spiceflow_core.runtime.connection import WebSocketActor
+    from spiceflow_core.runtime.metrics import Metrics
 
 Item = tuple["WebSocketActor", "str | bytes", int]
 
@@ -63,11 +64,11 @@ class RouterActor:
     def __init__(
         self,
         venue_name: str,
-        metrics: "Metrics",
-        books: "OrderBookActor | None",
-        broadcaster: "BroadcastActor | None",
+        metrics: Metrics,
+        books: OrderBookActor | None,
+        broadcaster: BroadcastActor | None,
         max_frame_bytes: int,
-        on_heartbeat: Callable[["WebSocketActor"], None] | None = None,
+        on_heartbeat: Callable[[WebSocketActor], None] | None = None,
     ) -> None:
         self.venue_name = venue_name
         self.metrics = metrics
@@ -96,7 +97,7 @@ class RouterActor:
                 self.route(conn, frame, recv_ts)
             self.last_beat = time.monotonic()
 
-    def parse(self, conn: "WebSocketActor", frame: str | bytes, recv_ts: int) -> list:
+    def parse(self, conn: WebSocketActor, frame: str | bytes, recv_ts: int) -> list:
         self.metrics.inc("frames_in")
         if len(frame) > self.max_frame_bytes:
             self._parse_error("oversized", f"frame of {len(frame)} bytes exceeds the {self.max_frame_bytes}-byte limit")
@@ -119,7 +120,7 @@ class RouterActor:
             more = f" ({left_out} more of this kind not logged)" if left_out else ""
             self.log.warning("bad frame skipped ({} #{}): {}{}", kind, self._errors.seen[kind], message, more)
 
-    def route(self, conn: "WebSocketActor", frame: str | bytes, recv_ts: int) -> None:
+    def route(self, conn: WebSocketActor, frame: str | bytes, recv_ts: int) -> None:
         events = self.parse(conn, frame, recv_ts)
         if not conn.session.sends_heartbeats and self.on_heartbeat is not None:
             self.on_heartbeat(conn)  # any frame is a sign of life for such venues
@@ -148,7 +149,7 @@ class RouterActor:
 class DummyRouter(RouterActor):
     """WebSocketOnly: answer heartbeats, note them, discard the rest."""
 
-    def route(self, conn: "WebSocketActor", frame: str | bytes, recv_ts: int) -> None:
+    def route(self, conn: WebSocketActor, frame: str | bytes, recv_ts: int) -> None:
         events = self.parse(conn, frame, recv_ts)
         if not conn.session.sends_heartbeats and self.on_heartbeat is not None:
             self.on_heartbeat(conn)

@@ -7,7 +7,8 @@ with ``runtime.transport = "websockets"``; the actors cannot tell them apart."""
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator, Protocol
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 import httpx
 import httpx_ws
@@ -21,6 +22,7 @@ class ConnectionLost(Exception):
 class WsConnection(Protocol):
     async def send(self, frame: str) -> None: ...
     async def receive(self) -> str | bytes: ...
+    async def receive_many(self) -> list[str | bytes]: ...
     async def close(self) -> None: ...
 
 
@@ -65,6 +67,23 @@ class _HttpxWs:
             data = getattr(event, "data", None)
             if data is not None:
                 return data
+
+    async def receive_many(self) -> list[str | bytes]:
+        frames: list[str | bytes] = [await self.receive()]
+        if self._receive_nowait is None:
+            return frames
+        while True:
+            try:
+                event = self._receive_nowait()
+            except Exception:  # WouldBlock: nothing more is buffered
+                return frames
+            if isinstance(event, httpx_ws.HTTPXWSException | wsproto.events.CloseConnection):
+                # Deliver what came before the close now; the next call reports the close.
+                self._pending_close = event
+                return frames
+            data = getattr(event, "data", None)
+            if data is not None:
+                frames.append(data)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -122,16 +141,15 @@ async def connect(
                 opened = True
                 yield _Websockets(ws)
         else:
-            async with httpx.AsyncClient(timeout=open_timeout) as client:
-                async with httpx_ws.aconnect_ws(
-                    url,
-                    client,
-                    keepalive_ping_interval_seconds=ping_interval,
-                    keepalive_ping_timeout_seconds=ping_interval,
-                    queue_size=4096,
-                ) as ws:
-                    opened = True
-                    yield _HttpxWs(ws)
+            async with httpx.AsyncClient(timeout=open_timeout) as client, httpx_ws.aconnect_ws(
+                url,
+                client,
+                keepalive_ping_interval_seconds=ping_interval,
+                keepalive_ping_timeout_seconds=ping_interval,
+                queue_size=4096,
+            ) as ws:
+                opened = True
+                yield _HttpxWs(ws)
     except Exception as exc:
         if opened:
             # httpx-ws wraps what escapes its block in an ExceptionGroup: unwrap one.

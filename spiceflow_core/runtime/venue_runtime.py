@@ -19,21 +19,21 @@ import msgspec
 from anyio.abc import TaskGroup, TaskStatus
 from loguru import logger
 
-from ..config import Settings, VenueSettings
-from ..instruments import resolve, select
-from ..model import Instrument
-from ..rest import RestClient
-from ..venue import Endpoints, Venue
-from ..wire import topic_for
-from .books import OrderBookActor
-from .connection import SubscriptionError, WebSocketActor
-from .errors import leaf_errors
-from .metrics import Metrics
-from .reference import ReferenceDataActor
-from .router import DummyRouter, RouterActor
+from spiceflow_core.broadcast.wire import topic_for
+from spiceflow_core.config import Settings, VenueSettings
+from spiceflow_core.instruments import resolve, select
+from spiceflow_core.model import Instrument
+from spiceflow_core.plugin.contract import Endpoints, Venue
+from spiceflow_core.plugin.rest import RestClient
+from spiceflow_core.runtime.books import OrderBookActor
+from spiceflow_core.runtime.connection import SubscriptionError, WebSocketActor
+from spiceflow_core.runtime.errors import leaf_errors
+from spiceflow_core.runtime.metrics import Metrics
+from spiceflow_core.runtime.reference import ReferenceDataActor
+from spiceflow_core.runtime.router import DummyRouter, RouterActor
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .broadcaster import BroadcastActor
+    from spiceflow_core.broadcast.actor import BroadcastActor
 
 FEED_CHANNEL = {"book": "book", "trades": "trade", "top": "top"}
 
@@ -65,7 +65,7 @@ class VenueRuntime:
         venue: Venue,
         settings: Settings,
         endpoints: Endpoints,
-        broadcaster: "BroadcastActor | None",
+        broadcaster: BroadcastActor | None,
         *,
         ws_only: bool = False,
         recorder=None,
@@ -80,8 +80,12 @@ class VenueRuntime:
         self.metrics = Metrics(venue.name)
         if broadcaster is not None:
             broadcaster.metrics[venue.name] = self.metrics
-        self.rest = RestClient(endpoints.rest_url, min_interval=venue.rest_min_interval, timeout=settings.runtime.rest_timeout,
-                               on_response=recorder.rest if recorder is not None else None)
+        self.rest = RestClient(
+            endpoints.rest_url,
+            min_interval=venue.rest_min_interval,
+            timeout=settings.runtime.rest_timeout,
+            on_response=recorder.rest if recorder is not None else None,
+        )
         self.reference = ReferenceDataActor(
             venue,
             use_fixtures=settings.use_fixtures,
@@ -295,7 +299,11 @@ class VenueRuntime:
         if sub.feed == "book" and self.books is not None:
             state = self.books.state_of(sub.symbol)
         else:
-            state = "synced" if any(c.id == sub.connection and c.connected.is_set() for c in self.connections) else "pending"
+            state = (
+                "synced"
+                if any(c.id == sub.connection and c.connected.is_set() for c in self.connections)
+                else "pending"
+            )
         counters = dict(self.metrics.by_instrument.get(sub.symbol, {}))
         return msgspec.structs.replace(sub, state=state, counters=counters)
 
@@ -392,7 +400,9 @@ class VenueRuntime:
 
     def on_disconnected(self, conn: WebSocketActor, reason: str) -> None:
         if self.books is not None:
-            symbols = sorted({s for (s, f), sub in self.subscriptions.items() if sub.connection == conn.id and f == "book"})
+            symbols = sorted(
+                {s for (s, f), sub in self.subscriptions.items() if sub.connection == conn.id and f == "book"}
+            )
             self.books.connection_lost(symbols, reason)
 
     def _on_heartbeat(self, conn: WebSocketActor) -> None:

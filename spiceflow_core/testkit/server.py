@@ -7,8 +7,8 @@ cleanly, or ``connection.transport.abort()`` for a TCP reset)."""
 from __future__ import annotations
 
 import http
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
@@ -79,7 +79,7 @@ class LoopbackServer:
             reason = "I'm a teapot" if answer.status == 418 else "Unknown"
         return Response(answer.status, reason, headers, answer.body)
 
-    async def __aenter__(self) -> "LoopbackServer":
+    async def __aenter__(self) -> LoopbackServer:
         self._server = await serve(
             self._ws,
             self.host,

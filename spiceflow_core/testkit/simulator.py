@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..model import Level
-from ..venue import Endpoints
-from .faults import FaultSwitches
+from spiceflow_core.model import Level
+from spiceflow_core.plugin.contract import Endpoints
+from spiceflow_core.testkit.faults import FaultSwitches
 
 
 class Simulator(Protocol):

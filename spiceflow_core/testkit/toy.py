@@ -15,18 +15,19 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
+from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import AsyncIterator, ClassVar
+from typing import ClassVar
 
 import anyio
 import msgspec
 
-from ..book.policy import ChainPolicy
-from ..hookspecs import hookimpl
-from ..model import BookDelta, BookSnapshot, Event, Heartbeat, Instrument, Level, SubscribeAck
-from ..venue import Endpoints, ProtocolError, Request, Venue, WsSession
-from .faults import FaultSwitches
-from .server import LoopbackServer, json_answer
+from spiceflow_core.book.policy import ChainPolicy
+from spiceflow_core.model import BookDelta, BookSnapshot, Event, Heartbeat, Instrument, Level, SubscribeAck
+from spiceflow_core.plugin.contract import Endpoints, ProtocolError, Request, Venue, WsSession
+from spiceflow_core.plugin.hookspecs import hookimpl
+from spiceflow_core.testkit.faults import FaultSwitches
+from spiceflow_core.testkit.server import LoopbackServer, json_answer
 
 
 class _Frame(msgspec.Struct, omit_defaults=True):
@@ -76,10 +77,29 @@ class ToySession(WsSession):
             raise ProtocolError("frame of unknown shape")
         symbol = msg.ch.partition(".")[2]
         if msg.type == "snapshot":
-            return [BookSnapshot(venue=self.venue, symbol=symbol, sequence=msg.seq, bids=msg.bids, asks=msg.asks, recv_ts_ns=recv_ts_ns)]
+            return [
+                BookSnapshot(
+                    venue=self.venue,
+                    symbol=symbol,
+                    sequence=msg.seq,
+                    bids=msg.bids,
+                    asks=msg.asks,
+                    recv_ts_ns=recv_ts_ns,
+                )
+            ]
         if msg.type == "delta":
-            return [BookDelta(venue=self.venue, symbol=symbol, first_sequence=msg.seq, sequence=msg.seq,
-                              prev_sequence=msg.prev, bids=msg.bids, asks=msg.asks, recv_ts_ns=recv_ts_ns)]
+            return [
+                BookDelta(
+                    venue=self.venue,
+                    symbol=symbol,
+                    first_sequence=msg.seq,
+                    sequence=msg.seq,
+                    prev_sequence=msg.prev,
+                    bids=msg.bids,
+                    asks=msg.asks,
+                    recv_ts_ns=recv_ts_ns,
+                )
+            ]
         raise ProtocolError(f"unknown frame type {msg.type!r}")
 
 
@@ -98,8 +118,17 @@ class ToyVenue(Venue):
     def parse_instruments(self, files: dict[str, bytes]) -> list[Instrument]:
         rows = msgspec.json.decode(files["instruments.json"])
         return [
-            Instrument(venue=self.name, exchange="toy", symbol=r["symbol"], kind="spot", base=r["base"], quote=r["quote"],
-                       tick_size="0.01", lot_size="0.001", active=r.get("active", True))
+            Instrument(
+                venue=self.name,
+                exchange="toy",
+                symbol=r["symbol"],
+                kind="spot",
+                base=r["base"],
+                quote=r["quote"],
+                tick_size="0.01",
+                lot_size="0.001",
+                active=r.get("active", True),
+            )
             for r in rows
         ]
 
@@ -164,8 +193,16 @@ class _Book:
 
 
 class ToySimulator:
-    def __init__(self, *, port: int = 0, symbols: list[str] | None = None, rate: float = 200.0,
-                 heartbeat_interval: float = 0.2, seed: int = 7, **_: object) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        symbols: list[str] | None = None,
+        rate: float = 200.0,
+        heartbeat_interval: float = 0.2,
+        seed: int = 7,
+        **_: object,
+    ) -> None:
         self.port = port
         self._symbols = list(symbols or ToyVenue.default_instruments)
         self.rate = rate
@@ -208,7 +245,9 @@ class ToySimulator:
                     channels = [c for c in req.get("channels", [])]
                     unknown = [c for c in channels if c.partition(".")[2] not in self.books]
                     if unknown or self.faults.take("refuse_subscribe"):
-                        await conn.send(msgspec.json.encode({"id": req["id"], "error": f"unknown channel {unknown}"}).decode())
+                        await conn.send(
+                            msgspec.json.encode({"id": req["id"], "error": f"unknown channel {unknown}"}).decode()
+                        )
                         continue
                     await conn.send(msgspec.json.encode({"id": req["id"], "result": channels}).decode())
                     if req["op"] == "subscribe":
@@ -216,7 +255,11 @@ class ToySimulator:
                             book = self.books[ch.partition(".")[2]]
                             bids, asks = book.levels()
                             subscribed.add(ch)  # from here on the driver sends its deltas
-                            await conn.send(msgspec.json.encode({"ch": ch, "type": "snapshot", "seq": book.seq, "bids": bids, "asks": asks}).decode())
+                            await conn.send(
+                                msgspec.json.encode(
+                                    {"ch": ch, "type": "snapshot", "seq": book.seq, "bids": bids, "asks": asks}
+                                ).decode()
+                            )
                     else:
                         subscribed.difference_update(channels)
                 tg.cancel_scope.cancel()
@@ -242,7 +285,9 @@ class ToySimulator:
                 prev, seq, bids, asks = book.step()
                 ch = f"book.{symbol}"
                 skip = self.faults.take("gap")  # nobody sees this update
-                frame = msgspec.json.encode({"ch": ch, "type": "delta", "seq": seq, "prev": prev, "bids": bids, "asks": asks}).decode()
+                frame = msgspec.json.encode(
+                    {"ch": ch, "type": "delta", "seq": seq, "prev": prev, "bids": bids, "asks": asks}
+                ).decode()
                 for conn, subscribed in list(self.connections.items()):
                     if ch in subscribed and not skip:
                         await self._send(conn, frame)
@@ -262,8 +307,11 @@ class ToySimulator:
             pass  # that connection is going away; its handler cleans up
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator["ToySimulator"]:
-        async with LoopbackServer(ws=self._ws, http=self._http, port=self.port) as server, anyio.create_task_group() as tg:
+    async def running(self) -> AsyncIterator[ToySimulator]:
+        async with (
+            LoopbackServer(ws=self._ws, http=self._http, port=self.port) as server,
+            anyio.create_task_group() as tg,
+        ):
             self.endpoints = Endpoints(ws_url=f"{server.ws_url}/ws", rest_url=server.http_url)
             tg.start_soon(self._driver)
             yield self

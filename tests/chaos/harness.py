@@ -7,18 +7,17 @@ import contextlib
 import os
 import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable
 
 import anyio
 from loguru import logger
-
-from spiceflow_core.client import Subscriber
-from spiceflow_core.config import decode_settings
-from spiceflow_core.plugins import discover
-from spiceflow_core.runtime.orchestrator import Orchestrator
-
 from oracle import Oracle, TruthHistory, converge, wait_for
+
+from spiceflow_core.broadcast.subscriber import Subscriber
+from spiceflow_core.config import decode_settings
+from spiceflow_core.plugin.registry import discover
+from spiceflow_core.runtime.orchestrator import Orchestrator
 
 DEPTH = 25
 
@@ -29,16 +28,27 @@ def chaos_seed() -> int:
     return int(value) if value else random.SystemRandom().randrange(1, 2**31)
 
 
-def chaos_settings(venue: str, symbols: list[str], *, runtime: dict | None = None, venue_extra: dict | None = None,
-                   broadcast: dict | None = None):
+def chaos_settings(
+    venue: str,
+    symbols: list[str],
+    *,
+    runtime: dict | None = None,
+    venue_extra: dict | None = None,
+    broadcast: dict | None = None,
+):
     raw = {
         "profiles": [],  # reference data from the simulator's REST, like live
         "venues": {venue: {"instruments": symbols, **(venue_extra or {})}},
         "book": {"depth": DEPTH},
         "broadcast": {"address": "tcp://127.0.0.1:*", "status_interval": 1.0, **(broadcast or {})},
         "api": {"enabled": False},
-        "runtime": {"silence_timeout": 3.0, "reconnect_initial": 0.05, "reconnect_max": 0.5, "ack_timeout": 3.0,
-                    **(runtime or {})},
+        "runtime": {
+            "silence_timeout": 3.0,
+            "reconnect_initial": 0.05,
+            "reconnect_max": 0.5,
+            "ack_timeout": 3.0,
+            **(runtime or {}),
+        },
     }
     return decode_settings(raw, "<chaos>")
 
@@ -93,9 +103,16 @@ class Pipeline:
 
 
 @contextlib.asynccontextmanager
-async def pipeline(venue: str, sim, *, settings_kw: dict | None = None, tweak_venue: Callable | None = None,
-                   history_keep: int = 3000, on_ready: Callable | None = None,
-                   sync_timeout: float = 30.0) -> AsyncIterator[Pipeline]:
+async def pipeline(
+    venue: str,
+    sim,
+    *,
+    settings_kw: dict | None = None,
+    tweak_venue: Callable | None = None,
+    history_keep: int = 3000,
+    on_ready: Callable | None = None,
+    sync_timeout: float = 30.0,
+) -> AsyncIterator[Pipeline]:
     seed = chaos_seed()
     print(f"chaos seed for {venue}: {seed} (SPICEFLOW_CHAOS_SEED={seed} replays it)")
     rng = random.Random(seed)
@@ -127,8 +144,11 @@ async def pipeline(venue: str, sim, *, settings_kw: dict | None = None, tweak_ve
                     p = Pipeline(venue, sim, orc, oracle, symbols, log, rng, seed)
                     if on_ready is not None:
                         on_ready(p)
-                    await wait_for(lambda: all(p.runtime.books.state_of(s) == "synced" for s in symbols), sync_timeout,
-                                   what="initial sync")
+                    await wait_for(
+                        lambda: all(p.runtime.books.state_of(s) == "synced" for s in symbols),
+                        sync_timeout,
+                        what="initial sync",
+                    )
                     await wait_for(lambda: set(symbols) <= set(oracle.v.latest), 30, what="a book of every symbol")
                     try:
                         yield p
@@ -175,11 +195,15 @@ async def run_faults(p: Pipeline, faults: list[Fault], *, effect_timeout: float 
         except AssertionError as exc:
             raise AssertionError(f"{where}: {exc}") from None
         if fault.logged:
-            assert p.log.count(fault.logged) > logged_before, f"{where}: no log line containing {fault.logged!r}; last: {p.log.lines[-6:]}"
+            assert p.log.count(fault.logged) > logged_before, (
+                f"{where}: no log line containing {fault.logged!r}; last: {p.log.lines[-6:]}"
+            )
         p.assert_no_wrong_books()
     v = p.oracle.v
-    print(f"{p.venue}: {len(plan)} faults in {time.monotonic() - started:.1f}s; books judged {v.checked}, wrong {v.wrong}, "
-          f"unverifiable {v.unverifiable}, counters {dict(p.totals)}")
+    print(
+        f"{p.venue}: {len(plan)} faults in {time.monotonic() - started:.1f}s; books judged {v.checked}, wrong {v.wrong}, "
+        f"unverifiable {v.unverifiable}, counters {dict(p.totals)}"
+    )
     return p.injected
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from spiceflow_core.wire import BookMessage, StatusMessage
+from spiceflow_core.broadcast.wire import BookMessage, StatusMessage
 
 Levels = tuple[tuple[str, str], ...]
 
@@ -178,11 +178,15 @@ async def converge(sim, oracle: Oracle, runtime, symbols: list[str], timeout: fl
             await wait_for(lambda: not unsynced(), max(left, 0.1), what="every book synced")
         except TimeoutError:
             bad = unsynced()
-            raise AssertionError(f"not synced: {[(s, runtime.books.state_of(s)) for s in bad[:8]]} ({len(bad)} symbols)") from None
+            raise AssertionError(
+                f"not synced: {[(s, runtime.books.state_of(s)) for s in bad[:8]]} ({len(bad)} symbols)"
+            ) from None
         await pause()
         try:
             try:
-                await wait_for(lambda: not lagging(), min(3.0, max(deadline - time.monotonic(), 0.1)), what="publication")
+                await wait_for(
+                    lambda: not lagging(), min(3.0, max(deadline - time.monotonic(), 0.1)), what="publication"
+                )
             except TimeoutError:
                 if time.monotonic() < deadline:
                     continue

@@ -8,11 +8,9 @@ import dataclasses
 
 import httpx
 import pytest
-
+from harness import Fault, grew, pipeline, run_faults
 from spiceflow_binance.config import SPOT, USDM
 from spiceflow_binance.simulator import BinanceSimulator
-
-from harness import Fault, grew, pipeline, run_faults
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(170)]
 
@@ -43,24 +41,32 @@ def _short_rest_timeout(p) -> None:
 
 def _gap_with(**arm):
     """Arm REST/snapshot faults, then cause a resync with a sequence gap."""
+
     def inject(p):
         for name, value in arm.items():
             if name == "rest_faults":
                 _short_rest_timeout(p)
             setattr(p.sim.faults, name, list(value) if isinstance(value, list) else value)
         p.sim.faults.gap = 1
+
     return inject
 
 
 def _rest_consumed(p, before):
     f = p.sim.faults
-    return not f.rest_errors and not f.rest_faults and not f.stale_snapshot and p.totals["resyncs"] > before.get("resyncs", 0)
+    return (
+        not f.rest_errors
+        and not f.rest_faults
+        and not f.stale_snapshot
+        and p.totals["resyncs"] > before.get("resyncs", 0)
+    )
 
 
 def _set(**values):
     def inject(p):
         for name, value in values.items():
             setattr(p.sim.faults, name, value)
+
     return inject
 
 
@@ -80,8 +86,12 @@ FAULTS = [
     Fault("sequence gap", _set(gap=1), grew("gaps", "resyncs"), "gap: sequence gap"),
     Fault("duplicate frame", _set(duplicate=1), None, None),
     Fault("reordered frames", _set(reorder=1), grew("gaps"), "gap: sequence gap"),
-    Fault("snapshot older than buffered deltas", _gap_with(stale_snapshot=1), grew("gaps", by=2),
-          "snapshot older than buffered deltas"),
+    Fault(
+        "snapshot older than buffered deltas",
+        _gap_with(stale_snapshot=1),
+        grew("gaps", by=2),
+        "snapshot older than buffered deltas",
+    ),
     Fault("malformed JSON", _set(malformed=1), grew("parse_errors"), "bad frame skipped (protocol"),
     Fault("unknown JSON shape", _set(unknown_shape=1), grew("parse_errors"), "unknown frame shape"),
     Fault("oversized frame", _set(oversized=1, oversized_bytes=300_000), grew("parse_errors"), "exceeds the"),
@@ -92,19 +102,27 @@ FAULTS = [
     Fault("REST 418", _gap_with(rest_errors=[418]), _rest_consumed, "rate limited", times=2),
     Fault("REST timeout", _gap_with(rest_faults=["timeout"]), _rest_consumed, "ReadTimeout", times=2),
     Fault("REST invalid JSON", _gap_with(rest_faults=["invalid_json"]), _rest_consumed, "bad depth snapshot"),
-    Fault("subscription refused", _set(refuse_subscribe=1, drop=1), grew("reconnects", by=2), "resubscribe failed",
-          times=2),
+    Fault(
+        "subscription refused",
+        _set(refuse_subscribe=1, drop=1),
+        grew("reconnects", by=2),
+        "resubscribe failed",
+        times=2,
+    ),
 ]
 for _f in FAULTS:
     _f.times = min(_f.times, 2)
 
 
-
 async def test_binance_spot_chaos():
     sim = BinanceSimulator(SPOT, symbols=N_SYMBOLS, rate=600, levels=300, max_requests_per_second=1000)
-    async with pipeline("binance", sim, tweak_venue=_lift_client_limits, on_ready=lambda p: _roomy_weight_budget(p, SPOT),
-                        settings_kw={"runtime": {"max_frame_bytes": 256 * 1024},
-                                     "venue_extra": {"snapshot_depth": 100}}) as p:
+    async with pipeline(
+        "binance",
+        sim,
+        tweak_venue=_lift_client_limits,
+        on_ready=lambda p: _roomy_weight_budget(p, SPOT),
+        settings_kw={"runtime": {"max_frame_bytes": 256 * 1024}, "venue_extra": {"snapshot_depth": 100}},
+    ) as p:
         assert len(p.symbols) >= 50
         _roomy_weight_budget(p, SPOT)
         await p.converge()
@@ -119,11 +137,22 @@ async def test_binance_spot_chaos():
 async def test_binance_usdm_chaos_subset():
     """USD-M (pu-chained ids with holes): the sequence faults and a drop."""
     sim = BinanceSimulator(USDM, symbols=N_SYMBOLS, rate=600, levels=300, max_requests_per_second=1000)
-    faults = [dataclasses.replace(f, times=2) for f in FAULTS
-              if f.name in ("tcp reset", "sequence gap", "reordered frames", "duplicate frame",
-                            "snapshot older than buffered deltas", "negative / non-numeric size")]
-    async with pipeline("binance-usdm", sim, tweak_venue=_lift_client_limits,
-                        settings_kw={"venue_extra": {"snapshot_depth": 100}}) as p:
+    faults = [
+        dataclasses.replace(f, times=2)
+        for f in FAULTS
+        if f.name
+        in (
+            "tcp reset",
+            "sequence gap",
+            "reordered frames",
+            "duplicate frame",
+            "snapshot older than buffered deltas",
+            "negative / non-numeric size",
+        )
+    ]
+    async with pipeline(
+        "binance-usdm", sim, tweak_venue=_lift_client_limits, settings_kw={"venue_extra": {"snapshot_depth": 100}}
+    ) as p:
         _roomy_weight_budget(p, USDM)
         await p.converge()
         await run_faults(p, faults)

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import anyio
 import pytest
-
-from spiceflow_deribit.simulator import DeribitSimulator
-
 from harness import Fault, grew, pipeline, run_faults
+from spiceflow_deribit.simulator import DeribitSimulator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(170)]
 
@@ -28,6 +26,7 @@ def _set(**values):
     def inject(p):
         for name, value in values.items():
             setattr(p.sim.faults, name, list(value) if isinstance(value, list) else value)
+
     return inject
 
 
@@ -56,8 +55,12 @@ FAULTS = [
     Fault("binary frame", _set(binary=1), grew("parse_errors"), "binary frame"),
     Fault("negative / non-numeric size", _set(bad_size=1), grew("gaps"), "gap:"),
     Fault("subscription refused (resync)", _set(refuse_subscribe=1, gap=1), _resubscribed, "resubscribe failed"),
-    Fault("subscription refused (reconnect)", _set(refuse_subscribe=1, drop=1), grew("reconnects", by=2),
-          "resubscribe failed"),
+    Fault(
+        "subscription refused (reconnect)",
+        _set(refuse_subscribe=1, drop=1),
+        grew("reconnects", by=2),
+        "resubscribe failed",
+    ),
     Fault("heartbeat not sent", _set(skip_heartbeats=2), None, None),
     Fault("heartbeat answer lost", _set(ignore_heartbeat_answers=1), grew("reconnects"), "heartbeat"),
 ]
@@ -66,10 +69,20 @@ for _f in FAULTS:
 
 
 async def test_deribit_chaos():
-    sim = DeribitSimulator(instruments=N_INSTRUMENTS, update_interval=0.1, heartbeat_interval=0.5, seed=11,
-                           subscribe_cost=1, max_credits=1e9)
-    async with pipeline("deribit", sim, tweak_venue=_tweak,
-                        settings_kw={"runtime": {"max_frame_bytes": 256 * 1024, "silence_timeout": 1.5}}) as p:
+    sim = DeribitSimulator(
+        instruments=N_INSTRUMENTS,
+        update_interval=0.1,
+        heartbeat_interval=0.5,
+        seed=11,
+        subscribe_cost=1,
+        max_credits=1e9,
+    )
+    async with pipeline(
+        "deribit",
+        sim,
+        tweak_venue=_tweak,
+        settings_kw={"runtime": {"max_frame_bytes": 256 * 1024, "silence_timeout": 1.5}},
+    ) as p:
         assert len(p.symbols) >= 50
         await p.converge()
         injected = await run_faults(p, FAULTS)

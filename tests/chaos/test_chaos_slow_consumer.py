@@ -7,12 +7,11 @@ from __future__ import annotations
 import anyio
 import psutil
 import pytest
-
+from harness import pipeline
 from spiceflow_binance.config import SPOT
 from spiceflow_binance.simulator import BinanceSimulator
-from spiceflow_core.client import Subscriber
 
-from harness import pipeline
+from spiceflow_core.broadcast.subscriber import Subscriber
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -24,9 +23,13 @@ def _lift(venue) -> None:
 async def test_stuck_consumer_does_not_block_or_grow_the_publisher():
     sim = BinanceSimulator(SPOT, symbols=50, rate=1500, levels=300, max_requests_per_second=1000)
     proc = psutil.Process()
-    async with pipeline("binance", sim, tweak_venue=_lift,
-                        settings_kw={"broadcast": {"hwm": 2000}, "venue_extra": {"snapshot_depth": 100}},
-                        history_keep=150) as p:  # a small truth history: its own growth would blur the RSS check
+    async with pipeline(
+        "binance",
+        sim,
+        tweak_venue=_lift,
+        settings_kw={"broadcast": {"hwm": 2000}, "venue_extra": {"snapshot_depth": 100}},
+        history_keep=150,
+    ) as p:  # a small truth history: its own growth would blur the RSS check
         # the stuck consumer: subscribed to everything, tiny receive buffer, never reads
         stuck = Subscriber(p.orc.broadcaster.address, [""], rcvhwm=100)
         stuck.open()

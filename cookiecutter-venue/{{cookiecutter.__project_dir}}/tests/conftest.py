@@ -15,7 +15,7 @@ except ImportError:
     sys.path.insert(0, str(PLUGIN))
 
 from spiceflow_core.config import Settings, decode_settings  # noqa: E402
-from spiceflow_core.plugins import VenueRegistry, register_venues  # noqa: E402
+from spiceflow_core.plugin.registry import VenueRegistry, register_venues  # noqa: E402
 
 from {{ cookiecutter.__package }} import __version__, config, plugin  # noqa: E402
 

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from spiceflow_core.book.policy import Verdict
 from spiceflow_core.model import BookDelta, BookSnapshot, Heartbeat, SubscribeAck
-from spiceflow_core.venue import ProtocolError
+from spiceflow_core.plugin.contract import ProtocolError
 
 from {{ cookiecutter.__package }}.parsing import parse_frame
 from {{ cookiecutter.__package }}.sync import POLICY

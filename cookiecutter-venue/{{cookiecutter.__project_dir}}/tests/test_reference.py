@@ -5,7 +5,7 @@ expected symbols and fields here.
 """
 
 import pytest
-from spiceflow_core.rest import RestClient
+from spiceflow_core.plugin.rest import RestClient
 
 from {{ cookiecutter.__package }} import config
 

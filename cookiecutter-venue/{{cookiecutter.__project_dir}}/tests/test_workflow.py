@@ -7,7 +7,7 @@
 
 import anyio
 import pytest
-from spiceflow_core.client import Subscriber
+from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.runtime.orchestrator import Orchestrator
 
 from {{ cookiecutter.__package }} import config

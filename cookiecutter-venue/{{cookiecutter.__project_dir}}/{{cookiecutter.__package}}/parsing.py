@@ -28,7 +28,7 @@ from typing import Callable
 import msgspec
 
 from spiceflow_core.model import BookDelta, BookSnapshot, Event, {% if cookiecutter.heartbeat_style != "websocket-ping" %}Heartbeat, {% endif %}SubscribeAck
-from spiceflow_core.venue import ProtocolError
+from spiceflow_core.plugin.contract import ProtocolError
 
 from . import {% if cookiecutter.protocol_style == "json-rpc" and cookiecutter.heartbeat_style == "client-ping" %}config, {% endif %}schemas
 

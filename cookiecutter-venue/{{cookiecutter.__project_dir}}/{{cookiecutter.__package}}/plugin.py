@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from spiceflow_core.book.policy import SequencePolicy
-from spiceflow_core.hookspecs import hookimpl
+from spiceflow_core.plugin.hookspecs import hookimpl
 from spiceflow_core.model import Instrument
-from spiceflow_core.rest import RestClient
-from spiceflow_core.venue import Endpoints, Feed, Venue
+from spiceflow_core.plugin.rest import RestClient
+from spiceflow_core.plugin.contract import Endpoints, Feed, Venue
 
 from . import config, rest as _rest
 from .session import {{ cookiecutter.__class_prefix }}Session

@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from spiceflow_core.model import Instrument
-from spiceflow_core.rest import RestClient
+from spiceflow_core.plugin.rest import RestClient
 
 from . import config, schemas
 

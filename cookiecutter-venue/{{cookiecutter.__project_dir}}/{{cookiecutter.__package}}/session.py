@@ -26,7 +26,7 @@ import itertools
 from typing import ClassVar
 
 from spiceflow_core.model import Event
-from spiceflow_core.venue import Request, WsSession
+from spiceflow_core.plugin.contract import Request, WsSession
 
 from . import config, schemas
 from .parsing import parse_frame

@@ -58,7 +58,7 @@ import anyio
 import msgspec
 from spiceflow_core.model import Level
 from spiceflow_core.testkit import FaultSwitches, LoopbackServer, json_answer
-from spiceflow_core.venue import Endpoints
+from spiceflow_core.plugin.contract import Endpoints
 
 from . import config
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from spiceflow_core.venue import Endpoints
+from spiceflow_core.plugin.contract import Endpoints
 
 Market = Literal["spot", "usdm", "coinm"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from spiceflow_core.model import BookDelta, Event, SubscribeAck, TopOfBook, Trade
-from spiceflow_core.venue import ProtocolError
+from spiceflow_core.plugin.contract import ProtocolError
 
 from . import schemas
 
@@ -32,7 +32,7 @@ def parse_frame(venue: str, frame: str | bytes, recv_ts_ns: int = 0) -> list[Eve
     # the typed struct (instead of frame -> Raw -> payload) saves a decoder call and a
     # copy per frame. Anything unexpected (partial depth ``depth5``, a malformed or
     # truncated frame) fails here and takes the general path, which reports it.
-    if frame.__class__ is str and '@depth@' in frame[:64]:
+    if frame.__class__ is str and "@depth@" in frame[:64]:
         try:
             top = _depth_frame_decode(frame)
         except msgspec.DecodeError:
@@ -120,15 +120,27 @@ def _top(venue: str, t: schemas.BookTicker, recv_ts_ns: int) -> TopOfBook:
 
 def _trade(venue: str, t: schemas.TradeEvent, recv_ts_ns: int) -> Trade:
     return Trade(
-        venue=venue, symbol=t.s, trade_id=str(t.t), price=t.p, size=t.q,
-        side="sell" if t.m else "buy", exchange_ts_ms=t.T, recv_ts_ns=recv_ts_ns,
+        venue=venue,
+        symbol=t.s,
+        trade_id=str(t.t),
+        price=t.p,
+        size=t.q,
+        side="sell" if t.m else "buy",
+        exchange_ts_ms=t.T,
+        recv_ts_ns=recv_ts_ns,
     )
 
 
 def _agg_trade(venue: str, t: schemas.AggTradeEvent, recv_ts_ns: int) -> Trade:
     return Trade(
-        venue=venue, symbol=t.s, trade_id=str(t.a), price=t.p, size=t.q,
-        side="sell" if t.m else "buy", exchange_ts_ms=t.T, recv_ts_ns=recv_ts_ns,
+        venue=venue,
+        symbol=t.s,
+        trade_id=str(t.a),
+        price=t.p,
+        size=t.q,
+        side="sell" if t.m else "buy",
+        exchange_ts_ms=t.T,
+        recv_ts_ns=recv_ts_ns,
     )
 
 

@@ -8,10 +8,10 @@ from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from spiceflow_core.book.policy import SequencePolicy
-from spiceflow_core.hookspecs import hookimpl
 from spiceflow_core.model import BookSnapshot, Instrument
-from spiceflow_core.rest import RestClient
-from spiceflow_core.venue import Endpoints, Feed, Venue
+from spiceflow_core.plugin.contract import Endpoints, Feed, Venue
+from spiceflow_core.plugin.hookspecs import hookimpl
+from spiceflow_core.plugin.rest import RestClient
 
 from . import rest as _rest
 from .config import COINM, DEPTH_CHANNEL, SPOT, TOP_CHANNEL, TRADE_CHANNEL, USDM, MarketSpec
@@ -96,7 +96,9 @@ class BinanceVenue(Venue):
         return snapshot
 
     # -- simulator ----------------------------------------------------------------
-    def simulator(self, *, recording: str | None = None, port: int = 0, **options) -> contextlib.AbstractAsyncContextManager:
+    def simulator(
+        self, *, recording: str | None = None, port: int = 0, **options
+    ) -> contextlib.AbstractAsyncContextManager:
         from .simulator import BinanceSimulator  # websockets server code only when used
 
         return BinanceSimulator(self.spec, recording=recording, port=port, **options)
@@ -119,4 +121,4 @@ def spiceflow_venues() -> list[Venue]:
     return [BinanceSpot(), BinanceUsdm(), BinanceCoinm()]
 
 
-__all__ = ["BinanceSpot", "BinanceUsdm", "BinanceCoinm", "Endpoints", "spiceflow_venues"]
+__all__ = ["BinanceCoinm", "BinanceSpot", "BinanceUsdm", "Endpoints", "spiceflow_venues"]

@@ -1,7 +1,7 @@
 """Binance REST: reference data (``exchangeInfo``) and depth snapshots, with the
 REQUEST_WEIGHT budget respected.
 
-The core :class:`~spiceflow_core.rest.RestClient` already serialises calls and honours
+The core :class:`~spiceflow_core.plugin.rest.RestClient` already serialises calls and honours
 ``429``/``418`` + ``Retry-After``. On top, every depth call here first takes its weight
 from a per-client :class:`WeightBudget` (a one-minute sliding window kept below a safety
 fraction of the limit), so many symbols resyncing at once queue up instead of
@@ -27,7 +27,7 @@ from . import schemas
 from .config import MarketSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from spiceflow_core.rest import RestClient
+    from spiceflow_core.plugin.rest import RestClient
 
 
 class InstrumentError(KeyError):
@@ -106,7 +106,7 @@ def weight_limit(info: schemas.ExchangeInfo) -> int | None:
     return None
 
 
-async def fetch_instruments(spec: MarketSpec, rest: "RestClient") -> list[Instrument]:
+async def fetch_instruments(spec: MarketSpec, rest: RestClient) -> list[Instrument]:
     body = await rest.get_bytes(spec.exchange_info_path)
     info = decode_exchange_info(body)
     limit = weight_limit(info)
@@ -123,7 +123,9 @@ def resolve(instruments: list[Instrument] | dict[str, Instrument], symbol: str) 
         venue = next(iter(by_symbol.values())).venue if by_symbol else "binance"
         raise InstrumentError(f"{venue}: unknown symbol {symbol!r} (not in exchangeInfo)")
     if not instrument.active:
-        raise InstrumentError(f"{instrument.venue}: symbol {instrument.symbol!r} is not trading (halted or not listed yet)")
+        raise InstrumentError(
+            f"{instrument.venue}: symbol {instrument.symbol!r} is not trading (halted or not listed yet)"
+        )
     return instrument
 
 
@@ -171,10 +173,10 @@ class WeightBudget:
                 pass
 
 
-_budgets: "weakref.WeakKeyDictionary[object, WeightBudget]" = weakref.WeakKeyDictionary()
+_budgets: weakref.WeakKeyDictionary[object, WeightBudget] = weakref.WeakKeyDictionary()
 
 
-def budget_for(rest: "RestClient", spec: MarketSpec) -> WeightBudget:
+def budget_for(rest: RestClient, spec: MarketSpec) -> WeightBudget:
     budget = _budgets.get(rest)
     if budget is None:
         budget = _budgets[rest] = WeightBudget(spec.weight_per_minute)
@@ -193,7 +195,7 @@ def budget_for(rest: "RestClient", spec: MarketSpec) -> WeightBudget:
 # -- snapshots ----------------------------------------------------------------------
 
 
-async def fetch_snapshot(spec: MarketSpec, rest: "RestClient", instrument: Instrument, depth: int) -> BookSnapshot:
+async def fetch_snapshot(spec: MarketSpec, rest: RestClient, instrument: Instrument, depth: int) -> BookSnapshot:
     limit = spec.valid_depth(depth)
     await budget_for(rest, spec).acquire(spec.depth_weight(limit))
     body = await rest.get_bytes(spec.depth_path, {"symbol": instrument.symbol, "limit": limit})

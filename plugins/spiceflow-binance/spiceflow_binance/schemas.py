@@ -42,9 +42,20 @@ class Frame(msgspec.Struct):
     e: str | None = None
 
 
-class DepthDelta(BookDelta, kw_only=True, rename={"symbol": "s", "first_sequence": "U", "sequence": "u",
-                                                  "prev_sequence": "pu", "bids": "b", "asks": "a", "exchange_ts_ms": "E",
-                                                  "event_type": "e"}):
+class DepthDelta(
+    BookDelta,
+    kw_only=True,
+    rename={
+        "symbol": "s",
+        "first_sequence": "U",
+        "sequence": "u",
+        "prev_sequence": "pu",
+        "bids": "b",
+        "asks": "a",
+        "exchange_ts_ms": "E",
+        "event_type": "e",
+    },
+):
     """``<symbol>@depth@100ms`` / ``@depth``: a diff-depth payload (futures add ``pu`` and
     ``T``) decoded straight into the core's ``BookDelta``, Binance's field names renamed;
     ``venue``/``recv_ts_ns`` are set by the parser. No second object per frame on the hot

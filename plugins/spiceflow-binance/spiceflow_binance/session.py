@@ -18,7 +18,7 @@ import itertools
 from typing import ClassVar
 
 from spiceflow_core.model import Event
-from spiceflow_core.venue import Request, WsSession
+from spiceflow_core.plugin.contract import Request, WsSession
 
 from . import schemas
 from .config import RECONNECT_BEFORE_S

@@ -49,10 +49,10 @@ import random
 import re
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
 
 import anyio
 import msgspec
@@ -61,11 +61,11 @@ from sortedcontainers import SortedDict
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from spiceflow_core.capture import read_capture
 from spiceflow_core.model import Level
+from spiceflow_core.plugin.contract import Endpoints
+from spiceflow_core.recording.capture import read_capture
 from spiceflow_core.testkit import FaultSwitches, LoopbackServer, json_answer
 from spiceflow_core.testkit.server import HttpAnswer
-from spiceflow_core.venue import Endpoints
 
 from . import schemas
 from .config import BY_PATH, COINM, SPOT, USDM, MarketSpec
@@ -91,7 +91,7 @@ class Book:
         self.asks: SortedDict = SortedDict()
 
     @classmethod
-    def from_levels(cls, sequence: int, bids: list[Level], asks: list[Level]) -> "Book":
+    def from_levels(cls, sequence: int, bids: list[Level], asks: list[Level]) -> Book:
         book = cls(sequence)
         book.apply(bids, asks)
         return book
@@ -135,7 +135,9 @@ def _fmt(value: Decimal, step: Decimal) -> str:
 class Generator:
     """Endless, self-consistent diff-depth streams (plus bookTicker and trades)."""
 
-    def __init__(self, spec: MarketSpec, symbols: list[tuple[str, str, str]], *, levels: int = 1000, seed: int = 7) -> None:
+    def __init__(
+        self, spec: MarketSpec, symbols: list[tuple[str, str, str]], *, levels: int = 1000, seed: int = 7
+    ) -> None:
         self.spec = spec
         self.rng = random.Random(seed)
         self.levels = levels
@@ -216,11 +218,27 @@ class Generator:
         # futures ids are not contiguous (other books share the counter): leave holes
         g.next_id = last + 1 + (rng.randint(0, 50) if self.spec.futures else 0)
         now = int(time.time() * 1000)
-        depth = {"e": "depthUpdate", "E": now, "s": symbol, "U": first, "u": last,
-                 "b": [list(x) for x in b_levels], "a": [list(x) for x in a_levels]}
+        depth = {
+            "e": "depthUpdate",
+            "E": now,
+            "s": symbol,
+            "U": first,
+            "u": last,
+            "b": [list(x) for x in b_levels],
+            "a": [list(x) for x in a_levels],
+        }
         if self.spec.futures:
-            depth = {"e": "depthUpdate", "E": now, "T": now, "s": symbol, "U": first, "u": last, "pu": prev,
-                     "b": depth["b"], "a": depth["a"]}
+            depth = {
+                "e": "depthUpdate",
+                "E": now,
+                "T": now,
+                "s": symbol,
+                "U": first,
+                "u": last,
+                "pu": prev,
+                "b": depth["b"],
+                "a": depth["a"],
+            }
         bp, bq = book.bids.values()[0]
         ap, aq = book.asks.values()[0]
         ticker: dict = {"u": last, "s": symbol, "b": bp, "B": bq, "a": ap, "A": aq}
@@ -233,8 +251,18 @@ class Generator:
             g.pending_trade = (price, qty, on_bid)
             tid, g.trade_id = g.trade_id, g.trade_id + 1
             if self.spec.futures:
-                trade = {"e": "aggTrade", "E": now, "a": tid, "s": symbol, "p": price, "q": qty,
-                         "f": tid, "l": tid, "T": now, "m": on_bid}
+                trade = {
+                    "e": "aggTrade",
+                    "E": now,
+                    "a": tid,
+                    "s": symbol,
+                    "p": price,
+                    "q": qty,
+                    "f": tid,
+                    "l": tid,
+                    "T": now,
+                    "m": on_bid,
+                }
             else:
                 trade = {"e": "trade", "E": now, "s": symbol, "t": tid, "p": price, "q": qty, "T": now, "m": on_bid}
         return depth, ticker, trade
@@ -257,7 +285,7 @@ class Recording:
     symbols: list[str]
 
     @classmethod
-    def load(cls, prefix: str) -> "Recording":
+    def load(cls, prefix: str) -> Recording:
         frames: list[tuple[float, str, str]] = []
         snapshots: dict[str, tuple[float, bytes]] = {}
         exchange_info = None
@@ -333,7 +361,9 @@ class BinanceSimulator:
         self.on_update = None
         #: True stops the driver (no new updates) so tests can compare with the truth
         self.paused = False
-        self._exchange_info = {m.exchange_info_path: (FIXTURES / m.fixture_file).read_bytes() for m in (SPOT, USDM, COINM)}
+        self._exchange_info = {
+            m.exchange_info_path: (FIXTURES / m.fixture_file).read_bytes() for m in (SPOT, USDM, COINM)
+        }
         if weight_limit is not None:
             self._set_weight_limit(weight_limit)
         self._books: dict[str, Book] = {}
@@ -358,7 +388,11 @@ class BinanceSimulator:
         path = self.spec.exchange_info_path
         info = json.loads(self._exchange_info[path])
         for rl in info.get("rateLimits", []):
-            if rl.get("rateLimitType") == "REQUEST_WEIGHT" and rl.get("interval") == "MINUTE" and rl.get("intervalNum") == 1:
+            if (
+                rl.get("rateLimitType") == "REQUEST_WEIGHT"
+                and rl.get("interval") == "MINUTE"
+                and rl.get("intervalNum") == 1
+            ):
                 rl["limit"] = int(limit)
         self._exchange_info[path] = json.dumps(info).encode()
 
@@ -412,16 +446,25 @@ class BinanceSimulator:
             info["symbols"].append(entry)
         self._exchange_info[path] = json.dumps(info).encode()
 
-    async def __aenter__(self) -> "BinanceSimulator":
+    async def __aenter__(self) -> BinanceSimulator:
         if self.recording is None:
             self._list_generated_symbols()
             ticks = self._ticks()
             self.generator = Generator(
-                self.spec, [(s, *ticks.get(s, ("0.01", "0.001"))) for s in self._symbols], levels=self._levels, seed=self._seed
+                self.spec,
+                [(s, *ticks.get(s, ("0.01", "0.001"))) for s in self._symbols],
+                levels=self._levels,
+                seed=self._seed,
             )
             self._books = {s: g.book for s, g in self.generator.symbols.items()}
-        self._server = LoopbackServer(ws=self._serve_ws, http=self._serve_http, host=self._host, port=self._port,
-                                      ping_interval=self._ping_interval, max_size=2**22)
+        self._server = LoopbackServer(
+            ws=self._serve_ws,
+            http=self._serve_http,
+            host=self._host,
+            port=self._port,
+            ping_interval=self._ping_interval,
+            max_size=2**22,
+        )
         await self._server.__aenter__()
         self.endpoints = Endpoints(ws_url=self._server.ws_url + "/stream", rest_url=self._server.http_url)
         self._tg = anyio.create_task_group()
@@ -506,11 +549,13 @@ class BinanceSimulator:
         if not isinstance(request, dict):
             return _error(2, "Invalid request: request must be an object", None)
         request_id = request.get("id")
-        if request_id is not None and not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
+        if (request_id is not None and not isinstance(request_id, (int, str))) or isinstance(request_id, bool):
             return _error(2, "Invalid request: id must be an integer or a string", None)
         method = request.get("method")
         if method not in _METHODS:
-            return _error(2, f"Invalid request: unknown variant `{method}`, expected one of {', '.join(_METHODS)}", request_id)
+            return _error(
+                2, f"Invalid request: unknown variant `{method}`, expected one of {', '.join(_METHODS)}", request_id
+            )
         params = request.get("params", [])
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
             if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
@@ -523,7 +568,9 @@ class BinanceSimulator:
                     return _error(2, "Invalid request: subscription refused (fault switch)", request_id)
                 if len(client.streams | set(params)) > self.spec.max_streams_per_connection:
                     self.violations.append("too many streams")
-                    return _error(2, f"Invalid request: more than {self.spec.max_streams_per_connection} streams", request_id)
+                    return _error(
+                        2, f"Invalid request: more than {self.spec.max_streams_per_connection} streams", request_id
+                    )
                 self._generate_on_demand(params)
                 client.streams.update(params)
                 self._subscribed.set()
@@ -561,7 +608,7 @@ class BinanceSimulator:
             limit = int(query.get("limit", "100"))
         except ValueError:
             return json_answer({"code": -1100, "msg": "Illegal characters found in parameter 'limit'."}, 400)
-        if spec.depth_limits is not None and limit not in spec.depth_limits or not 1 <= limit <= spec.max_depth:
+        if (spec.depth_limits is not None and limit not in spec.depth_limits) or not 1 <= limit <= spec.max_depth:
             return json_answer({"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."}, 400)
         if symbol not in self._symbols:
             return json_answer({"code": -1121, "msg": "Invalid symbol."}, 400)
@@ -580,7 +627,9 @@ class BinanceSimulator:
             body = self.recording.snapshots.get(symbol, (0.0, b""))[1]
             if body:
                 snap = schemas.snapshot_decoder.decode(body)
-                return schemas.encoder.encode({**msgspec.structs.asdict(snap), "bids": snap.bids[:limit], "asks": snap.asks[:limit]})
+                return schemas.encoder.encode(
+                    {**msgspec.structs.asdict(snap), "bids": snap.bids[:limit], "asks": snap.asks[:limit]}
+                )
         if book is None:
             book = Book(0)
         bids, asks = book.levels(limit)
@@ -602,9 +651,15 @@ class BinanceSimulator:
     @staticmethod
     def _rest_error(status: int) -> HttpAnswer:
         if status == 429:
-            return json_answer({"code": -1003, "msg": "Too many requests; please use the websocket for live updates."}, 429, {"Retry-After": "1"})
+            return json_answer(
+                {"code": -1003, "msg": "Too many requests; please use the websocket for live updates."},
+                429,
+                {"Retry-After": "1"},
+            )
         if status == 418:
-            return json_answer({"code": -1003, "msg": "Way too many requests; IP banned until later."}, 418, {"Retry-After": "2"})
+            return json_answer(
+                {"code": -1003, "msg": "Way too many requests; IP banned until later."}, 418, {"Retry-After": "2"}
+            )
         return json_answer({"code": -1000, "msg": "An unknown error occurred while processing the request."}, status)
 
     # -- driving ------------------------------------------------------------------------------
@@ -730,7 +785,9 @@ class BinanceSimulator:
                 data = json.loads(text)
                 bad = "-1.00000000" if self._bad_sizes % 2 else "abc"
                 side = "b" if data["data"]["b"] else "a"
-                data["data"][side] = data["data"][side] + [[data["data"][side][0][0] if data["data"][side] else "1.00", bad]]
+                data["data"][side] = data["data"][side] + [
+                    [data["data"][side][0][0] if data["data"][side] else "1.00", bad]
+                ]
                 self._count("bad_size")
                 await self._broadcast(stream, json.dumps(data, separators=(",", ":")))
                 return

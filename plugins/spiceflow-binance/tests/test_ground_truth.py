@@ -11,12 +11,12 @@ fewer tickers align there relative to the ticker count.
 """
 
 import pytest
-
 from spiceflow_binance.parsing import parse_frame
 from spiceflow_binance.rest import decode_snapshot
 from spiceflow_binance.sync import FUTURES_POLICY, SPOT_POLICY
-from spiceflow_core.capture import read_capture
+
 from spiceflow_core.model import BookDelta, TopOfBook
+from spiceflow_core.recording.capture import read_capture
 
 book = pytest.importorskip("spiceflow_core.book")
 

@@ -14,13 +14,12 @@ import json
 
 import anyio
 import pytest
-
-from spiceflow_core.capture import read_capture
-from spiceflow_core.client import Subscriber
-from spiceflow_core.plugins import discover
-from spiceflow_core.runtime.orchestrator import Orchestrator
-
 from runtime_helpers import Collector, assert_exact, captured_logs, levels, running, settings_for, wait_for
+
+from spiceflow_core.broadcast.subscriber import Subscriber
+from spiceflow_core.plugin.registry import discover
+from spiceflow_core.recording.capture import read_capture
+from spiceflow_core.runtime.orchestrator import Orchestrator
 
 pytestmark = pytest.mark.anyio
 
@@ -62,8 +61,10 @@ async def test_recorded_session_books_match_book_tickers(recorded, venue_name, f
         orc = Orchestrator(settings, registry, [venue_name], endpoint_overrides={venue_name: sim.endpoints})
         async with running(orc):
             runtime = orc.runtimes[venue_name]
-            async with Subscriber(orc.broadcaster.address, [f"book.{venue_name}.", f"status.{venue_name}."]) as sub, \
-                    anyio.create_task_group() as tg:
+            async with (
+                Subscriber(orc.broadcaster.address, [f"book.{venue_name}.", f"status.{venue_name}."]) as sub,
+                anyio.create_task_group() as tg,
+            ):
                 got = Collector(sub)
                 tg.start_soon(got.run)
                 await wait_for(lambda: got.status)  # the ZeroMQ subscription is live
@@ -132,8 +133,10 @@ async def test_fault_is_detected_resynced_and_book_exact_afterwards(venue_name, 
     async with venue.simulator(symbols=SYMBOLS, rate=200) as sim:
         async with running(pipeline(sim, venue_name, registry, silence_timeout=0.6)) as orc:
             runtime = orc.runtimes[venue_name]
-            async with Subscriber(orc.broadcaster.address, [f"book.{venue_name}.", f"status.{venue_name}."]) as sub, \
-                    anyio.create_task_group() as tg:
+            async with (
+                Subscriber(orc.broadcaster.address, [f"book.{venue_name}.", f"status.{venue_name}."]) as sub,
+                anyio.create_task_group() as tg,
+            ):
                 got = Collector(sub)
                 tg.start_soon(got.run)
                 await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
@@ -161,8 +164,10 @@ async def test_rest_429_and_500_during_a_resync_are_retried(venue_name, logs):
     async with venue.simulator(symbols=SYMBOLS, rate=200) as sim:
         async with running(pipeline(sim, venue_name, registry)) as orc:
             runtime = orc.runtimes[venue_name]
-            async with Subscriber(orc.broadcaster.address, [f"book.{venue_name}.", f"status.{venue_name}."]) as sub, \
-                    anyio.create_task_group() as tg:
+            async with (
+                Subscriber(orc.broadcaster.address, [f"book.{venue_name}.", f"status.{venue_name}."]) as sub,
+                anyio.create_task_group() as tg,
+            ):
                 got = Collector(sub)
                 tg.start_soon(got.run)
                 await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
@@ -174,8 +179,9 @@ async def test_rest_429_and_500_during_a_resync_are_retried(venue_name, logs):
                 await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in SYMBOLS), timeout=15)
                 assert sum("/depth" in r for r in sim.rest_requests) >= depth_calls + 3  # 429, 500, then 200
                 # Retry-After: 1 is honoured, the 500 retried with a backoff; both logged
-                assert any("rate limited" in line and "(429), pausing 1.00s" in line for line in logs), \
+                assert any("rate limited" in line and "(429), pausing 1.00s" in line for line in logs), (
                     "the 429 was not logged with its Retry-After pause"
+                )
                 assert any("HTTP 500" in line and "retry" in line for line in logs), "the 500 was not logged"
                 assert runtime.rest.rate_limited == 1 and runtime.rest.failures == 1
                 await assert_exact(sim, got, runtime, SYMBOLS)
@@ -195,13 +201,17 @@ async def test_a_book_thinned_by_price_moves_is_refreshed_without_a_gap():
         orc = Orchestrator(settings, registry, ["binance"], endpoint_overrides={"binance": sim.endpoints})
         async with running(orc):
             runtime = orc.runtimes["binance"]
-            async with Subscriber(orc.broadcaster.address, ["book.binance.", "status.binance."]) as sub, \
-                    anyio.create_task_group() as tg:
+            async with (
+                Subscriber(orc.broadcaster.address, ["book.binance.", "status.binance."]) as sub,
+                anyio.create_task_group() as tg,
+            ):
                 got = Collector(sub)
                 tg.start_soon(got.run)
                 await wait_for(lambda: runtime.metrics.totals["refreshes"] >= 1, timeout=20)
                 thin_at = len(got.books)
-                await wait_for(lambda: any(len(m.bids) == len(m.asks) == DEPTH for m in got.books[thin_at:]), timeout=10)
+                await wait_for(
+                    lambda: any(len(m.bids) == len(m.asks) == DEPTH for m in got.books[thin_at:]), timeout=10
+                )
                 assert runtime.metrics.totals["gaps"] == 0 and runtime.metrics.totals["resyncs"] == 0
                 assert not [s for s in got.status if s.symbol == "BTCUSDT" and s.state in ("stale", "resyncing")]
                 await assert_exact(sim, got, runtime, SYMBOLS[:1])

@@ -12,7 +12,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from spiceflow_core.client import SyncSubscriber
+from spiceflow_core.broadcast.subscriber import SyncSubscriber
 
 SPICEFLOW = Path(sys.executable).with_name("spiceflow")
 
@@ -27,9 +27,24 @@ def test_demo_run_streams_books_and_exits_cleanly(tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
     env = {**os.environ, "NO_COLOR": "1"}
     proc = subprocess.Popen(
-        [str(SPICEFLOW), "run", "--profile", "demo", "--venue", "binance", "--duration", "3", "--no-api",
-         "--broadcast", address],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            str(SPICEFLOW),
+            "run",
+            "--profile",
+            "demo",
+            "--venue",
+            "binance",
+            "--duration",
+            "3",
+            "--no-api",
+            "--broadcast",
+            address,
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     books: dict[str, object] = {}
     try:

@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from spiceflow_binance.plugin import FIXTURES, BinanceCoinm, BinanceSpot, BinanceUsdm, spiceflow_venues
 from spiceflow_binance.rest import InstrumentError, resolve
 
@@ -56,7 +55,13 @@ def test_usdm_mapping():
 def test_coinm_mapping():
     coinm = _load(BinanceCoinm())
     perp = coinm["BTCUSD_PERP"]
-    assert (perp.kind, perp.inverse, perp.contract_size, perp.settle, perp.quote) == ("perpetual", True, "100", "BTC", "USD")
+    assert (perp.kind, perp.inverse, perp.contract_size, perp.settle, perp.quote) == (
+        "perpetual",
+        True,
+        "100",
+        "BTC",
+        "USD",
+    )
     assert perp.normalized == "binance.invperp.BTC.USD"
     fut = coinm["ETHUSD_210924"]
     assert fut.kind == "future" and fut.contract_size == "10" and fut.expiry_ms == 1632470400000
@@ -88,7 +93,8 @@ def test_channels():
 
 def test_registers_through_the_core_plugin_manager():
     from spiceflow_binance import plugin
-    from spiceflow_core.plugins import VenueRegistry, register_venues
+
+    from spiceflow_core.plugin.registry import VenueRegistry, register_venues
 
     registry = VenueRegistry()
     register_venues(registry, plugin, "spiceflow-binance", "0.1.0", "binance")

@@ -7,17 +7,17 @@ from decimal import Decimal
 import anyio
 import httpx
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
-
 from spiceflow_binance.config import SPOT, USDM
 from spiceflow_binance.parsing import parse_frame
 from spiceflow_binance.plugin import BinanceSpot, BinanceUsdm
 from spiceflow_binance.simulator import BinanceSimulator
-from spiceflow_core.book import BookSync, BookUpdated, GapDetected, Synced, SyncState
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from spiceflow_core.book import BookSync, GapDetected, Synced, SyncState
 from spiceflow_core.model import BookDelta, SubscribeAck
-from spiceflow_core.rest import RestClient
-from spiceflow_core.venue import ProtocolError
+from spiceflow_core.plugin.contract import ProtocolError
+from spiceflow_core.plugin.rest import RestClient
 
 pytestmark = pytest.mark.anyio
 
@@ -87,7 +87,9 @@ async def test_rest_depth_and_exchange_info_answer_from_truth():
             assert r.status_code == 400 and r.json()["code"] == -1121
             r = await client.get(sim.endpoints.rest_url + "/fapi/v1/depth", params={"symbol": inst.symbol, "limit": 7})
             assert r.status_code == 400
-            r = await client.get(sim.endpoints.rest_url + "/fapi/v1/depth", params={"symbol": inst.symbol, "limit": 1000})
+            r = await client.get(
+                sim.endpoints.rest_url + "/fapi/v1/depth", params={"symbol": inst.symbol, "limit": 1000}
+            )
             assert int(r.headers["X-MBX-USED-WEIGHT-1M"]) >= 20
 
 
@@ -140,8 +142,15 @@ async def test_bad_frame_faults_raise_protocol_error(fault):
         assert errors == 1
 
 
-@pytest.mark.parametrize("fault, spec, venue", [("gap", SPOT, BinanceSpot()), ("gap", USDM, BinanceUsdm()),
-                                                 ("duplicate", SPOT, BinanceSpot()), ("reorder", USDM, BinanceUsdm())])
+@pytest.mark.parametrize(
+    "fault, spec, venue",
+    [
+        ("gap", SPOT, BinanceSpot()),
+        ("gap", USDM, BinanceUsdm()),
+        ("duplicate", SPOT, BinanceSpot()),
+        ("reorder", USDM, BinanceUsdm()),
+    ],
+)
 async def test_sequence_faults_are_detected(fault, spec, venue):
     async with BinanceSimulator(spec, symbols=1, rate=500) as sim:
         frames = await _stream(sim, venue, [f"{sim.symbols()[0].lower()}@depth@100ms"], 30, fault)
@@ -237,7 +246,13 @@ async def test_gap_resync_gives_exact_book(spec, venue):
                 if sync.state is SyncState.SYNCED and not armed and sync.counters.applied > 20:
                     armed = True
                     sim.faults.gap = 1
-                if armed and gaps and sync.state is SyncState.SYNCED and sync.counters.applied > 200 and not sim.faults.stall:
+                if (
+                    armed
+                    and gaps
+                    and sync.state is SyncState.SYNCED
+                    and sync.counters.applied > 200
+                    and not sim.faults.stall
+                ):
                     sim.faults.stall = 3.0
         assert gaps >= 1 and resyncs >= 2
         seq, bids, asks = sim.truth(inst.symbol)

@@ -1,5 +1,6 @@
 from spiceflow_binance.plugin import BinanceCoinm, BinanceSpot, BinanceUsdm
 from spiceflow_binance.sync import FUTURES_POLICY, SPOT_POLICY
+
 from spiceflow_core.book.policy import Verdict
 from spiceflow_core.model import BookDelta, Instrument
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from spiceflow_core.venue import Endpoints
+from spiceflow_core.plugin.contract import Endpoints
 
 VENUE = "deribit"
 EXCHANGE = "deribit"

@@ -4,12 +4,13 @@ back as plain decimal strings, never floats."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Callable
 
 import msgspec
+
 from spiceflow_core.model import BookSnapshot, Event, Heartbeat, Level, SubscribeAck, TopOfBook, Trade
-from spiceflow_core.venue import ProtocolError
+from spiceflow_core.plugin.contract import ProtocolError
 
 from . import schemas
 from .config import VENUE
@@ -123,9 +124,7 @@ def parse_notification(channel: str, data: msgspec.Raw, recv_ts_ns: int) -> list
 _book_notification_decode = schemas.book_notification_decoder.decode
 
 
-def parse_frame(
-    frame: str | bytes, recv_ts_ns: int, *, test_reply: Callable[[], str] | None = None
-) -> list[Event]:
+def parse_frame(frame: str | bytes, recv_ts_ns: int, *, test_reply: Callable[[], str] | None = None) -> list[Event]:
     """Decode one frame. ``test_reply`` builds the ``public/test`` frame put in the
     Heartbeat of a ``test_request`` (the session supplies it, with a fresh id)."""
     # Hot path: book notifications are most of the traffic. One decode of the whole frame

@@ -5,18 +5,18 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
-from spiceflow_core.hookspecs import hookimpl
+from spiceflow_core.book.policy import SequencePolicy
 from spiceflow_core.model import Instrument
-from spiceflow_core.rest import RestClient
-from spiceflow_core.venue import Endpoints, Feed, Venue
+from spiceflow_core.plugin.contract import Endpoints, Feed, Venue
+from spiceflow_core.plugin.hookspecs import hookimpl
+from spiceflow_core.plugin.rest import RestClient
 
 from . import config, rest
 from .session import DeribitSession
-from spiceflow_core.book.policy import SequencePolicy
-
 from .sync import POLICY
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -43,7 +43,7 @@ class Deribit(Venue):
         *,
         currencies: tuple[str, ...] = config.DEFAULT_CURRENCIES,
         clock: Callable[[], float] = time.time,
-        credentials: config.Credentials | None | bool = True,
+        credentials: config.Credentials | bool | None = True,
     ) -> None:
         """``credentials=True`` reads them from the environment when needed."""
         self.currencies = currencies
@@ -80,8 +80,15 @@ class Deribit(Venue):
         return POLICY
 
     # -- simulator ------------------------------------------------------------------
-    def simulator(self, *, recording: str | None = None, port: int = 0, symbols: list[str] | None = None,
-                  rate: float | None = None, **options) -> contextlib.AbstractAsyncContextManager:
+    def simulator(
+        self,
+        *,
+        recording: str | None = None,
+        port: int = 0,
+        symbols: list[str] | None = None,
+        rate: float | None = None,
+        **options,
+    ) -> contextlib.AbstractAsyncContextManager:
         """The loopback simulator (an async context manager yielding it; see simulator.py).
         ``symbols`` are instrument names to stream, ``rate`` updates per second per book."""
         from .simulator import DeribitSimulator

@@ -13,12 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 from loguru import logger
+
 from spiceflow_core.model import Instrument, Kind
-from spiceflow_core.rest import RestClient
+from spiceflow_core.plugin.rest import RestClient
 
 from . import config, schemas
 from .parsing import format_decimal
@@ -145,9 +146,7 @@ class Rule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     active_only: bool = True
 
 
-def select(
-    instruments: Iterable[Instrument], rule: Rule, *, now_ms: int | None = None
-) -> list[Instrument]:
+def select(instruments: Iterable[Instrument], rule: Rule, *, now_ms: int | None = None) -> list[Instrument]:
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     names = set(rule.names) if rule.names is not None else None
     out = []

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import msgspec
+
 from spiceflow_core.model import BookDelta
 
 from .config import VENUE
@@ -83,8 +84,16 @@ number_text = str.strip
 BookEntryText = tuple[Literal["new", "change", "delete"], Any, Any]
 
 
-class BookChange(BookDelta, kw_only=True, rename={"symbol": "instrument_name", "sequence": "change_id",
-                                                  "prev_sequence": "prev_change_id", "exchange_ts_ms": "timestamp"}):
+class BookChange(
+    BookDelta,
+    kw_only=True,
+    rename={
+        "symbol": "instrument_name",
+        "sequence": "change_id",
+        "prev_sequence": "prev_change_id",
+        "exchange_ts_ms": "timestamp",
+    },
+):
     """A ``book.*`` payload decoded straight into the core's ``BookDelta`` (no second
     object per frame on the hot path). The parser completes it: ``first_sequence`` (=
     ``change_id``), ``recv_ts_ns`` and ``bids``/``asks`` as (price, size) pairs; a

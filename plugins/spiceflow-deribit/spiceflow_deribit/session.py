@@ -6,14 +6,16 @@ from __future__ import annotations
 import itertools
 
 from spiceflow_core.model import Event, SubscribeAck
-from spiceflow_core.venue import Request, WsSession
+from spiceflow_core.plugin.contract import Request, WsSession
 
 from . import config, schemas
 from .parsing import parse_frame
 
 
 def _encode(request_id: int, method: str, params: dict) -> str:
-    return schemas.encoder.encode(schemas.RpcRequest(jsonrpc="2.0", id=request_id, method=method, params=params)).decode()
+    return schemas.encoder.encode(
+        schemas.RpcRequest(jsonrpc="2.0", id=request_id, method=method, params=params)
+    ).decode()
 
 
 class DeribitSession(WsSession):

@@ -61,12 +61,13 @@ from typing import Any
 import anyio
 import msgspec
 from loguru import logger
-from spiceflow_core.capture import read_capture
-from spiceflow_core.model import Level
-from spiceflow_core.testkit import FaultSwitches, HttpAnswer, LoopbackServer, json_answer
-from spiceflow_core.venue import Endpoints
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+
+from spiceflow_core.model import Level
+from spiceflow_core.plugin.contract import Endpoints
+from spiceflow_core.recording.capture import read_capture
+from spiceflow_core.testkit import FaultSwitches, HttpAnswer, LoopbackServer, json_answer
 
 from . import config, schemas
 from .parsing import format_decimal
@@ -290,7 +291,7 @@ class DeribitSimulator:
         self.endpoints = Endpoints(ws_url="", rest_url="")
 
     # -- lifecycle ------------------------------------------------------------------------
-    async def __aenter__(self) -> "DeribitSimulator":
+    async def __aenter__(self) -> DeribitSimulator:
         await self._server.__aenter__()
         base = f"{self._server.host}:{self._server.port}"
         self.endpoints = Endpoints(ws_url=f"ws://{base}{config.WS_PATH}", rest_url=f"http://{base}{config.REST_PATH}")
@@ -351,7 +352,9 @@ class DeribitSimulator:
         if fault == "timeout":
             await anyio.sleep(self.faults.rest_timeout_s)
         elif fault == "invalid_json":
-            return HttpAnswer(200, b'{"jsonrpc":"2.0","result":[{"instrument_name":', {"Content-Type": "application/json"})
+            return HttpAnswer(
+                200, b'{"jsonrpc":"2.0","result":[{"instrument_name":', {"Content-Type": "application/json"}
+            )
         if status is not None:
             return json_answer({"jsonrpc": "2.0", "error": {"code": 10028, "message": "too_many_requests"}}, status)
         if path != f"{config.REST_PATH}/public/get_instruments":
@@ -361,7 +364,11 @@ class DeribitSimulator:
         entries = self._instrument_entries(currency)
         if entries is None:
             return json_answer(
-                {"jsonrpc": "2.0", "error": {"code": -32602, "message": "Invalid params", "data": {"param": "currency"}}}, 400
+                {
+                    "jsonrpc": "2.0",
+                    "error": {"code": -32602, "message": "Invalid params", "data": {"param": "currency"}},
+                },
+                400,
             )
         if kind:
             entries = [e for e in entries if msgspec.json.decode(e, type=dict).get("kind") == kind]
@@ -380,11 +387,7 @@ class DeribitSimulator:
         known = {g.base for g in self._gen} | {"BTC", "ETH", "USDC", "USDT"}
         if currency != "any" and currency not in known:
             return None
-        return [
-            msgspec.Raw(_encode(self._gen_info(g)))
-            for g in self._gen
-            if currency == "any" or g.base == currency
-        ]
+        return [msgspec.Raw(_encode(self._gen_info(g))) for g in self._gen if currency == "any" or g.base == currency]
 
     @staticmethod
     def _entries_of(body: bytes) -> list[msgspec.Raw]:
@@ -483,14 +486,18 @@ class DeribitSimulator:
             conn.send(_response(None, error=(-32700, "Parse error", None)))
             return
         if not isinstance(req, dict) or not isinstance(req.get("method"), str):
-            conn.send(_response(req.get("id") if isinstance(req, dict) else None, error=(-32600, "Invalid Request", None)))
+            conn.send(
+                _response(req.get("id") if isinstance(req, dict) else None, error=(-32600, "Invalid Request", None))
+            )
             return
         rid = req.get("id")
         method = req["method"]
         params = req.get("params") or {}
         if method == "public/test":
-            if conn.pending_test is not None and conn.pending_test.answered_at is None and self.faults.take(
-                "ignore_heartbeat_answers"
+            if (
+                conn.pending_test is not None
+                and conn.pending_test.answered_at is None
+                and self.faults.take("ignore_heartbeat_answers")
             ):
                 conn.send(_response(rid, {"version": "1.2.26"}))
                 return  # answered on the wire, but the server "lost" it
@@ -500,7 +507,9 @@ class DeribitSimulator:
         elif method == "public/set_heartbeat":
             interval = params.get("interval")
             if not isinstance(interval, (int, float)) or interval < config.MIN_HEARTBEAT_INTERVAL:
-                conn.send(_response(rid, error=(-32602, "Invalid params", {"param": "interval", "reason": "must be >= 10"})))
+                conn.send(
+                    _response(rid, error=(-32602, "Invalid params", {"param": "interval", "reason": "must be >= 10"}))
+                )
                 return
             conn.heartbeat_interval = self.heartbeat_override or float(interval)
             conn.send(_response(rid, "ok"))
@@ -508,7 +517,11 @@ class DeribitSimulator:
             conn.heartbeat_interval = None
             conn.send(_response(rid, "ok"))
         elif method == "public/auth":
-            ok = params.get("grant_type") == "client_credentials" and params.get("client_id") and params.get("client_secret")
+            ok = (
+                params.get("grant_type") == "client_credentials"
+                and params.get("client_id")
+                and params.get("client_secret")
+            )
             if ok and self.credentials is not None:
                 ok = (params.get("client_id"), params.get("client_secret")) == self.credentials
             if not ok:
@@ -551,7 +564,9 @@ class DeribitSimulator:
             return
         channels = params.get("channels")
         if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
-            conn.send(_response(rid, error=(-32602, "Invalid params", {"param": "channels", "reason": "must be a list"})))
+            conn.send(
+                _response(rid, error=(-32602, "Invalid params", {"param": "channels", "reason": "must be a list"}))
+            )
             return
         if method.endswith("unsubscribe"):
             removed = [c for c in channels if conn.subs.pop(c, None) is not None]
@@ -566,12 +581,17 @@ class DeribitSimulator:
             m = _CHANNEL.match(channel)
             if m is None or m["symbol"] not in self._books:
                 conn.send(
-                    _response(rid, error=(-32602, "Invalid params", {"param": "channels", "reason": f"invalid channel {channel}"}))
+                    _response(
+                        rid,
+                        error=(-32602, "Invalid params", {"param": "channels", "reason": f"invalid channel {channel}"}),
+                    )
                 )
                 return
             if m["interval"] == "raw" and self.require_auth_for_raw and not conn.authorized:
                 conn.send(
-                    _response(rid, error=(13021, "not_permitted", {"reason": f"{channel} needs an authorised connection"}))
+                    _response(
+                        rid, error=(13021, "not_permitted", {"reason": f"{channel} needs an authorised connection"})
+                    )
                 )
                 return
             parsed.append((channel, m["kind"], m["symbol"]))
@@ -699,15 +719,37 @@ class DeribitSimulator:
 
     # -- driver (b): the generator ----------------------------------------------------------------
     def _generate_instruments(self, spec: int | list[str]) -> list[_GenInstrument]:
-        today = dt.datetime.now(dt.timezone.utc).date()
+        today = dt.datetime.now(dt.UTC).date()
         friday = today + dt.timedelta(days=(4 - today.weekday()) % 7 or 7)
-        expiry_ms = int(dt.datetime.combine(friday, dt.time(8), tzinfo=dt.timezone.utc).timestamp() * 1000)
+        expiry_ms = int(dt.datetime.combine(friday, dt.time(8), tzinfo=dt.UTC).timestamp() * 1000)
         code = instrument_name_date(friday)
         defaults = [
-            _GenInstrument("BTC-PERPETUAL", "perpetual", "BTC", Decimal("0.5"), Decimal("10"), Decimal("43250.5"), 32503708800000),
-            _GenInstrument("ETH-PERPETUAL", "perpetual", "ETH", Decimal("0.05"), Decimal("1"), Decimal("3000.05"), 32503708800000),
-            _GenInstrument(f"BTC-{code}", "future", "BTC", Decimal("2.5"), Decimal("10"), Decimal("43500"), expiry_ms, settlement_period="week"),
-            _GenInstrument(f"ETH-{code}", "future", "ETH", Decimal("0.25"), Decimal("1"), Decimal("3010"), expiry_ms, settlement_period="week"),
+            _GenInstrument(
+                "BTC-PERPETUAL", "perpetual", "BTC", Decimal("0.5"), Decimal("10"), Decimal("43250.5"), 32503708800000
+            ),
+            _GenInstrument(
+                "ETH-PERPETUAL", "perpetual", "ETH", Decimal("0.05"), Decimal("1"), Decimal("3000.05"), 32503708800000
+            ),
+            _GenInstrument(
+                f"BTC-{code}",
+                "future",
+                "BTC",
+                Decimal("2.5"),
+                Decimal("10"),
+                Decimal("43500"),
+                expiry_ms,
+                settlement_period="week",
+            ),
+            _GenInstrument(
+                f"ETH-{code}",
+                "future",
+                "ETH",
+                Decimal("0.25"),
+                Decimal("1"),
+                Decimal("3010"),
+                expiry_ms,
+                settlement_period="week",
+            ),
         ]
         strikes = itertools.count(40000, 1000)
         if isinstance(spec, int):
@@ -718,8 +760,16 @@ class DeribitSimulator:
                     if len(out) < spec:
                         out.append(
                             _GenInstrument(
-                                f"BTC-{code}-{strike}-{opt}", "option", "BTC", Decimal("0.0005"), Decimal("0.1"),
-                                Decimal("0.05"), expiry_ms, Decimal(strike), "call" if opt == "C" else "put", "week",
+                                f"BTC-{code}-{strike}-{opt}",
+                                "option",
+                                "BTC",
+                                Decimal("0.0005"),
+                                Decimal("0.1"),
+                                Decimal("0.05"),
+                                expiry_ms,
+                                Decimal(strike),
+                                "call" if opt == "C" else "put",
+                                "week",
                             )
                         )
             return out
@@ -728,13 +778,39 @@ class DeribitSimulator:
             base = name.split("-")[0].split("_")[0]
             if name.endswith(("-C", "-P")):
                 strike = Decimal(name.split("-")[2])
-                out.append(_GenInstrument(name, "option", base, Decimal("0.0005"), Decimal("0.1"), Decimal("0.05"), expiry_ms,
-                                          strike, "call" if name.endswith("C") else "put", "week"))
+                out.append(
+                    _GenInstrument(
+                        name,
+                        "option",
+                        base,
+                        Decimal("0.0005"),
+                        Decimal("0.1"),
+                        Decimal("0.05"),
+                        expiry_ms,
+                        strike,
+                        "call" if name.endswith("C") else "put",
+                        "week",
+                    )
+                )
             elif name.endswith("PERPETUAL"):
-                out.append(_GenInstrument(name, "perpetual", base, Decimal("0.5"), Decimal("10"), Decimal("1000.5"), 32503708800000))
+                out.append(
+                    _GenInstrument(
+                        name, "perpetual", base, Decimal("0.5"), Decimal("10"), Decimal("1000.5"), 32503708800000
+                    )
+                )
             else:
-                out.append(_GenInstrument(name, "future", base, Decimal("0.5"), Decimal("10"), Decimal("1000"), expiry_ms,
-                                          settlement_period="week"))
+                out.append(
+                    _GenInstrument(
+                        name,
+                        "future",
+                        base,
+                        Decimal("0.5"),
+                        Decimal("10"),
+                        Decimal("1000"),
+                        expiry_ms,
+                        settlement_period="week",
+                    )
+                )
         return out
 
     def _amount(self, g: _GenInstrument) -> Decimal:
@@ -745,8 +821,14 @@ class DeribitSimulator:
         bids = [["new", (mid_ticks - i) * g.tick, self._amount(g)] for i in range(1, self.levels + 1)]
         asks = [["new", (mid_ticks + i) * g.tick, self._amount(g)] for i in range(1, self.levels + 1)]
         cid = 1_000_000 + len(self._books) * 1000
-        data = {"type": "snapshot", "timestamp": int(time.time() * 1000), "instrument_name": g.symbol,
-                "change_id": cid, "bids": bids, "asks": asks}
+        data = {
+            "type": "snapshot",
+            "timestamp": int(time.time() * 1000),
+            "instrument_name": g.symbol,
+            "change_id": cid,
+            "bids": bids,
+            "asks": asks,
+        }
         self._books[g.symbol].apply(msgspec.convert(data, schemas.BookData))
 
     def _next_change(self, g: _GenInstrument) -> dict:
@@ -765,7 +847,13 @@ class DeribitSimulator:
                 best = max(side) if is_bid else min(side)
                 step = self.rng.randint(-1, 5) * g.tick
                 price = best - step if is_bid else best + step
-                if price <= 0 or (is_bid and price >= other) or (not is_bid and price <= other) or price in side or price in touched:
+                if (
+                    price <= 0
+                    or (is_bid and price >= other)
+                    or (not is_bid and price <= other)
+                    or price in side
+                    or price in touched
+                ):
                     continue
                 entries.append(["new", price, self._amount(g)])
                 side_price = price
@@ -781,17 +869,31 @@ class DeribitSimulator:
             elif not is_bid and entries[-1][0] == "new":
                 ba = min(ba, side_price)
         prev = book.change_id or 0
-        return {"type": "change", "timestamp": int(time.time() * 1000), "instrument_name": g.symbol,
-                "prev_change_id": prev, "change_id": prev + self.rng.randint(1, 3), "bids": bids, "asks": asks}
+        return {
+            "type": "change",
+            "timestamp": int(time.time() * 1000),
+            "instrument_name": g.symbol,
+            "prev_change_id": prev,
+            "change_id": prev + self.rng.randint(1, 3),
+            "bids": bids,
+            "asks": asks,
+        }
 
     def _ticker(self, g: _GenInstrument, timestamp: int) -> dict:
         bid, ask = self._books[g.symbol].top()
         zero = Decimal("0.0")
         return {
-            "timestamp": timestamp, "instrument_name": g.symbol, "state": "open",
-            "best_bid_price": bid[0] if bid else zero, "best_bid_amount": bid[1] if bid else zero,
-            "best_ask_price": ask[0] if ask else zero, "best_ask_amount": ask[1] if ask else zero,
-            "mark_price": g.mid, "index_price": g.mid, "last_price": g.mid, "open_interest": Decimal(0),
+            "timestamp": timestamp,
+            "instrument_name": g.symbol,
+            "state": "open",
+            "best_bid_price": bid[0] if bid else zero,
+            "best_bid_amount": bid[1] if bid else zero,
+            "best_ask_price": ask[0] if ask else zero,
+            "best_ask_amount": ask[1] if ask else zero,
+            "mark_price": g.mid,
+            "index_price": g.mid,
+            "last_price": g.mid,
+            "open_interest": Decimal(0),
             "stats": {"volume": Decimal(0), "price_change": Decimal(0), "low": g.mid, "high": g.mid},
         }
 
@@ -812,11 +914,23 @@ class DeribitSimulator:
                     level = ask if buy else bid
                     if level is not None:
                         n = next(self._trade_ids)
-                        self._publish("trades", g.symbol, [{
-                            "trade_id": f"SIM-{n}", "trade_seq": n, "instrument_name": g.symbol,
-                            "price": level[0], "amount": g.lot, "direction": "buy" if buy else "sell",
-                            "timestamp": change["timestamp"], "tick_direction": 0, "index_price": g.mid,
-                        }])
+                        self._publish(
+                            "trades",
+                            g.symbol,
+                            [
+                                {
+                                    "trade_id": f"SIM-{n}",
+                                    "trade_seq": n,
+                                    "instrument_name": g.symbol,
+                                    "price": level[0],
+                                    "amount": g.lot,
+                                    "direction": "buy" if buy else "sell",
+                                    "timestamp": change["timestamp"],
+                                    "tick_direction": 0,
+                                    "index_price": g.mid,
+                                }
+                            ],
+                        )
 
 
 class _RawResult(msgspec.Struct):

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import collections
 
-from spiceflow_core.book import BookSync, GapDetected
-from spiceflow_core.capture import read_capture
-from spiceflow_core.model import BookDelta, BookSnapshot, TopOfBook
-
 from spiceflow_deribit.parsing import parse_frame
 from spiceflow_deribit.plugin import Deribit
+
+from spiceflow_core.book import BookSync, GapDetected
+from spiceflow_core.model import BookDelta, BookSnapshot, TopOfBook
+from spiceflow_core.recording.capture import read_capture
 
 _venue = Deribit()
 
@@ -52,6 +52,8 @@ def test_books_equal_tickers_at_equal_timestamps(recording):
                 if state != expected:
                     mismatched += 1
     book_messages_compared = sum(len(states) for key, states in book_tops.items() if key in tickers)
-    print(f"ticker comparisons {compared}, book messages at ticker timestamps {book_messages_compared}, mismatched {mismatched}")
+    print(
+        f"ticker comparisons {compared}, book messages at ticker timestamps {book_messages_compared}, mismatched {mismatched}"
+    )
     assert mismatched == 0
     assert compared > 30

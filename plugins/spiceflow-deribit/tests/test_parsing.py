@@ -7,14 +7,14 @@ import json
 
 import msgspec
 import pytest
-from spiceflow_core.capture import read_capture
-from spiceflow_core.book import OrderBook
-from spiceflow_core.model import BookDelta, BookSnapshot, Heartbeat, SubscribeAck, TopOfBook, Trade
-from spiceflow_core.venue import ProtocolError
-
 from spiceflow_deribit import config
 from spiceflow_deribit.parsing import format_decimal, parse_frame
 from spiceflow_deribit.session import DeribitSession
+
+from spiceflow_core.book import OrderBook
+from spiceflow_core.model import BookDelta, BookSnapshot, Heartbeat, SubscribeAck, TopOfBook, Trade
+from spiceflow_core.plugin.contract import ProtocolError
+from spiceflow_core.recording.capture import read_capture
 
 
 def test_every_recorded_frame_parses(recording):
@@ -36,7 +36,12 @@ def test_recorded_snapshot_and_change_exact():
     )[0]
     assert isinstance(snap, BookSnapshot)
     assert (snap.symbol, snap.sequence, snap.depth_limit, snap.exchange_ts_ms, snap.recv_ts_ns) == (
-        "ETH-30JUL21-2800-C", 13169025645, None, 1626993723632, 7)
+        "ETH-30JUL21-2800-C",
+        13169025645,
+        None,
+        1626993723632,
+        7,
+    )
     assert snap.bids == [("0.0015", "4714.0"), ("0.0005", "1.0")] and snap.asks == [("0.0025", "873.0")]
     delta = parse_frame(
         '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-PERPETUAL.100ms","data":'
@@ -57,39 +62,61 @@ def test_recorded_snapshot_and_change_exact():
 
 def test_decimals_never_go_through_float():
     # 0.1 + 0.2 style traps and exponents: text in, the same decimal out
-    for text, expected in [("0.0005", "0.0005"), ("43250.5", "43250.5"), ("1e-05", "0.00001"),
-                           ("0.30000000000000004441", "0.30000000000000004441"), ("1E+3", "1000")]:
-        frame = ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.X.100ms","data":'
-                 '{"timestamp":1,"instrument_name":"X","best_bid_price":%s,"best_bid_amount":1,'
-                 '"best_ask_price":null,"best_ask_amount":null}}}' % text)
+    for text, expected in [
+        ("0.0005", "0.0005"),
+        ("43250.5", "43250.5"),
+        ("1e-05", "0.00001"),
+        ("0.30000000000000004441", "0.30000000000000004441"),
+        ("1E+3", "1000"),
+    ]:
+        frame = (
+            '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.X.100ms","data":'
+            '{"timestamp":1,"instrument_name":"X","best_bid_price":%s,"best_bid_amount":1,'
+            '"best_ask_price":null,"best_ask_amount":null}}}' % text
+        )
         top = parse_frame(frame, 0)[0]
         assert isinstance(top, TopOfBook)
         assert top.bid_price == expected and top.ask_price is None
-    assert format_decimal(msgspec.json.decode(b"0.1234567890123456789", type=__import__("decimal").Decimal)) == "0.1234567890123456789"
+    assert (
+        format_decimal(msgspec.json.decode(b"0.1234567890123456789", type=__import__("decimal").Decimal))
+        == "0.1234567890123456789"
+    )
 
 
 def test_empty_ticker_side_is_none():
-    frame = ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.X.raw","data":'
-             '{"timestamp":1,"instrument_name":"X","best_bid_price":0.0,"best_bid_amount":0.0,'
-             '"best_ask_price":0.0025,"best_ask_amount":873.0}}}')
+    frame = (
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.X.raw","data":'
+        '{"timestamp":1,"instrument_name":"X","best_bid_price":0.0,"best_bid_amount":0.0,'
+        '"best_ask_price":0.0025,"best_ask_amount":873.0}}}'
+    )
     top = parse_frame(frame, 0)[0]
     assert (top.bid_price, top.bid_size, top.ask_price, top.ask_size) == (None, None, "0.0025", "873.0")
 
 
 def test_trades():
-    frame = ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.100ms","data":'
-             '[{"trade_seq":1,"trade_id":"ETH-1","timestamp":5,"price":43250.5,"amount":10.0,"direction":"sell",'
-             '"instrument_name":"BTC-PERPETUAL","tick_direction":0}]}}')
+    frame = (
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.100ms","data":'
+        '[{"trade_seq":1,"trade_id":"ETH-1","timestamp":5,"price":43250.5,"amount":10.0,"direction":"sell",'
+        '"instrument_name":"BTC-PERPETUAL","tick_direction":0}]}}'
+    )
     (trade,) = parse_frame(frame, 0)
     assert isinstance(trade, Trade)
-    assert (trade.trade_id, trade.price, trade.size, trade.side, trade.exchange_ts_ms) == ("ETH-1", "43250.5", "10.0", "sell", 5)
+    assert (trade.trade_id, trade.price, trade.size, trade.side, trade.exchange_ts_ms) == (
+        "ETH-1",
+        "43250.5",
+        "10.0",
+        "sell",
+        5,
+    )
 
 
 def test_jsonrpc_error_surfaces_code_and_message():
     (ack,) = parse_frame('{"jsonrpc":"2.0","id":7,"error":{"code":10028,"message":"too_many_requests"}}', 0)
     assert isinstance(ack, SubscribeAck) and ack.request_id == 7
     assert ack.error == "10028: too_many_requests"
-    (ack,) = parse_frame('{"jsonrpc":"2.0","id":8,"error":{"code":-32602,"message":"Invalid params","data":{"param":"channels"}}}', 0)
+    (ack,) = parse_frame(
+        '{"jsonrpc":"2.0","id":8,"error":{"code":-32602,"message":"Invalid params","data":{"param":"channels"}}}', 0
+    )
     assert ack.error.startswith("-32602: Invalid params") and "channels" in ack.error
 
 
@@ -118,7 +145,12 @@ def test_session_ids_batches_and_heartbeat_reply():
     session = DeribitSession()
     assert session.sends_heartbeats
     (hb,) = session.on_open()
-    assert json.loads(hb.frame) == {"id": 1, "method": "public/set_heartbeat", "params": {"interval": 10}, "jsonrpc": "2.0"}
+    assert json.loads(hb.frame) == {
+        "id": 1,
+        "method": "public/set_heartbeat",
+        "params": {"interval": 10},
+        "jsonrpc": "2.0",
+    }
     channels = [f"book.I{i}.100ms" for i in range(config.MAX_CHANNELS_PER_REQUEST * 2 + 5)]
     requests = session.subscribe(channels)
     assert [r.request_id for r in requests] == [2, 3, 4]
@@ -141,7 +173,9 @@ def test_session_ids_batches_and_heartbeat_reply():
 def test_session_rate_limited_request_can_be_resent():
     session = DeribitSession()
     (req,) = session.subscribe(["book.A.100ms", "ticker.A.100ms"])
-    (ack,) = session.parse('{"jsonrpc":"2.0","id":%d,"error":{"code":10028,"message":"too_many_requests"}}' % req.request_id, 0)
+    (ack,) = session.parse(
+        '{"jsonrpc":"2.0","id":%d,"error":{"code":10028,"message":"too_many_requests"}}' % req.request_id, 0
+    )
     assert DeribitSession.is_rate_limited(ack)
     again = session.resend(req.request_id)
     assert again is not None and again.request_id == req.request_id + 1 and again.channels == req.channels
@@ -162,8 +196,10 @@ def test_credentials_auth_first_and_never_in_repr():
 
 @pytest.mark.parametrize("text", ["43250.50", "0.30000000000000004441", "1.0", "123456789012345678.5", "1E+3"])
 def test_book_numbers_keep_their_exact_json_text(text):
-    frame = ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.X.raw","data":{"type":"change",'
-             '"timestamp":1,"instrument_name":"X","prev_change_id":1,"change_id":2,"bids":[["new",%s,%s]],"asks":[]}}}'
-             % (text, text))
+    frame = (
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.X.raw","data":{"type":"change",'
+        '"timestamp":1,"instrument_name":"X","prev_change_id":1,"change_id":2,"bids":[["new",%s,%s]],"asks":[]}}}'
+        % (text, text)
+    )
     (delta,) = parse_frame(frame, 0)
     assert delta.bids == [(text, text)]

@@ -18,15 +18,14 @@ import time
 
 import anyio
 import pytest
-
-from spiceflow_core.capture import read_capture
-from spiceflow_core.client import Subscriber
-from spiceflow_core.model import Heartbeat, TopOfBook
-from spiceflow_core.plugins import discover
-from spiceflow_core.runtime.orchestrator import Orchestrator
-
 from runtime_helpers import Collector, assert_exact, captured_logs, levels, running, settings_for, wait_for
 from spiceflow_deribit.parsing import parse_frame
+
+from spiceflow_core.broadcast.subscriber import Subscriber
+from spiceflow_core.model import Heartbeat, TopOfBook
+from spiceflow_core.plugin.registry import discover
+from spiceflow_core.recording.capture import read_capture
+from spiceflow_core.runtime.orchestrator import Orchestrator
 
 pytestmark = pytest.mark.anyio
 
@@ -85,8 +84,10 @@ async def test_recorded_session_books_match_tickers(recording):
             # the pipeline's channel names are the public 100ms ones; the simulator maps
             # the recorded .raw notifications onto them
             assert all(c.endswith(".100ms") for sub in runtime.subscriptions.values() for c in sub.channels)
-            async with Subscriber(orc.broadcaster.address, [f"book.{VENUE}.", f"status.{VENUE}."]) as sub, \
-                    anyio.create_task_group() as tg:
+            async with (
+                Subscriber(orc.broadcaster.address, [f"book.{VENUE}.", f"status.{VENUE}."]) as sub,
+                anyio.create_task_group() as tg,
+            ):
                 got = Collector(sub)
                 tg.start_soon(got.run)
                 await wait_for(lambda: got.status)  # the ZeroMQ subscription is live
@@ -199,8 +200,10 @@ async def test_fault_heals_with_an_exact_book(fault, logs):
     async with registry.get(VENUE).simulator(symbols=SYMBOLS, rate=50, heartbeat_interval=0.5) as sim:
         async with running(orchestrator(sim, SYMBOLS, registry)) as orc:
             runtime = orc.runtimes[VENUE]
-            async with Subscriber(orc.broadcaster.address, [f"book.{VENUE}.", f"status.{VENUE}."]) as sub, \
-                    anyio.create_task_group() as tg:
+            async with (
+                Subscriber(orc.broadcaster.address, [f"book.{VENUE}.", f"status.{VENUE}."]) as sub,
+                anyio.create_task_group() as tg,
+            ):
                 got = Collector(sub)
                 tg.start_soon(got.run)
                 await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
@@ -254,22 +257,22 @@ async def test_too_many_requests_on_subscribe_is_retried_after_a_backoff(logs):
     registry = discover()
     symbols = ["BTC-PERPETUAL", "ETH-PERPETUAL", "BTC-FUT", "ETH-FUT"]
     # a small credit pool: two subscribe requests, then one per second
-    async with registry.get(VENUE).simulator(symbols=symbols, rate=20, heartbeat_interval=0.5,
-                                             max_credits=6000, refill_per_second=3000) as sim:
-        async with running(orchestrator(sim, [], registry, profiles=())) as orc:  # REST from the simulator
-            runtime = orc.runtimes[VENUE]
-            # four Subscribe workflows at once (as four API clients would): four requests
-            async with anyio.create_task_group() as tg:
-                for symbol in symbols:
-                    tg.start_soon(runtime.subscribe, symbol)
-            assert sim.rate_limited >= 1
-            assert any("too_many_requests" in line and "retry" in line for line in logs)
-            assert {s for s, _ in runtime.subscriptions} == set(symbols)
-            await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in symbols), timeout=10)
-            # every refused request was sent again under a new id, and nothing was
-            # refused for good
-            ids = [r["id"] for r in sim.requests("public/subscribe")]
-            assert len(ids) == len(set(ids)) == len(symbols) + sim.rate_limited
+    async with registry.get(VENUE).simulator(
+        symbols=symbols, rate=20, heartbeat_interval=0.5, max_credits=6000, refill_per_second=3000
+    ) as sim, running(orchestrator(sim, [], registry, profiles=())) as orc:  # REST from the simulator
+        runtime = orc.runtimes[VENUE]
+        # four Subscribe workflows at once (as four API clients would): four requests
+        async with anyio.create_task_group() as tg:
+            for symbol in symbols:
+                tg.start_soon(runtime.subscribe, symbol)
+        assert sim.rate_limited >= 1
+        assert any("too_many_requests" in line and "retry" in line for line in logs)
+        assert {s for s, _ in runtime.subscriptions} == set(symbols)
+        await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in symbols), timeout=10)
+        # every refused request was sent again under a new id, and nothing was
+        # refused for good
+        ids = [r["id"] for r in sim.requests("public/subscribe")]
+        assert len(ids) == len(set(ids)) == len(symbols) + sim.rate_limited
 
 
 async def test_missing_heartbeats_trigger_a_reconnect_even_while_data_flows(logs):

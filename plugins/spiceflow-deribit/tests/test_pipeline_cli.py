@@ -18,7 +18,11 @@ def test_ws_only_demo_reports_connect_and_first_heartbeat(tmp_path):
     env.pop("DERIBIT_CLIENT_ID", None)
     proc = subprocess.run(
         [str(SPICEFLOW), "run", "--profile", "demo", "--profile", "ws-only", "--venue", "deribit"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]

@@ -7,15 +7,15 @@ import time
 
 import anyio
 import pytest
-from spiceflow_core.book import BookSync, GapDetected, SyncState
-from spiceflow_core.model import BookDelta, BookSnapshot, Heartbeat, SubscribeAck, TopOfBook, Trade
-from spiceflow_core.venue import ProtocolError
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
-
 from spiceflow_deribit.session import DeribitSession
 from spiceflow_deribit.simulator import DeribitSimulator
 from spiceflow_deribit.sync import POLICY
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from spiceflow_core.book import BookSync, GapDetected, SyncState
+from spiceflow_core.model import BookDelta, BookSnapshot, Heartbeat, SubscribeAck, TopOfBook, Trade
+from spiceflow_core.plugin.contract import ProtocolError
 
 
 class Client:
@@ -149,11 +149,10 @@ async def test_unanswered_test_request_closes_connection():
 
 @pytest.mark.anyio
 async def test_set_heartbeat_below_ten_seconds_is_an_error():
-    async with DeribitSimulator(instruments=1) as sim:
-        async with connect(sim.endpoints.ws_url) as ws:
-            await ws.send('{"jsonrpc":"2.0","id":1,"method":"public/set_heartbeat","params":{"interval":5}}')
-            (ack,) = DeribitSession().parse(await ws.recv(), 0)
-            assert ack.error.startswith("-32602: Invalid params")
+    async with DeribitSimulator(instruments=1) as sim, connect(sim.endpoints.ws_url) as ws:
+        await ws.send('{"jsonrpc":"2.0","id":1,"method":"public/set_heartbeat","params":{"interval":5}}')
+        (ack,) = DeribitSession().parse(await ws.recv(), 0)
+        assert ack.error.startswith("-32602: Invalid params")
 
 
 @pytest.mark.anyio

@@ -9,9 +9,9 @@ loop: records are applied in recorded order as fast as possible, or paced at
 Sources
 -------
 * ``.sfrec`` recordings of ``spiceflow record`` (a file or a directory of them;
-  see ``spiceflow_core.recorder``), the venue named in the recording;
+  see ``spiceflow_core.recording.sfrec``), the venue named in the recording;
 * the text capture format of ``shared/recorded`` (a path prefix such as
-  ``../shared/recorded/BINANCE``; ``spiceflow_core.capture``), the venue guessed from
+  ``../shared/recorded/BINANCE``; ``spiceflow_core.recording.capture``), the venue guessed from
   the prefix's name (``CAPTURE_VENUES``) unless given.
 
 Each book update (the book became in sync, or a delta was applied to an in-sync book)
@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import msgspec
 
-from .book import BookSync, BookUpdated, GapDetected, SyncState, Synced
-from .capture import read_capture
-from .model import BookDelta, BookSnapshot, Instrument, TopOfBook
-from .recorder import RecordingReader, recording_files, recording_venue
-from .venue import ProtocolError, Venue
+from spiceflow_core.book import BookSync, BookUpdated, GapDetected, Synced, SyncState
+from spiceflow_core.model import BookDelta, BookSnapshot, Instrument, TopOfBook
+from spiceflow_core.plugin.contract import ProtocolError, Venue
+from spiceflow_core.recording.capture import read_capture
+from spiceflow_core.recording.sfrec import RecordingReader, recording_files, recording_venue
 
 #: capture-file prefixes of ``shared/recorded`` (cryptofeed's exchange ids) -> venue
 CAPTURE_VENUES = {
@@ -118,7 +118,9 @@ def _recording_items(path: Path, stats: ReplayStats) -> Iterator[Item]:
     stats.truncated_bytes += reader.truncated
 
 
-def open_source(source: str | Path, venue: str | None = None) -> list[tuple[str, Callable[[ReplayStats], Iterator[Item]]]]:
+def open_source(
+    source: str | Path, venue: str | None = None
+) -> list[tuple[str, Callable[[ReplayStats], Iterator[Item]]]]:
     """``[(venue name, items(stats) iterator factory)]`` for a recording file/directory
     or a capture prefix."""
     files = recording_files(source)
@@ -134,10 +136,12 @@ def open_source(source: str | Path, venue: str | None = None) -> list[tuple[str,
         raise ReplayError(f"{source}: no .sfrec recordings in this directory")
     name = venue or capture_venue(source)
     if not name:
-        raise ReplayError(f"{source}: not a recording, and the capture prefix {Path(source).name!r} names no known venue "
-                          f"(known: {', '.join(CAPTURE_VENUES)}); give --venue")
+        raise ReplayError(
+            f"{source}: not a recording, and the capture prefix {Path(source).name!r} names no known venue "
+            f"(known: {', '.join(CAPTURE_VENUES)}); give --venue"
+        )
     try:
-        from .capture import capture_files
+        from spiceflow_core.recording.capture import capture_files
 
         capture_files(source)
     except FileNotFoundError as exc:
@@ -192,7 +196,9 @@ class Replayer:
                     self.instruments = {}
         inst = self.instruments.get(symbol)
         if inst is None:
-            inst = Instrument(venue=self.venue.name, symbol=symbol, kind="spot", base="", quote="", tick_size="", lot_size="")
+            inst = Instrument(
+                venue=self.venue.name, symbol=symbol, kind="spot", base="", quote="", tick_size="", lot_size=""
+            )
         return inst
 
     def sync_for(self, symbol: str) -> BookSync:
@@ -299,7 +305,9 @@ def replay(
     for index, (name, factory) in enumerate(sources):
         rep = replayers.get(name)
         if rep is None:
-            rep = replayers[name] = Replayer(registry_get(name), depth=depth, publish=publish, on_update=on_update, on_top=on_top)
+            rep = replayers[name] = Replayer(
+                registry_get(name), depth=depth, publish=publish, on_update=on_update, on_top=on_top
+            )
         # (ts, source index, sequence) keeps equal timestamps in file order
         streams.append(((item.ts_ns, index, n, item, rep) for n, item in enumerate(factory(rep.stats))))
     merged = heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2])) if len(streams) > 1 else streams[0]

@@ -24,10 +24,10 @@ import anyio
 import msgspec
 import zmq
 
-from .client import Received, Subscriber
-from .wire import BookMessage, StatusMessage, TopMessage, TradeMessage
+from spiceflow_core.broadcast.subscriber import Received, Subscriber
+from spiceflow_core.broadcast.wire import BookMessage, StatusMessage, TopMessage, TradeMessage
 
-__all__ = ["tail", "format_line", "RateMeter"]
+__all__ = ["RateMeter", "format_line", "tail"]
 
 _RATE_WINDOW_S = 5.0
 _REDRAW_INTERVAL_S = 0.1

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import glob
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 RecordKind = Literal["rest", "connect", "send", "recv", "config"]
 

@@ -14,8 +14,10 @@ class _ApiFailure(Exception):
 
 
 def add_control_commands(sub, common) -> None:
-    for name, help_ in (("subscribe", "subscribe an instrument feed in a running spiceflow"),
-                        ("unsubscribe", "unsubscribe an instrument feed in a running spiceflow")):
+    for name, help_ in (
+        ("subscribe", "subscribe an instrument feed in a running spiceflow"),
+        ("unsubscribe", "unsubscribe an instrument feed in a running spiceflow"),
+    ):
         p = sub.add_parser(name, help=help_)
         common(p)
         p.add_argument("venue", help="venue name, e.g. binance")
@@ -33,7 +35,7 @@ def add_control_commands(sub, common) -> None:
 
 
 def _base(args) -> str:
-    from .config import load_settings
+    from spiceflow_core.config import load_settings
 
     address = args.api or load_settings(args.config).api.address
     return f"http://{address}"

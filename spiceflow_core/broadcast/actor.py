@@ -8,29 +8,30 @@ and flushes and closes the socket at shutdown."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import anyio
 import msgspec
 from loguru import logger
 
-from ..instruments import normalized_or_symbol
-from ..model import Instrument, TopOfBook, Trade
-from ..wire import BookMessage, StatusMessage, TopMessage, TradeMessage, WireMessage
+from spiceflow_core.broadcast.wire import BookMessage, StatusMessage, TopMessage, TradeMessage, WireMessage
+from spiceflow_core.instruments import normalized_or_symbol
+from spiceflow_core.model import Instrument, TopOfBook, Trade
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .metrics import Metrics
+    from spiceflow_core.runtime.metrics import Metrics
 
 
 class BroadcastActor:
     def __init__(self, address: str, *, hwm: int, status_interval: float) -> None:
-        from ..broadcast import Publisher
+        from spiceflow_core.broadcast.publisher import Publisher
 
         self.publisher = Publisher(address, hwm=hwm)
         self.address = getattr(self.publisher, "address", address)
         self.status_interval = status_interval
         self.instruments: dict[tuple[str, str], Instrument] = {}
-        self.metrics: dict[str, "Metrics"] = {}
+        self.metrics: dict[str, Metrics] = {}
         #: venue -> callable giving {symbol: (state, reason)}, republished periodically so
         #: late-joining consumers learn every feed's state
         self.state_sources: dict[str, Callable[[], dict[str, tuple[str, str]]]] = {}
@@ -82,7 +83,9 @@ class BroadcastActor:
     def publish_top(self, top: TopOfBook) -> bool:
         return self._forward(top, TopMessage)
 
-    def publish_status(self, venue: str, symbol: str, state: str, reason: str = "", counters: dict[str, int] | None = None) -> bool:
+    def publish_status(
+        self, venue: str, symbol: str, state: str, reason: str = "", counters: dict[str, int] | None = None
+    ) -> bool:
         return self.publish(
             StatusMessage(
                 venue=venue,

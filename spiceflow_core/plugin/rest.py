@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 import httpx
@@ -50,7 +51,7 @@ class RestClient:
         self.failures = 0
         self.rate_limited = 0
 
-    async def __aenter__(self) -> "RestClient":
+    async def __aenter__(self) -> RestClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import pluggy
 from loguru import logger
 
-from . import hookspecs
-from .venue import Endpoints, Venue
+from spiceflow_core.plugin import hookspecs
+from spiceflow_core.plugin.contract import Endpoints, Venue
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class VenueRegistry:
 
 def _validate(venue: object) -> str | None:
     if not isinstance(venue, Venue):
-        return f"registered {type(venue).__name__}, not a spiceflow_core.venue.Venue"
+        return f"registered {type(venue).__name__}, not a spiceflow_core.plugin.contract.Venue"
     name = getattr(venue, "name", None)
     if not isinstance(name, str) or not name or "." in name or " " in name:
         return f"venue name {name!r} is not a non-empty string without dots or spaces"

@@ -28,7 +28,10 @@ def _json_sink(stream: TextIO):
             "ts": record["time"].isoformat(),
             "level": record["level"].name,
             "message": record["message"],
-            **{k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in record["extra"].items()},
+            **{
+                k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
+                for k, v in record["extra"].items()
+            },
         }
         if record["exception"] is not None:
             obj["exception"] = repr(record["exception"].value)

@@ -3,7 +3,7 @@
 Every message goes out as two frames, ``[topic, body]``: the topic is
 ``{channel}.{venue}.{symbol}`` (``book.binance.BTCUSDT``) so subscribers filter by
 prefix inside ZeroMQ, and the body is the msgpack encoding of a
-:mod:`spiceflow_core.wire` struct.
+:mod:`spiceflow_core.broadcast.wire` struct.
 
 Slow consumers and memory
 -------------------------
@@ -37,7 +37,7 @@ Batches
 :meth:`Publisher.publish` sends ``[topic, body]``. :meth:`Publisher.publish_many`
 may send ``[topic, body, body, ...]``: several messages of the *same* topic in one
 ZeroMQ message, in ``topic_seq`` order. Consumers must decode every frame after the
-topic (``spiceflow_core.client`` does). This is what makes >= 100k msg/s reachable
+topic (``spiceflow_core.broadcast.subscriber`` does). This is what makes >= 100k msg/s reachable
 on a small machine: the cost that dominates at high rates is per ZeroMQ message
 (I/O-thread wake-ups and a TCP syscall on each side), not per body.
 
@@ -55,9 +55,9 @@ from dataclasses import dataclass
 import zmq
 import zmq.backend
 
-from .wire import CHANNEL_OF, WireMessage, encoder
+from spiceflow_core.broadcast.wire import CHANNEL_OF, WireMessage, encoder
 
-__all__ = ["Publisher", "TopicCounts", "DEFAULT_ADDRESS", "MAX_BODIES"]
+__all__ = ["DEFAULT_ADDRESS", "MAX_BODIES", "Publisher", "TopicCounts"]
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
@@ -96,7 +96,7 @@ class _Topic:
 
 
 class Publisher:
-    """Publishes :data:`~spiceflow_core.wire.WireMessage` structs on a bound PUB socket.
+    """Publishes :data:`~spiceflow_core.broadcast.wire.WireMessage` structs on a bound PUB socket.
 
     ``address`` may use an ephemeral port (``tcp://127.0.0.1:*`` or ``:0``); the
     resolved endpoint is then available as :attr:`address`.
@@ -233,8 +233,7 @@ class Publisher:
     def topic_counts(self) -> dict[str, TopicCounts]:
         """Counters per topic, keyed by topic string (a snapshot copy)."""
         return {
-            e.counts.topic: TopicCounts(e.counts.topic, e.counts.seq, e.counts.dropped)
-            for e in self._topics.values()
+            e.counts.topic: TopicCounts(e.counts.topic, e.counts.seq, e.counts.dropped) for e in self._topics.values()
         }
 
     @property

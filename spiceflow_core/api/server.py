@@ -30,13 +30,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .instruments import AmbiguousInstrument, InactiveInstrument, UnknownInstrument, close_matches
-from .model import Instrument
-from .runtime.connection import SubscriptionError
-from .runtime.venue_runtime import DuplicateSubscription, NotSubscribed, Subscription
+from spiceflow_core.instruments import AmbiguousInstrument, InactiveInstrument, UnknownInstrument, close_matches
+from spiceflow_core.model import Instrument
+from spiceflow_core.runtime.connection import SubscriptionError
+from spiceflow_core.runtime.venue_runtime import DuplicateSubscription, NotSubscribed, Subscription
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .runtime.orchestrator import Orchestrator
+    from spiceflow_core.runtime.orchestrator import Orchestrator
 
 KIND_CODES = {"spot", "linperp", "invperp", "linfut", "invfut", "option", "perpetual", "future"}
 
@@ -78,7 +78,7 @@ def _matches_fields(inst: Instrument, req: SubscribeRequest) -> bool:
     if req.expiry:
         if inst.expiry_ms is None:
             return False
-        day = dt.datetime.fromtimestamp(inst.expiry_ms / 1000, tz=dt.timezone.utc).strftime("%Y%m%d")
+        day = dt.datetime.fromtimestamp(inst.expiry_ms / 1000, tz=dt.UTC).strftime("%Y%m%d")
         if day != req.expiry:
             return False
     if req.strike and (inst.strike is None or float(inst.strike) != float(req.strike)):
@@ -89,7 +89,7 @@ def _matches_fields(inst: Instrument, req: SubscribeRequest) -> bool:
 
 
 class ControlApi:
-    def __init__(self, orchestrator: "Orchestrator") -> None:
+    def __init__(self, orchestrator: Orchestrator) -> None:
         self.orc = orchestrator
         self.app = Starlette(
             routes=[
@@ -118,7 +118,10 @@ class ControlApi:
         except msgspec.DecodeError as exc:
             raise ApiError(400, f"request body is not valid JSON: {exc}") from None
         if not req.instrument and not (req.kind or req.base):
-            raise ApiError(400, "name an instrument: 'instrument' (symbol or normalized id) or normalized fields (kind, base, quote, ...)")
+            raise ApiError(
+                400,
+                "name an instrument: 'instrument' (symbol or normalized id) or normalized fields (kind, base, quote, ...)",
+            )
         if req.kind and req.kind not in KIND_CODES:
             raise ApiError(400, f"unknown kind {req.kind!r} (one of {', '.join(sorted(KIND_CODES))})")
         return req
@@ -245,32 +248,77 @@ def openapi_schema() -> dict:
 
     def responses(ok: dict, *codes: int) -> dict:
         out = {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}}}
-        text = {400: "Bad request", 404: "Unknown venue, instrument or subscription", 409: "Duplicate subscription", 502: "Refused by the exchange"}
+        text = {
+            400: "Bad request",
+            404: "Unknown venue, instrument or subscription",
+            409: "Duplicate subscription",
+            502: "Refused by the exchange",
+        }
         for code in codes:
-            out[str(code)] = {"description": text[code], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            out[str(code)] = {
+                "description": text[code],
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
         return out
 
     body = {"required": True, "content": {"application/json": {"schema": sub_req}}}
     any_obj = {"type": "object"}
-    q = lambda name, desc: {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": desc}  # noqa: E731
+    q = lambda name, desc: {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": desc,
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "SpiceFlow control API", "version": "1"},
         "paths": {
-            "/subscribe": {"post": {"summary": "Subscribe an instrument feed", "operationId": "subscribe", "requestBody": body,
-                                    "responses": responses(sub_resp, 400, 404, 409, 502)}},
-            "/unsubscribe": {"post": {"summary": "Unsubscribe an instrument feed", "operationId": "unsubscribe", "requestBody": body,
-                                      "responses": responses(sub_resp, 400, 404, 502)}},
-            "/subscriptions": {"get": {"summary": "Live subscriptions", "operationId": "subscriptions",
-                                       "responses": responses({"type": "array", "items": sub_resp})}},
-            "/instruments": {"get": {"summary": "Search reference data", "operationId": "instruments",
-                                     "parameters": [q("venue", "venue name"), q("kind", "spot, perpetual, future, option, linperp, ..."),
-                                                    q("base", "base asset"), q("quote", "quote asset"), q("symbol", "substring of the symbol"),
-                                                    {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"}}],
-                                     "responses": responses({"type": "array", "items": any_obj}, 400, 404)}},
+            "/subscribe": {
+                "post": {
+                    "summary": "Subscribe an instrument feed",
+                    "operationId": "subscribe",
+                    "requestBody": body,
+                    "responses": responses(sub_resp, 400, 404, 409, 502),
+                }
+            },
+            "/unsubscribe": {
+                "post": {
+                    "summary": "Unsubscribe an instrument feed",
+                    "operationId": "unsubscribe",
+                    "requestBody": body,
+                    "responses": responses(sub_resp, 400, 404, 502),
+                }
+            },
+            "/subscriptions": {
+                "get": {
+                    "summary": "Live subscriptions",
+                    "operationId": "subscriptions",
+                    "responses": responses({"type": "array", "items": sub_resp}),
+                }
+            },
+            "/instruments": {
+                "get": {
+                    "summary": "Search reference data",
+                    "operationId": "instruments",
+                    "parameters": [
+                        q("venue", "venue name"),
+                        q("kind", "spot, perpetual, future, option, linperp, ..."),
+                        q("base", "base asset"),
+                        q("quote", "quote asset"),
+                        q("symbol", "substring of the symbol"),
+                        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"}},
+                    ],
+                    "responses": responses({"type": "array", "items": any_obj}, 400, 404),
+                }
+            },
             "/health": {"get": {"summary": "Liveness", "operationId": "health", "responses": responses(any_obj)}},
-            "/status": {"get": {"summary": "Counters and latency", "operationId": "status", "responses": responses(any_obj)}},
-            "/openapi.json": {"get": {"summary": "This schema", "operationId": "openapi", "responses": responses(any_obj)}},
+            "/status": {
+                "get": {"summary": "Counters and latency", "operationId": "status", "responses": responses(any_obj)}
+            },
+            "/openapi.json": {
+                "get": {"summary": "This schema", "operationId": "openapi", "responses": responses(any_obj)}
+            },
         },
         "components": {"schemas": components},
     }
@@ -284,7 +332,7 @@ def parse_address(address: str) -> tuple[str, int]:
         raise ValueError(f"api address {address!r} is not HOST:PORT") from None
 
 
-async def serve_api(orchestrator: "Orchestrator", *, task_status: TaskStatus = anyio.TASK_STATUS_IGNORED) -> None:
+async def serve_api(orchestrator: Orchestrator, *, task_status: TaskStatus = anyio.TASK_STATUS_IGNORED) -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import msgspec
 
-from . import __version__
-from .config import PROFILES, ConfigError, Settings, VenueSettings, load_settings, with_profiles
-from .logging import configure_logging
+from spiceflow_core import __version__
+from spiceflow_core.config import PROFILES, ConfigError, Settings, VenueSettings, load_settings, with_profiles
+from spiceflow_core.logs import configure_logging
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -35,7 +35,9 @@ class _Parser(argparse.ArgumentParser):
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="config file (default: ./spiceflow.toml if present)")
     parser.add_argument("--log-level", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
-    parser.add_argument("--log-format", choices=["text", "json"], help="human-readable lines or one JSON object per line")
+    parser.add_argument(
+        "--log-format", choices=["text", "json"], help="human-readable lines or one JSON object per line"
+    )
 
 
 def _profiles(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +48,9 @@ def _profiles(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="named preset, repeatable and combinable: " + "; ".join(f"{k}: {v}" for k, v in PROFILES.items()),
     )
-    parser.add_argument("--fixtures", metavar="DIR", help="fixture root directory (default ./fixtures, then the plugin's own)")
+    parser.add_argument(
+        "--fixtures", metavar="DIR", help="fixture root directory (default ./fixtures, then the plugin's own)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,10 +61,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="stream books from the selected venues and broadcast them over ZeroMQ")
     _common(p)
     _profiles(p)
-    p.add_argument("--venue", action="append", default=[], metavar="NAME", help="venue to run (repeatable; default: the config's, else all installed)")
-    p.add_argument("--instrument", action="append", default=[], metavar="SYMBOL", help="instrument (exchange symbol, glob or normalized id); repeatable")
-    p.add_argument("--feed", action="append", default=[], choices=["book", "trades", "top"], help="feeds to subscribe (default: book)")
-    p.add_argument("--endpoint", metavar="URL", help="WebSocket endpoint (e.g. a simulator's ws://127.0.0.1:PORT); REST follows on the same host unless --rest-endpoint")
+    p.add_argument(
+        "--venue",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="venue to run (repeatable; default: the config's, else all installed)",
+    )
+    p.add_argument(
+        "--instrument",
+        action="append",
+        default=[],
+        metavar="SYMBOL",
+        help="instrument (exchange symbol, glob or normalized id); repeatable",
+    )
+    p.add_argument(
+        "--feed",
+        action="append",
+        default=[],
+        choices=["book", "trades", "top"],
+        help="feeds to subscribe (default: book)",
+    )
+    p.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="WebSocket endpoint (e.g. a simulator's ws://127.0.0.1:PORT); REST follows on the same host unless --rest-endpoint",
+    )
     p.add_argument("--rest-endpoint", metavar="URL", help="REST base URL override")
     p.add_argument("--broadcast", metavar="ADDR", help="ZeroMQ PUB address (default tcp://127.0.0.1:5555)")
     p.add_argument("--api", metavar="HOST:PORT", help="control API address (default 127.0.0.1:3000)")
@@ -68,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, metavar="N", help="levels per side in published books (default 25)")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
     p.add_argument("--transport", choices=["httpx-ws", "websockets"], help="WebSocket client library")
-    p.add_argument("--recording", metavar="PREFIX", help="demo: drive the simulator with a recorded session instead of the generator")
+    p.add_argument(
+        "--recording",
+        metavar="PREFIX",
+        help="demo: drive the simulator with a recorded session instead of the generator",
+    )
 
     p = sub.add_parser("venues", help="list installed venues: name, distribution, version")
     _common(p)
@@ -96,17 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="run a venue's loopback simulator and print its URLs")
     _common(p)
     p.add_argument("--venue", required=True, action="append", help="venue to simulate (repeatable)")
-    p.add_argument("--recording", metavar="PATH-PREFIX", help="drive it with a recorded session (e.g. ../shared/recorded/BINANCE)")
+    p.add_argument(
+        "--recording", metavar="PATH-PREFIX", help="drive it with a recorded session (e.g. ../shared/recorded/BINANCE)"
+    )
     p.add_argument("--port", type=int, default=0, help="port (default: any free port; only with a single venue)")
     p.add_argument("--symbols", nargs="*", help="generator: symbols to stream")
     p.add_argument("--rate", type=float, help="generator: frames per second per symbol")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
 
-    from .control import add_control_commands
+    from spiceflow_core.api.client import add_control_commands
 
     add_control_commands(sub, _common)
 
-    from .recording import add_recording_commands
+    from spiceflow_core.recording.commands import add_recording_commands
 
     add_recording_commands(sub, _common)
     return parser
@@ -128,14 +160,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _registry():
-    from .plugins import discover
+    from spiceflow_core.plugin.registry import discover
 
     return discover()
 
 
 def derive_endpoints(default, ws: str | None, rest: str | None):
     """``--endpoint ws://host:port`` keeps the venue's default paths on that host."""
-    from .venue import Endpoints
+    from spiceflow_core.plugin.contract import Endpoints
 
     ws_url, rest_url = default.ws_url, default.rest_url
     if ws:
@@ -171,7 +203,7 @@ def _select_venues(args, settings: Settings, registry) -> list[str]:
 def cmd_run(args, recorder_factory=None) -> int:
     """``recorder_factory(venue) -> recorder`` (``spiceflow record``) sees every frame and
     REST answer of every venue."""
-    from .runtime.orchestrator import Orchestrator
+    from spiceflow_core.runtime.orchestrator import Orchestrator
 
     settings = _settings(args)
     registry = _registry()
@@ -188,7 +220,9 @@ def cmd_run(args, recorder_factory=None) -> int:
     if args.broadcast:
         changes["broadcast"] = msgspec.structs.replace(settings.broadcast, address=args.broadcast)
     if args.api or args.no_api:
-        changes["api"] = msgspec.structs.replace(settings.api, address=args.api or settings.api.address, enabled=not args.no_api)
+        changes["api"] = msgspec.structs.replace(
+            settings.api, address=args.api or settings.api.address, enabled=not args.no_api
+        )
     if args.depth is not None:
         if args.depth < 1:
             raise UsageError("--depth must be at least 1")
@@ -202,10 +236,18 @@ def cmd_run(args, recorder_factory=None) -> int:
     if args.endpoint or args.rest_endpoint:
         if len(names) != 1:
             raise UsageError("--endpoint/--rest-endpoint need exactly one --venue")
-        overrides[names[0]] = derive_endpoints(registry.get(names[0]).default_endpoints, args.endpoint, args.rest_endpoint)
+        overrides[names[0]] = derive_endpoints(
+            registry.get(names[0]).default_endpoints, args.endpoint, args.rest_endpoint
+        )
     sim_options = {"recording": args.recording} if args.recording else {}
-    orchestrator = Orchestrator(settings, registry, names, endpoint_overrides=overrides, simulator_options=sim_options,
-                                recorder_factory=recorder_factory)
+    orchestrator = Orchestrator(
+        settings,
+        registry,
+        names,
+        endpoint_overrides=overrides,
+        simulator_options=sim_options,
+        recorder_factory=recorder_factory,
+    )
     return anyio.run(orchestrator.run)
 
 
@@ -222,7 +264,7 @@ def cmd_venues(args) -> int:
 
 def cmd_version(args) -> int:
     _settings(args)
-    from .book.orderbook import COMPILED
+    from spiceflow_core.book.orderbook import COMPILED
 
     engine = "compiled (Cython)" if COMPILED else "pure Python"
     print(f"spiceflow-core {__version__} (book loop: {engine})")
@@ -236,10 +278,10 @@ def cmd_version(args) -> int:
 
 
 def cmd_instruments(args) -> int:
-    from .config import Selection
-    from .instruments import matches
-    from .rest import RestClient
-    from .runtime.reference import ReferenceDataActor
+    from spiceflow_core.config import Selection
+    from spiceflow_core.instruments import matches
+    from spiceflow_core.plugin.rest import RestClient
+    from spiceflow_core.runtime.reference import ReferenceDataActor
 
     settings = _settings(args)
     registry = _registry()
@@ -252,8 +294,13 @@ def cmd_instruments(args) -> int:
 
     async def main() -> int:
         async with RestClient(rest_url) as rest:
-            actor = ReferenceDataActor(venue, use_fixtures=settings.use_fixtures, fixtures_root=settings.fixtures_dir,
-                                       fixtures_override=vs.fixtures, rest=rest)
+            actor = ReferenceDataActor(
+                venue,
+                use_fixtures=settings.use_fixtures,
+                fixtures_root=settings.fixtures_dir,
+                fixtures_override=vs.fixtures,
+                rest=rest,
+            )
             instruments = await actor.load()
         for inst in sorted(instruments.values(), key=lambda i: i.symbol):
             if not matches(inst, rule):
@@ -261,14 +308,16 @@ def cmd_instruments(args) -> int:
             if args.json:
                 print(msgspec.json.encode({**msgspec.structs.asdict(inst), "normalized": inst.normalized}).decode())
             else:
-                print(f"{inst.symbol}\t{inst.normalized}\t{inst.kind}\ttick={inst.tick_size}\tlot={inst.lot_size}\t{'active' if inst.active else 'inactive'}")
+                print(
+                    f"{inst.symbol}\t{inst.normalized}\t{inst.kind}\ttick={inst.tick_size}\tlot={inst.lot_size}\t{'active' if inst.active else 'inactive'}"
+                )
         return EXIT_OK
 
     return anyio.run(main)
 
 
 def cmd_tail(args) -> int:
-    from .tail import tail
+    from spiceflow_core.broadcast.tail import tail
 
     settings = _settings(args)
     address = args.address or settings.broadcast.address
@@ -323,8 +372,8 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .control import CONTROL_COMMANDS
-    from .recording import RECORDING_COMMANDS
+    from spiceflow_core.api.client import CONTROL_COMMANDS
+    from spiceflow_core.recording.commands import RECORDING_COMMANDS
 
     handler = {**COMMANDS, **CONTROL_COMMANDS, **RECORDING_COMMANDS}[args.command]
     try:

@@ -2,10 +2,10 @@
 
 ``record`` runs the normal pipeline (every ``run`` option applies) and writes every
 received WebSocket frame, every sent frame and every REST answer of each venue to
-``OUT/<venue>-<start>.sfrec`` (format: ``spiceflow_core.recorder``).
+``OUT/<venue>-<start>.sfrec`` (format: ``spiceflow_core.recording.sfrec``).
 
 ``replay`` runs a recording -- or a ``shared/recorded`` text capture -- through the
-venue's parser and the book engine without sockets (``spiceflow_core.replay``) and
+venue's parser and the book engine without sockets (``spiceflow_core.recording.replay``) and
 publishes the books on the ZeroMQ broadcast (default) or writes one JSON line per book
 update (``--jsonl FILE`` or ``-`` for stdout).
 """
@@ -26,29 +26,49 @@ def add_recording_commands(sub, common) -> None:
     )
     if run_parser is not None:
         # every ``run`` option (and its -h) without a second copy of the definitions
-        p._add_container_actions(run_parser)  # noqa: SLF001 - argparse's own `parents` mechanism
+        p._add_container_actions(run_parser)
     else:  # pragma: no cover
         p.add_argument("-h", "--help", action="help")
         common(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="directory for the .sfrec recordings (created if missing)")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="directory for the .sfrec recordings (created if missing)"
+    )
 
     p = sub.add_parser("replay", help="replay a recording or a capture through the parsers and book engine, offline")
     common(p)
-    p.add_argument("source", help="a .sfrec file, a directory of them, or a capture prefix (e.g. ../shared/recorded/BINANCE)")
-    p.add_argument("--venue", metavar="NAME", help="venue of the source (default: from the recording, or the capture prefix)")
-    p.add_argument("--speed", type=float, default=None, metavar="X",
-                   help="pace at X times the recorded speed (1 = real time; default: as fast as possible)")
-    p.add_argument("--jsonl", metavar="FILE", help="write one JSON line per book update to FILE ('-' for stdout) instead of ZeroMQ")
+    p.add_argument(
+        "source", help="a .sfrec file, a directory of them, or a capture prefix (e.g. ../shared/recorded/BINANCE)"
+    )
+    p.add_argument(
+        "--venue", metavar="NAME", help="venue of the source (default: from the recording, or the capture prefix)"
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        metavar="X",
+        help="pace at X times the recorded speed (1 = real time; default: as fast as possible)",
+    )
+    p.add_argument(
+        "--jsonl", metavar="FILE", help="write one JSON line per book update to FILE ('-' for stdout) instead of ZeroMQ"
+    )
     p.add_argument("--depth", type=int, default=None, metavar="N", help="levels per side (default: book.depth, 25)")
     p.add_argument("--broadcast", metavar="ADDR", help="ZeroMQ PUB address (default: the config's)")
-    p.add_argument("--publish", choices=["every", "top-changed"], help="emit every update, or only when the top-N changed")
-    p.add_argument("--linger", type=float, default=0.5, metavar="SECONDS",
-                   help="ZeroMQ: wait this long after binding before publishing (late joiners) and at exit")
+    p.add_argument(
+        "--publish", choices=["every", "top-changed"], help="emit every update, or only when the top-N changed"
+    )
+    p.add_argument(
+        "--linger",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="ZeroMQ: wait this long after binding before publishing (late joiners) and at exit",
+    )
 
 
 def cmd_record(args) -> int:
-    from .cli import cmd_run
-    from .recorder import recorder_factory
+    from spiceflow_core.cli.main import cmd_run
+    from spiceflow_core.recording.sfrec import recorder_factory
 
     factory = recorder_factory(args.out)
     return cmd_run(args, recorder_factory=factory)
@@ -57,8 +77,8 @@ def cmd_record(args) -> int:
 def cmd_replay(args) -> int:
     import msgspec
 
-    from .cli import EXIT_FAILURE, EXIT_OK, UsageError, _registry, _settings
-    from .replay import ReplayError, replay
+    from spiceflow_core.cli.main import EXIT_FAILURE, EXIT_OK, UsageError, _registry, _settings
+    from spiceflow_core.recording.replay import ReplayError, replay
 
     settings = _settings(args)
     registry = _registry()
@@ -73,7 +93,9 @@ def cmd_replay(args) -> int:
 
     def get(name: str):
         if name not in registry.venues:
-            raise UsageError(f"the source is from venue {name!r}, which is not installed (installed: {', '.join(registry.names())})")
+            raise UsageError(
+                f"the source is from venue {name!r}, which is not installed (installed: {', '.join(registry.names())})"
+            )
         return registry.get(name)
 
     out = None
@@ -86,23 +108,32 @@ def cmd_replay(args) -> int:
         def on_update(update) -> None:
             write(encoder.encode(update) + b"\n")
     else:
-        from .broadcast import Publisher
-        from .wire import BookMessage
+        from spiceflow_core.broadcast.publisher import Publisher
+        from spiceflow_core.broadcast.wire import BookMessage
 
         publisher = Publisher(args.broadcast or settings.broadcast.address, hwm=settings.broadcast.hwm)
         print(f"replay: publishing on {publisher.address}", file=sys.stderr, flush=True)
         time.sleep(args.linger)  # let subscribers connect before the first message
 
         def on_update(update) -> None:
-            publisher.publish(BookMessage(
-                venue=update.venue, symbol=update.symbol, instrument=update.instrument, sequence=update.sequence,
-                bids=update.bids, asks=update.asks, exchange_ts_ms=update.exchange_ts_ms, recv_ts_ns=update.recv_ts_ns,
-            ))
+            publisher.publish(
+                BookMessage(
+                    venue=update.venue,
+                    symbol=update.symbol,
+                    instrument=update.instrument,
+                    sequence=update.sequence,
+                    bids=update.bids,
+                    asks=update.asks,
+                    exchange_ts_ms=update.exchange_ts_ms,
+                    recv_ts_ns=update.recv_ts_ns,
+                )
+            )
 
     started = time.perf_counter()
     try:
-        replayers = replay(args.source, get, venue=args.venue, depth=depth, speed=args.speed, publish=publish,
-                           on_update=on_update)
+        replayers = replay(
+            args.source, get, venue=args.venue, depth=depth, speed=args.speed, publish=publish, on_update=on_update
+        )
     except ReplayError as exc:
         raise UsageError(str(exc)) from None
     except FileNotFoundError as exc:

@@ -1,0 +1,245 @@
+"""Consumer API for the SpiceFlow broadcast.
+
+Subscribe to topic prefixes (``"book.binance."``, ``"book.binance.BTCUSDT"``, ``""``
+for everything) and iterate over decoded :mod:`spiceflow_core.broadcast.wire` messages. Each
+item also says how many messages on that topic were lost just before it, computed
+from gaps in the publisher's per-topic ``topic_seq``.
+
+Usage (asyncio, or anyio on its asyncio backend)::
+
+    import anyio
+    from spiceflow_core.broadcast.subscriber import Subscriber
+    from spiceflow_core.broadcast.wire import BookMessage
+
+    async def main() -> None:
+        async with Subscriber("tcp://127.0.0.1:5555", ["book.binance."]) as sub:
+            async for topic, msg, missed in sub:
+                if isinstance(msg, BookMessage) and msg.bids and msg.asks:
+                    print(topic, msg.bids[0], msg.asks[0], f"missed={missed}")
+
+    anyio.run(main)
+
+For plain scripts, :class:`SyncSubscriber` has the same interface without ``async``.
+
+Notes:
+
+* ZeroMQ "slow joiner": a subscription takes effect a few milliseconds after
+  connecting, so messages published in that window are not received.
+* The first message seen on a topic reports ``missed=0`` (what was published before
+  we joined is not a loss). If ``topic_seq`` goes *down*, the publisher restarted;
+  that also reports ``missed=0`` and tracking starts again from the new value.
+* A frame that does not decode is counted in ``malformed``, logged, and skipped.
+* One ZeroMQ message may carry several bodies of the same topic
+  (``Publisher.publish_many``); each becomes its own ``Received``.
+* zmq.asyncio needs an asyncio event loop; under anyio use the asyncio backend.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import NamedTuple
+
+import msgspec
+import zmq
+import zmq.asyncio
+from loguru import logger
+
+from spiceflow_core.broadcast.wire import WireMessage, decoder
+
+__all__ = ["DEFAULT_ADDRESS", "Received", "Subscriber", "SyncSubscriber"]
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+
+# How many already-queued messages receive() pulls per wake-up (see _Base._fill).
+_BATCH = 256
+
+
+class Received(NamedTuple):
+    topic: str
+    message: WireMessage
+    missed: int  # messages lost on this topic right before this one
+
+
+class _Base:
+    """Decoding and gap tracking shared by the async and sync subscribers."""
+
+    def __init__(self, address: str, topics: Sequence[str], rcvhwm: int) -> None:
+        if isinstance(topics, str):  # a bare string is a classic foot-gun
+            topics = (topics,)
+        self.address = address
+        self.topics = tuple(topics) or ("",)
+        self.rcvhwm = rcvhwm
+        self.received = 0
+        self.missed_total = 0
+        self.malformed = 0
+        self._last_seq: dict[str, int] = {}
+        self._ready: collections.deque[Received] = collections.deque()
+
+    def _configure(self, sock: zmq.Socket) -> None:
+        sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.address)
+        for prefix in self.topics:
+            sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+
+    def _accept(self, frames: list[bytes]) -> None:
+        """Decode one ZeroMQ message ``[topic, body, ...]`` into the ready queue.
+
+        Usually one body; batches from ``Publisher.publish_many`` carry several
+        bodies of the same topic. Undecodable frames are counted and skipped.
+        """
+        if len(frames) < 2:
+            self._malformed(f"{len(frames)} frame(s), expected topic + body")
+            return
+        try:
+            topic = frames[0].decode()
+        except UnicodeDecodeError as exc:
+            self._malformed(exc)
+            return
+        last_seq = self._last_seq
+        last = last_seq.get(topic)
+        ready = self._ready
+        for body in frames[1:]:
+            try:
+                message = decoder.decode(body)
+            except msgspec.DecodeError as exc:
+                self._malformed(exc)
+                continue
+            seq = message.topic_seq
+            missed = 0
+            if last is not None and seq > last + 1:
+                missed = seq - last - 1
+                self.missed_total += missed
+            last = seq
+            self.received += 1
+            ready.append(Received(topic, message, missed))
+        if last is not None:
+            last_seq[topic] = last
+
+    def _malformed(self, why: object) -> None:
+        self.malformed += 1
+        logger.bind(address=self.address).warning("malformed broadcast frame skipped: {}", why)
+
+    def _fill(self, sync_sock: zmq.Socket) -> None:
+        # Once one message has arrived, drain what is already queued without going
+        # back to the event loop per message: that halves the cost per message at
+        # high rates and is bounded so one busy socket cannot starve other tasks.
+        recv = sync_sock.recv_multipart
+        for _ in range(_BATCH):
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._accept(frames)
+
+
+class Subscriber(_Base):
+    """Async subscriber (zmq.asyncio). Use as ``async with``; iterate or ``receive()``."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        topics: Sequence[str] = ("",),
+        *,
+        rcvhwm: int = 100_000,
+    ) -> None:
+        super().__init__(address, topics, rcvhwm)
+        self._socket: zmq.asyncio.Socket | None = None
+        self._sync: zmq.Socket | None = None
+
+    async def __aenter__(self) -> Subscriber:
+        self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        if self._socket is not None:
+            return
+        sock = zmq.asyncio.Context.instance().socket(zmq.SUB)
+        try:
+            self._configure(sock)
+        except zmq.ZMQError:
+            sock.close(linger=0)
+            raise
+        self._socket = sock
+        # A sync view of the same socket, used only to drain already-queued messages
+        # (no waiting) on this thread; waiting always goes through the async socket.
+        self._sync = zmq.Socket.shadow(sock.underlying)
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+            self._sync = None
+
+    async def receive(self) -> Received:
+        """Wait for the next message on any subscribed topic."""
+        ready = self._ready
+        if not ready:
+            if self._socket is None:
+                raise RuntimeError("Subscriber is not open (use 'async with')")
+            while not ready:
+                self._accept(await self._socket.recv_multipart())
+                self._fill(self._sync)  # type: ignore[arg-type]
+        return ready.popleft()
+
+    def __aiter__(self) -> AsyncIterator[Received]:
+        return self
+
+    async def __anext__(self) -> Received:
+        return await self.receive()
+
+
+class SyncSubscriber(_Base):
+    """Blocking subscriber for scripts: ``with SyncSubscriber(...) as sub: for r in sub``."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        topics: Sequence[str] = ("",),
+        *,
+        rcvhwm: int = 100_000,
+        context: zmq.Context | None = None,
+    ) -> None:
+        super().__init__(address, topics, rcvhwm)
+        self._context = context or zmq.Context.instance()
+        self._socket: zmq.Socket | None = None
+
+    def __enter__(self) -> SyncSubscriber:
+        if self._socket is None:
+            sock = self._context.socket(zmq.SUB)
+            try:
+                self._configure(sock)
+            except zmq.ZMQError:
+                sock.close(linger=0)
+                raise
+            self._socket = sock
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def receive(self, timeout_ms: int | None = None) -> Received | None:
+        """Next message, or None if ``timeout_ms`` passes first (None waits forever)."""
+        ready = self._ready
+        if not ready:
+            sock = self._socket
+            if sock is None:
+                raise RuntimeError("SyncSubscriber is not open (use 'with')")
+            while not ready:
+                if timeout_ms is not None and not sock.poll(timeout_ms, zmq.POLLIN):
+                    return None
+                self._accept(sock.recv_multipart())
+                self._fill(sock)
+        return ready.popleft()
+
+    def __iter__(self) -> Iterator[Received]:
+        while True:
+            item = self.receive()
+            assert item is not None
+            yield item

@@ -1,0 +1,2 @@
+"""The plugin contract: everything a venue plugin implements and uses (``contract``),
+the pluggy hook specification (``hookspecs``) and plugin discovery (``registry``)."""
