@@ -8,6 +8,7 @@ import sys
 from typing import TextIO
 
 import msgspec
+import stamina.instrumentation
 from loguru import logger
 
 _CONTEXT = ("venue", "actor", "conn", "instrument")
@@ -48,3 +49,21 @@ def configure_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | N
         logger.add(_json_sink(stream), level=level, backtrace=False, diagnose=False)
     else:
         logger.add(stream, level=level, format=_text_format, backtrace=False, diagnose=False, colorize=False)
+
+
+def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
+    logger.debug(
+        "retry #{} of {} in {:.2f}s after {}: {}",
+        details.retry_num,
+        details.name,
+        details.wait_for,
+        type(details.caused_by).__name__,
+        details.caused_by,
+    )
+
+
+def route_retries_to_loguru() -> None:
+    """stamina reports each retry to the standard library's logging by default, which
+    this application does not configure; its retries go to loguru at DEBUG instead (the
+    code that retries logs what matters at the right level itself)."""
+    stamina.instrumentation.set_on_retry_hooks([_log_retry])

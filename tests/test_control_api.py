@@ -59,7 +59,7 @@ async def test_subscribe_three_then_unsubscribe_one_while_running():
             # unsubscribing the last instruments closes the connection
             for symbol in ("AAA", "CCC"):
                 assert (await http.post("/unsubscribe", json={"venue": "toy", "instrument": symbol})).status_code == 200
-            assert orc.runtimes["toy"].connections == []
+            assert orc.runtimes["toy"].connection_states() == []
             tg.cancel_scope.cancel()
 
 

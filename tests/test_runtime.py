@@ -213,7 +213,7 @@ async def test_instruments_are_sharded_over_connections_at_the_stream_limit():
 async def _sharded(orc) -> None:
     if True:
         runtime = orc.runtimes["toy"]
-        assert sorted(len(c.channels) for c in runtime.connections) == [1, 2]
+        assert sorted(len(runtime.table.channels_on(c)) for c in runtime.connections) == [1, 2]
         await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in ("AAA", "BBB", "CCC")))
         await runtime.unsubscribe("CCC")
         assert len(runtime.connections) == 1  # the connection left empty is closed
@@ -245,7 +245,7 @@ async def test_a_failing_book_update_resyncs_only_that_instrument():
         runtime = orc.runtimes["toy"]
         await wait_for(lambda: runtime.books.state_of("BBB") == "synced")
         flaky = _FlakyPolicy(ChainPolicy())
-        runtime.books.books["AAA"].policy = flaky
+        runtime.table.book("AAA").sync.policy = flaky
         await wait_for(lambda: not flaky.armed)
         await wait_for(lambda: runtime.metrics.by_instrument["AAA"]["resyncs"] >= 1)
         await wait_for(lambda: runtime.books.state_of("AAA") == "synced")

@@ -32,8 +32,13 @@ from starlette.routing import Route
 
 from spiceflow_core.instruments import AmbiguousInstrument, InactiveInstrument, UnknownInstrument, close_matches
 from spiceflow_core.model import Instrument
-from spiceflow_core.runtime.connection import SubscriptionError
-from spiceflow_core.runtime.venue_runtime import DuplicateSubscription, NotSubscribed, Subscription
+from spiceflow_core.runtime.venue_runtime import (
+    DuplicateSubscription,
+    NotSubscribed,
+    Subscription,
+    SubscriptionRefused,
+    SubscriptionTimeout,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from spiceflow_core.runtime.orchestrator import Orchestrator
@@ -169,8 +174,10 @@ class ControlApi:
             sub = await runtime.subscribe(symbol, req.feed)
         except DuplicateSubscription as exc:
             raise ApiError(409, str(exc)) from None
-        except SubscriptionError as exc:
+        except SubscriptionRefused as exc:
             raise ApiError(502, f"the exchange refused the subscription: {exc}") from None
+        except SubscriptionTimeout as exc:
+            raise ApiError(504, str(exc)) from None
         return _json(sub)
 
     async def unsubscribe(self, request: Request) -> Response:
@@ -180,8 +187,6 @@ class ControlApi:
             sub = await runtime.unsubscribe(symbol, req.feed)
         except NotSubscribed as exc:
             raise ApiError(404, str(exc)) from None
-        except SubscriptionError as exc:
-            raise ApiError(502, f"the exchange refused the unsubscription: {exc}") from None
         return _json(sub)
 
     async def subscriptions(self, request: Request) -> Response:
@@ -215,12 +220,14 @@ class ControlApi:
     async def health(self, request: Request) -> Response:
         venues = {}
         for name, runtime in self.orc.runtimes.items():
+            connections = runtime.connection_states()
             venues[name] = {
-                "connections": len(runtime.connections),
-                "connected": sum(1 for c in runtime.connections if c.connected.is_set()),
-                "subscriptions": len(runtime.subscriptions),
+                "connections": len(connections),
+                "connected": sum(1 for c in connections if c["up"]),
+                "subscriptions": len(runtime.list_subscriptions()),
                 "instruments": len(runtime.instruments),
                 "actors_last_heartbeat_s": runtime.health(),
+                "connection_states": connections,
             }
         return _json({"status": "ok", "venues": venues})
 
@@ -253,6 +260,7 @@ def openapi_schema() -> dict:
             404: "Unknown venue, instrument or subscription",
             409: "Duplicate subscription",
             502: "Refused by the exchange",
+            504: "Not confirmed by the exchange in time",
         }
         for code in codes:
             out[str(code)] = {
@@ -279,7 +287,7 @@ def openapi_schema() -> dict:
                     "summary": "Subscribe an instrument feed",
                     "operationId": "subscribe",
                     "requestBody": body,
-                    "responses": responses(sub_resp, 400, 404, 409, 502),
+                    "responses": responses(sub_resp, 400, 404, 409, 502, 504),
                 }
             },
             "/unsubscribe": {
@@ -287,7 +295,7 @@ def openapi_schema() -> dict:
                     "summary": "Unsubscribe an instrument feed",
                     "operationId": "unsubscribe",
                     "requestBody": body,
-                    "responses": responses(sub_resp, 400, 404, 502),
+                    "responses": responses(sub_resp, 400, 404),
                 }
             },
             "/subscriptions": {

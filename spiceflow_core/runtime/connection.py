@@ -1,55 +1,66 @@
-"""WebSocketActor: one exchange connection, kept alive.
+"""WebSocketActor: one exchange connection, kept alive, carrying the channels the
+subscription table assigns to it.
 
-It connects, sends the venue's opening requests, (re)subscribes its channels and checks
-their acknowledgements, forwards every frame to the router, answers venue heartbeats
-through a priority lane, spaces client messages to the venue's limit, detects silence
-and reconnects with exponential backoff and jitter. A new ``WsSession`` is created per
-connection so request ids and dialect state never leak across reconnects.
+The actor reconnects with exponential backoff and jitter for as long as it runs. Each
+physical connection lives in one scope (``_one_connection``) with everything that
+belongs to it — the session (the venue's dialect, request ids), the channels the venue
+has acknowledged on it, requests awaiting acknowledgement, the client-message rate
+window, the reply lane — so nothing outlives it or is replaced in place. Inside that
+scope run:
+
+* the reader: receives frames and routes each one synchronously (``FrameRouter.route``);
+* the channel reconciler: compares the channels the table assigns to this connection
+  with those on the wire and sends SUBSCRIBE / UNSUBSCRIBE until they agree. It waits
+  for a free slot of the venue's message-rate window *before* computing what to send, so
+  every change that arrived meanwhile rides in the same request: a storm of API calls
+  becomes a few batched venue messages;
+* the reply writer (heartbeat replies and opening requests: a priority lane that skips
+  the rate spacing but is counted in the window), client pings, the silence watchdog.
+
+A subscribe that arrives while the connection is down simply waits in the table: the
+next connection that comes up subscribes everything assigned to it.
 """
 
 from __future__ import annotations
 
 import collections
-import itertools
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-from anyio.abc import TaskGroup
+import stamina
 from loguru import logger
 
-from spiceflow_core.model import SubscribeAck
+from spiceflow_core.model import Heartbeat, SubscribeAck
 from spiceflow_core.plugin.contract import Request, Venue, WsSession
 from spiceflow_core.runtime.transport import ConnectionLost, WsConnection, connect
 
 if TYPE_CHECKING:  # pragma: no cover
     from spiceflow_core.config import RuntimeSettings
-
-_ids = itertools.count(1)
-
-
-class SubscriptionError(Exception):
-    """The venue refused a subscription (its error is in the message) or never answered."""
-
-
-class ConnectionListener(Protocol):
-    async def on_frame(self, conn: WebSocketActor, frame: str | bytes, recv_ts_ns: int) -> None: ...
-    def on_connected(self, conn: WebSocketActor, reconnect: bool) -> None: ...
-    def on_disconnected(self, conn: WebSocketActor, reason: str) -> None: ...
-    def on_aged(self, conn: WebSocketActor) -> None: ...
-
-
-@dataclass
-class _Pending:
-    event: anyio.Event = field(default_factory=anyio.Event)
-    error: str | None = None
-    ack: SubscribeAck | None = None
-
+    from spiceflow_core.runtime.router import FrameRouter
+    from spiceflow_core.runtime.subscriptions import SubscriptionTable
 
 #: how often a request the venue refused as transient (rate limited) is sent again
 MAX_REQUEST_RETRIES = 6
+#: a connection that stayed up this long was healthy: the next reconnect starts the
+#: backoff from the beginning
+HEALTHY_AFTER_S = 30.0
+#: routed frames between two checkpoints of the reader, so a connection that always has
+#: frames buffered still lets the other tasks run
+FRAMES_PER_CHECKPOINT = 512
+#: seconds before channels the venue refused for good may be sent again (their
+#: Subscribe workflow normally removes them first)
+REFUSED_HOLD_S = 1.0
+
+
+class ConnectionEvents(Protocol):
+    def on_connected(self, conn: WebSocketActor, reconnect: bool) -> None: ...
+    def on_disconnected(self, conn: WebSocketActor, reason: str) -> None: ...
+    def on_aged(self, conn: WebSocketActor) -> None: ...
+    def on_failed(self, conn: WebSocketActor, exc: BaseException) -> None: ...
 
 
 class _RateWindow:
@@ -57,273 +68,365 @@ class _RateWindow:
     ("5 messages per second"); a token bucket would allow twice that across a window
     boundary and get the connection closed."""
 
-    def __init__(self, rate: float) -> None:
-        self.limit = max(1, int(rate))
+    def __init__(self, rate: int) -> None:
+        self.rate = max(1, rate)
         self.sent: collections.deque[float] = collections.deque()
 
+    def _free_at(self) -> float:
+        now = time.monotonic()
+        while self.sent and now - self.sent[0] >= 1.0:
+            self.sent.popleft()
+        if len(self.sent) < self.rate:
+            return now
+        return self.sent[len(self.sent) - self.rate] + 1.0 + 0.001
+
+    async def wait(self) -> None:
+        """Until one more message may be sent (without taking the slot)."""
+        while (delay := self._free_at() - time.monotonic()) > 0:
+            await anyio.sleep(delay)
+
     async def take(self) -> None:
-        while True:
-            now = time.monotonic()
-            while self.sent and now - self.sent[0] >= 1.0:
-                self.sent.popleft()
-            if len(self.sent) < self.limit:
-                self.sent.append(now)
-                return
-            await anyio.sleep(1.0 - (now - self.sent[0]) + 0.001)
+        await self.wait()
+        self.sent.append(time.monotonic())
+
+    def note(self) -> None:
+        """A message that could not wait (a heartbeat reply) still counts."""
+        self.sent.append(time.monotonic())
+
+
+def request_rate(venue: Venue) -> int:
+    """Requests per second we allow ourselves: the venue's limit less a reserve for the
+    frames that cannot wait or that the transport sends by itself (heartbeat replies,
+    WebSocket pings and pongs, which Binance counts too)."""
+    limit = int(venue.max_messages_per_second)
+    return limit - 2 if limit > 3 else max(1, limit - 1)
+
+
+@dataclass
+class _Pending:
+    subscribe: bool
+    channels: list[str]
+    deadline: float
+
+
+@dataclass
+class _Link:
+    """One physical connection and everything that lives and dies with it."""
+
+    ws: WsConnection
+    session: WsSession
+    window: _RateWindow
+    on_wire: set[str] = field(default_factory=set)
+    adding: set[str] = field(default_factory=set)
+    removing: set[str] = field(default_factory=set)
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    not_before: dict[str, float] = field(default_factory=dict)
+    retries: dict[str, int] = field(default_factory=dict)
+    close_reason: str | None = None
+    receive_since: float | None = None
+    last_heartbeat: float = field(default_factory=time.monotonic)
+    replies: Any = None  # (send, receive) ends of the reply lane
+
+    def busy(self) -> set[str]:
+        return self.adding | self.removing
 
 
 class WebSocketActor:
     def __init__(
         self,
+        conn_id: int,
         venue: Venue,
         ws_url: str,
-        listener: ConnectionListener,
-        runtime: RuntimeSettings,
+        table: SubscriptionTable,
+        router: FrameRouter,
+        settings: RuntimeSettings,
+        events: ConnectionEvents,
         *,
         wait_acks: bool = True,
         max_age: float | None = None,
         stream_limit: int | None = None,
+        recorder: Any = None,
     ) -> None:
-        self.id = next(_ids)
+        self.id = conn_id
         self.venue = venue
         self.ws_url = ws_url
-        self.listener = listener
-        self.settings = runtime
+        self.table = table
+        self.router = router
+        self.settings = settings
+        self.events = events
         self.wait_acks = wait_acks
         self.max_age = max_age
+        self.recorder = recorder
         #: streams this connection may carry (the venue's limit unless configured)
         self.stream_limit = stream_limit or venue.max_streams_per_connection
-        self.channels: set[str] = set()
-        #: channels whose subscribe() call is waiting for the connection and will send
-        #: them itself (the on-connect resubscribe must not send them a second time)
-        self._awaiting: set[str] = set()
         self.session: WsSession = venue.new_session()
-        self.connected = anyio.Event()
-        self.resubscribed = anyio.Event()  # set once every channel is (re)subscribed on a connection
+        self.sends_heartbeats = self.session.sends_heartbeats
         self.connects = 0
-        self.last_frame_ns = 0
-        self.last_beat = 0.0  # monotonic time of the last frame (actor heartbeat)
-        self.last_heartbeat = 0.0  # monotonic time of the venue's last heartbeat message
         self.frames = 0
-        self._receive_since: float | None = None  # monotonic start of the pending receive
-        self._pending: dict[int, _Pending] = {}
-        self._conn: WsConnection | None = None
-        self._send_lane, self._recv_lane = anyio.create_memory_object_stream[str](1000)
-        self._priority_send, self._priority_recv = anyio.create_memory_object_stream[str](1000)
+        self.requests_sent = 0
+        self.last_beat = 0.0  # monotonic time of the last frame (actor heartbeat)
+        self.last_error: str | None = None
+        #: set once ``run`` has returned
+        self.finished = anyio.Event()
+        self._link: _Link | None = None
+        self._wake_send, self._wake_recv = anyio.create_memory_object_stream[None](1)
+        self._refresh: set[str] = set()
+        self._stopping = False
+        self._graceful = False
+        self._retiring = False
         self._scope: anyio.CancelScope | None = None
-        self._closing = False
         self.log = logger.bind(venue=venue.name, actor="websocket", conn=self.id)
 
-    # -- API used by the venue runtime -------------------------------------
-    async def subscribe(self, channels: list[str]) -> None:
-        """Subscribe and, in the Full workflow, wait for the venue's acknowledgement."""
-        new = [c for c in channels if c not in self.channels]
-        self.channels.update(new)
-        if not new:
-            return
-        self._awaiting.update(new)
-        try:
-            with anyio.fail_after(self.settings.ack_timeout + 10):
-                await self.connected.wait()
-        finally:
-            self._awaiting.difference_update(new)
-        await self._request(self.session.subscribe(new))
+    # -- used by the venue runtime ---------------------------------------------------
+    @property
+    def up(self) -> bool:
+        return self._link is not None
 
-    async def unsubscribe(self, channels: list[str]) -> None:
-        gone = [c for c in channels if c in self.channels]
-        self.channels.difference_update(gone)
-        if gone and self.connected.is_set():
-            await self._request(self.session.unsubscribe(gone))
+    @property
+    def on_wire(self) -> set[str]:
+        link = self._link
+        return set(link.on_wire) if link is not None else set()
 
-    def send_now(self, frame: str) -> None:
-        """Priority lane (heartbeat replies): bypasses the message-rate spacing."""
+    def poke(self) -> None:
+        """The table changed: reconcile this connection's channels."""
         try:
-            self._priority_send.send_nowait(frame)
+            self._wake_send.send_nowait(None)
         except anyio.WouldBlock:
-            self.log.warning("priority lane full; dropping reply frame")
+            pass  # a wake-up is already pending
 
-    def on_ack(self, ack: SubscribeAck) -> None:
-        pending = self._pending.pop(ack.request_id, None)
-        if pending is None:
-            self.log.debug("ack for unknown request id {}", ack.request_id)
-            return
-        pending.error = ack.error
-        pending.ack = ack
-        pending.event.set()
+    def refresh(self, channels: list[str]) -> None:
+        """Unsubscribe then subscribe ``channels`` again (the venue sends a fresh
+        snapshot: the resync of resubscribe venues)."""
+        self._refresh.update(channels)
+        self.poke()
 
-    def stop(self) -> None:
-        self._closing = True
-        if self._scope is not None:
+    def retire(self) -> None:
+        """Keep the channels as they are (no more requests): the connection is being
+        replaced and will be stopped once its successor is up."""
+        self._retiring = True
+
+    def stop(self, *, graceful: bool = False) -> None:
+        """Stop for good; ``graceful`` first unsubscribes what is on the wire (without
+        waiting for acknowledgements)."""
+        self._stopping = True
+        self._graceful = graceful and self._link is not None
+        if self._graceful:
+            self.poke()
+        elif self._scope is not None:
             self._scope.cancel()
 
-    # -- internals ------------------------------------------------------------
-    async def _request(self, requests: list[Request]) -> None:
-        waits: list[tuple[Request, _Pending | None]] = []
-        for request in requests:
-            waits.append((request, await self._send_request(request)))
-        errors = []
-        for request, pending in waits:
-            retries = 0
-            while pending is not None:
-                with anyio.move_on_after(self.settings.ack_timeout) as scope:
-                    await pending.event.wait()
-                if scope.cancelled_caught:
-                    self._pending.pop(request.request_id, None)
-                    errors.append(
-                        f"no acknowledgement for request {request.request_id} within {self.settings.ack_timeout}s"
-                    )
-                elif pending.error:
-                    delay = self._retry_delay(pending, retries)
-                    if delay is not None:
-                        # a transient refusal (the venue's rate limit): wait, send again
-                        retries += 1
-                        self.log.warning(
-                            "request {} refused ({}); retry {}/{} in {:.2f}s",
-                            request.request_id,
-                            pending.error,
-                            retries,
-                            MAX_REQUEST_RETRIES,
-                            delay,
-                        )
-                        await anyio.sleep(delay)
-                        request = self._resend(request)
-                        pending = await self._send_request(request)
-                        continue
-                    errors.append(
-                        f"request {request.request_id} ({', '.join(request.channels[:3])}...) refused: {pending.error}"
-                    )
-                break
-        if errors:
-            raise SubscriptionError("; ".join(errors))
+    # -- called by the router on the frame path -----------------------------------------
+    def on_ack(self, ack: SubscribeAck) -> None:
+        link = self._link
+        if link is None:
+            return
+        pending = link.pending.pop(ack.request_id, None)
+        if pending is None:
+            self.log.debug("acknowledgement of request {} (not a subscription)", ack.request_id)
+            return
+        if ack.error is None:
+            self._settled(link, pending)
+        else:
+            self._refused(link, pending, ack.error, self.session.retry_after(ack))
+        self.poke()
 
-    async def _send_request(self, request: Request) -> _Pending | None:
-        pending = None
-        if request.request_id is not None and self.wait_acks:
-            pending = _Pending()
-            self._pending[request.request_id] = pending
-        await self._send_lane.send(request.frame)
-        return pending
+    def on_heartbeat(self, heartbeat: Heartbeat) -> None:
+        link = self._link
+        if link is None:
+            return
+        link.last_heartbeat = time.monotonic()
+        if heartbeat.reply is not None:
+            self._reply(link, heartbeat.reply)
 
-    def _retry_delay(self, pending: _Pending, retries: int) -> float | None:
-        """Seconds before sending a refused request again, or None when the refusal is
-        final. Venues opt in with ``WsSession.retry_after(ack)`` returning the wait for
-        a transient refusal; repeated refusals back off exponentially from there."""
-        if pending.ack is None or retries >= MAX_REQUEST_RETRIES:
-            return None
-        base = self.session.retry_after(pending.ack)
-        if base is None:
-            return None
-        return min(base * 2**retries, 30.0) * (1 + 0.2 * random.random())
+    # -- acknowledgement bookkeeping ----------------------------------------------------
+    def _settled(self, link: _Link, pending: _Pending) -> None:
+        channels = pending.channels
+        if pending.subscribe:
+            link.adding.difference_update(channels)
+            link.on_wire.update(channels)
+            for channel in channels:
+                link.retries.pop(channel, None)
+            self.table.acknowledged(self.id, link.on_wire)
+        else:
+            link.removing.difference_update(channels)
+            link.on_wire.difference_update(channels)
+            self._refresh.difference_update(channels)
+            self.table.off_wire(self.id, channels)
 
-    def _resend(self, request: Request) -> Request:
-        """The request to send again: the session's fresh copy (new id) when it offers
-        ``resend(request_id)``, else the same frame and id."""
-        if request.request_id is not None:
-            fresh = self.session.resend(request.request_id)
-            if fresh is not None:
-                return fresh
-        return request
+    def _refused(self, link: _Link, pending: _Pending, error: str, retry_after: float | None) -> None:
+        channels = pending.channels
+        now = time.monotonic()
+        (link.adding if pending.subscribe else link.removing).difference_update(channels)
+        retries = max((link.retries.get(c, 0) for c in channels), default=0)
+        if retry_after is not None and retries < MAX_REQUEST_RETRIES:
+            # a transient refusal (the venue's rate limit): send again after a backoff
+            delay = min(retry_after * 2**retries, 30.0) * (1 + 0.2 * random.random())
+            for channel in channels:
+                link.retries[channel] = retries + 1
+                link.not_before[channel] = now + delay
+            self.log.warning(
+                "request for {} channel(s) refused ({}); retry {}/{} in {:.2f}s",
+                len(channels),
+                error,
+                retries + 1,
+                MAX_REQUEST_RETRIES,
+                delay,
+            )
+            return
+        for channel in channels:
+            link.not_before[channel] = now + REFUSED_HOLD_S
+            link.retries.pop(channel, None)
+        self.last_error = error
+        if not pending.subscribe:
+            self.log.error("unsubscription of {} refused: {}", ", ".join(channels[:3]), error)
+            return
+        self.log.warning("subscription of {} refused: {}", ", ".join(channels[:3]), error)
+        resubscriptions = self.table.refused(self.id, channels, error)
+        if resubscriptions:
+            # Channels the venue refused on resubscription would stay silent for good
+            # while the others flow, so the silence timeout would never fire: drop the
+            # connection and let the reconnect loop retry them, with its backoff.
+            link.close_reason = f"resubscribe failed: {error}"
 
+    def _expire(self, link: _Link, now: float) -> None:
+        for request_id, pending in list(link.pending.items()):
+            if pending.deadline <= now:
+                del link.pending[request_id]
+                error = f"no acknowledgement for request {request_id} within {self.settings.ack_timeout}s"
+                self._refused(link, pending, error, None)
+
+    # -- the actor -------------------------------------------------------------------
     async def run(self) -> None:
         """Connect and keep connected until stopped (reconnecting with backoff)."""
-        delay = self.settings.reconnect_initial
-        with anyio.CancelScope() as self._scope:
-            while not self._closing:
-                started = time.monotonic()
-                reason = await self._one_connection()
-                self.connected = anyio.Event()
-                self._pending.clear()
-                if self._closing:
-                    break
-                self.listener.on_disconnected(self, reason)
-                if time.monotonic() - started > 30:
-                    delay = self.settings.reconnect_initial  # it was healthy for a while
-                pause = delay * (0.5 + random.random())
-                self.log.warning("connection lost ({}); reconnecting in {:.2f}s", reason, pause)
-                await anyio.sleep(pause)
-                delay = min(delay * 2, self.settings.reconnect_max)
+        s = self.settings
+        try:
+            with anyio.CancelScope() as self._scope:
+                while not self._stopping:
+                    async for attempt in stamina.retry_context(
+                        on=ConnectionLost,
+                        attempts=None,
+                        timeout=None,
+                        wait_initial=s.reconnect_initial,
+                        wait_max=s.reconnect_max,
+                        wait_jitter=s.reconnect_initial,
+                    ):
+                        with attempt:
+                            started = time.monotonic()
+                            reason = await self._one_connection()
+                            if self._stopping:
+                                return
+                            self.last_error = reason
+                            self.events.on_disconnected(self, reason)
+                            self.log.warning("connection lost ({}); reconnecting", reason)
+                            if time.monotonic() - started < HEALTHY_AFTER_S:
+                                raise ConnectionLost(reason)
+        finally:
+            self.finished.set()
 
     async def _one_connection(self) -> str:
-        self.session = self.venue.new_session()
-        url = self.session.url(self.ws_url)
+        session = self.venue.new_session()
+        self.session = session
+        url = session.url(self.ws_url)
         try:
             async with connect(
                 url,
                 transport=self.settings.transport,
                 ping_interval=self.settings.ping_interval,
                 max_frame_bytes=self.settings.max_frame_bytes,
-            ) as conn:
-                self._conn = conn
+            ) as ws:
+                link = _Link(ws, session, _RateWindow(request_rate(self.venue)))
+                link.replies = anyio.create_memory_object_stream[str](1000)
                 self.connects += 1
-                recorder = getattr(self.listener, "recorder", None)
-                if recorder is not None and hasattr(recorder, "opened"):
-                    recorder.opened(self.id, url)
+                if self.recorder is not None:
+                    self.recorder.opened(self.id, url)
                 self.log.info("connected to {} (connect #{})", url, self.connects)
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._writer, conn, tg)
-                    for request in self.session.on_open():
-                        await self._priority_send.send(request.frame)
-                    self.connected.set()
-                    self.listener.on_connected(self, self.connects > 1)
-                    # decided now, before waiting subscribe() calls resume and send theirs
-                    resubscribe = sorted(self.channels - self._awaiting)
-                    if resubscribe:
-                        tg.start_soon(self._resubscribe, resubscribe)
-                    if (ping := self.session.client_ping()) is not None:
-                        tg.start_soon(self._client_pings, ping)
-                    reason = await self._reader(conn)
-                    tg.cancel_scope.cancel()
-                    return reason
+                self._link = link
+                try:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._write_replies, link)
+                        for request in session.on_open():
+                            self._reply(link, request.frame)
+                        self.events.on_connected(self, self.connects > 1)
+                        tg.start_soon(self._reconcile_channels, link)
+                        if (ping := session.client_ping()) is not None:
+                            tg.start_soon(self._client_pings, link, ping)
+                        reason = await self._read(link)
+                        tg.cancel_scope.cancel()
+                        return link.close_reason or reason
+                finally:
+                    self._link = None
+                    link.replies[0].close()
         except ConnectionLost as exc:
             return str(exc)
-        finally:
-            self._conn = None
+        except Exception as exc:
+            # a bug on the frame path (a parser, a book, a publisher) must not take the
+            # venue down: the connection is restarted, and its books resync
+            self.events.on_failed(self, exc)
+            return f"connection actor failed: {type(exc).__name__}: {exc}"
 
-    async def _resubscribe(self, channels: list[str]) -> None:
-        try:
-            await self._request(self.session.subscribe(channels))
-            self.resubscribed.set()
-        except SubscriptionError as exc:
-            # Channels the venue refused (or never acknowledged) would stay silent for
-            # good while the others flow, so the silence timeout would never fire: drop
-            # the connection and let the reconnect loop retry them, with its backoff.
-            self.log.error("resubscribe failed: {}; reconnecting to retry", exc)
-            conn = self._conn
-            if conn is not None:
-                await conn.close()
-
-    async def _reader(self, conn: WsConnection) -> str:
+    # -- the reader --------------------------------------------------------------------
+    async def _read(self, link: _Link) -> str:
         timeout = max(self.settings.silence_timeout, self.venue.min_silence_timeout)
-        # venues with their own heartbeat messages: data flowing is not enough, their
-        # heartbeats must keep coming too
-        hb_timeout = (
-            (self.settings.heartbeat_timeout or self.venue.heartbeat_timeout) if self.session.sends_heartbeats else None
-        )
-        self.last_heartbeat = time.monotonic()
-        age_deadline = time.monotonic() + self.max_age if self.max_age else None
-        # The silence timeout is watched by a sibling task instead of a cancel scope
-        # around every receive (entering/leaving one cost ~15% of the process's CPU at
-        # 20,000 frames/s). It cancels ``read_scope`` only while the reader waits in
-        # ``receive`` (never in the middle of handing a frame on), once that wait has
-        # lasted ``timeout`` seconds: the same rule as a timeout around each receive.
+        # The silence timeout is watched by a sibling task rather than a cancel scope
+        # around every receive: it cancels ``read_scope`` only while the reader waits
+        # in ``receive_many``, once that wait has lasted ``timeout`` seconds.
         read_scope = anyio.CancelScope()
-        self._receive_since = None
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._silence_watchdog, read_scope, timeout)
+            tg.start_soon(self._silence_watchdog, link, read_scope, timeout)
             try:
                 with read_scope:
-                    return await self._read_frames(conn, hb_timeout, age_deadline)
+                    return await self._read_frames(link)
             finally:
-                self._receive_since = None
+                link.receive_since = None
                 tg.cancel_scope.cancel()
         self.log.warning("no frame for {:.1f}s: silence timeout", timeout)
-        await conn.close()
+        await link.ws.close()
         return f"silence timeout ({timeout:.1f}s without a frame)"
 
-    async def _silence_watchdog(self, read_scope: anyio.CancelScope, timeout: float) -> None:
+    async def _read_frames(self, link: _Link) -> str:
+        router = self.router
+        receive_many = link.ws.receive_many
+        hb_timeout = (
+            (self.settings.heartbeat_timeout or self.venue.heartbeat_timeout) if link.session.sends_heartbeats else None
+        )
+        age_deadline = time.monotonic() + self.max_age if self.max_age else None
+        since_checkpoint = 0
         while True:
-            since = self._receive_since
-            if since is None:  # handing a frame on: look again shortly
+            link.receive_since = time.monotonic()
+            try:
+                frames = await receive_many()
+            except ConnectionLost as exc:
+                return str(exc)
+            now = time.monotonic()
+            link.receive_since = None
+            self.last_beat = now
+            recv_ts = time.time_ns()
+            for frame in frames:
+                router.route(self, frame, recv_ts)
+            router.end_of_batch()
+            self.frames += len(frames)
+            since_checkpoint += len(frames)
+            if since_checkpoint >= FRAMES_PER_CHECKPOINT:
+                since_checkpoint = 0
+                await anyio.lowlevel.checkpoint()
+            if link.close_reason is not None:
+                await link.ws.close()
+                return link.close_reason
+            if hb_timeout is not None and now - link.last_heartbeat > hb_timeout:
+                self.log.warning("no heartbeat from the venue for {:.1f}s", hb_timeout)
+                await link.ws.close()
+                return f"heartbeat timeout ({hb_timeout:.1f}s without a venue heartbeat)"
+            if age_deadline is not None and now > age_deadline:
+                # make before break: the runtime opens a replacement, moves the streams
+                # to it once it is subscribed, then stops this one
+                age_deadline = None
+                self.log.info("connection reached its maximum age ({:.0f}s): replacing it", self.max_age)
+                self.events.on_aged(self)
+
+    async def _silence_watchdog(self, link: _Link, read_scope: anyio.CancelScope, timeout: float) -> None:
+        while True:
+            since = link.receive_since
+            if since is None:  # routing a batch: look again shortly
                 await anyio.sleep(min(timeout, 0.05))
                 continue
             wait = since + timeout - time.monotonic()
@@ -332,60 +435,108 @@ class WebSocketActor:
                 return
             await anyio.sleep(wait)
 
-    async def _read_frames(self, conn: WsConnection, hb_timeout: float | None, age_deadline: float | None) -> str:
-        on_frame = self.listener.on_frame
+    # -- the channel reconciler -----------------------------------------------------------
+    def _diff(self, link: _Link, now: float) -> tuple[list[str], list[str]]:
+        """(channels to unsubscribe, channels to subscribe); unsubscriptions first, so a
+        full connection frees its stream slots before taking new ones."""
+        if self._retiring:
+            return [], []
+        busy = link.busy()
+        held = {c for c, t in link.not_before.items() if t > now}
+        desired = self.table.channels_on(self.id)
+        remove = (link.on_wire - desired) | (self._refresh & link.on_wire)
+        remove -= busy
+        if remove:
+            return sorted(remove), []
+        add = desired - link.on_wire - busy - held
+        return [], sorted(add)
+
+    def _next_deadline(self, link: _Link, now: float) -> float | None:
+        times = [p.deadline for p in link.pending.values()]
+        times += [t for t in link.not_before.values() if t > now]
+        return min(times) - now if times else None
+
+    async def _reconcile_channels(self, link: _Link) -> None:
         while True:
-            self._receive_since = time.monotonic()
+            now = time.monotonic()
+            self._expire(link, now)
+            if link.close_reason is not None:
+                await link.ws.close()
+                return
+            if self._stopping:
+                await self._farewell(link)
+                return
+            remove, add = self._diff(link, now)
+            if not remove and not add:
+                wait = self._next_deadline(link, now)
+                with anyio.move_on_after(wait if wait is not None else float("inf")):
+                    await self._wake_recv.receive()
+                continue
+            # wait for a slot first: changes arriving meanwhile join this request
+            await link.window.wait()
+            remove, add = self._diff(link, time.monotonic())
+            if remove:
+                await self._send_requests(link, link.session.unsubscribe(remove), remove, subscribe=False)
+            elif add:
+                await self._send_requests(link, link.session.subscribe(add), add, subscribe=True)
+
+    async def _send_requests(self, link: _Link, requests: list[Request], channels: list[str], *, subscribe: bool) -> None:
+        (link.adding if subscribe else link.removing).update(channels)
+        for request in requests:
+            covered = list(request.channels) or (channels if len(requests) == 1 else [])
+            await link.window.take()
+            pending = _Pending(subscribe, covered, time.monotonic() + self.settings.ack_timeout)
+            acked = request.request_id is not None and self.wait_acks
+            if acked:
+                link.pending[request.request_id] = pending  # type: ignore[index]
             try:
-                frame = await conn.receive()
+                await link.ws.send(request.frame)
             except ConnectionLost as exc:
-                return str(exc)
-            self._receive_since = None
-            now = time.time_ns()
-            self.last_frame_ns = now
-            self.last_beat = time.monotonic()
-            self.frames += 1
-            await on_frame(self, frame, now)
-            if hb_timeout is not None and self.last_beat - self.last_heartbeat > hb_timeout:
-                self.log.warning("no heartbeat from the venue for {:.1f}s", hb_timeout)
-                await conn.close()
-                return f"heartbeat timeout ({hb_timeout:.1f}s without a venue heartbeat)"
-            if age_deadline is not None and time.monotonic() > age_deadline:
-                # make before break: the runtime opens a replacement, moves the streams to
-                # it once it is subscribed, then stops this one
-                age_deadline = None
-                self.log.info("connection reached its maximum age ({:.0f}s): replacing it", self.max_age)
-                self.listener.on_aged(self)
+                link.close_reason = str(exc)
+                return
+            self.requests_sent += 1
+            self._record_sent(request.frame)
+            if not acked:
+                self._settled(link, pending)  # the venue sends no acknowledgement for it
 
-    async def _writer(self, conn: WsConnection, tg: TaskGroup) -> None:
-        bucket = _RateWindow(self.venue.max_messages_per_second)
-        async with anyio.create_task_group() as inner:
-            inner.start_soon(self._priority_writer, conn)
-            async for frame in self._recv_lane:
-                await bucket.take()
+    async def _farewell(self, link: _Link) -> None:
+        """Graceful stop: unsubscribe what is on the wire, without waiting for answers."""
+        if link.on_wire:
+            for request in link.session.unsubscribe(sorted(link.on_wire)):
+                await link.window.take()
                 try:
-                    await conn.send(frame)
+                    await link.ws.send(request.frame)
                 except ConnectionLost:
-                    await conn.close()
-                    return
-                self._record_sent(frame)
+                    break
+                self._record_sent(request.frame)
+        await link.ws.close()
 
-    async def _priority_writer(self, conn: WsConnection) -> None:
-        async for frame in self._priority_recv:
+    # -- replies and pings ----------------------------------------------------------------
+    def _reply(self, link: _Link, frame: str) -> None:
+        try:
+            link.replies[0].send_nowait(frame)
+        except (anyio.WouldBlock, anyio.ClosedResourceError):
+            self.log.warning("reply lane full; dropping reply frame")
+
+    async def _write_replies(self, link: _Link) -> None:
+        async for frame in link.replies[1]:
+            link.window.note()
             try:
-                await conn.send(frame)
+                await link.ws.send(frame)
             except ConnectionLost:
                 return
             self._record_sent(frame)
 
-    def _record_sent(self, frame: str) -> None:
-        # ``spiceflow record``: the frames we send are part of the session (replay
-        # needs them to pair requests with acknowledgements).
-        recorder = getattr(self.listener, "recorder", None)
-        if recorder is not None:
-            recorder.sent(self.id, frame, time.time_ns())
-
-    async def _client_pings(self, frame: str) -> None:
+    async def _client_pings(self, link: _Link, frame: str) -> None:
         while True:
             await anyio.sleep(self.settings.ping_interval)
-            self.send_now(frame)
+            self._reply(link, frame)
+
+    def _record_sent(self, frame: str) -> None:
+        # ``spiceflow record``: the frames we send are part of the session (replay pairs
+        # requests with acknowledgements)
+        if self.recorder is not None:
+            self.recorder.sent(self.id, frame, time.time_ns())
+
+
+OnFrame = Callable[[WebSocketActor, "str | bytes", int], None]

@@ -190,12 +190,13 @@ class Orchestrator:
         while True:
             await anyio.sleep(interval)
             for name, runtime in self.runtimes.items():
-                conns = sum(1 for c in runtime.connections if c.connected.is_set())
+                connections = runtime.connection_states()
+                conns = sum(1 for c in connections if c["up"])
                 logger.bind(venue=name, actor="status").info(
                     "status: {} subscriptions, {}/{} connections up, {}",
-                    len(runtime.subscriptions),
+                    len(runtime.table),
                     conns,
-                    len(runtime.connections),
+                    len(connections),
                     runtime.metrics.status_line(),
                 )
 

@@ -1,18 +1,22 @@
-"""RouterActor: decodes frames with the connection's venue session and routes typed
-events — acknowledgements and heartbeats back to the connection, book events to the
-order book actor, trades and tops straight to the broadcaster.
+"""The router: one synchronous call per received frame.
 
-``DummyRouter`` serves the WebSocketOnly workflow: it only looks for heartbeats (and
-answers them, as the venue requires) and discards everything else.
+``FrameRouter.route`` runs in the reading task of the connection that received the
+frame: it records it (when recording), decodes it with the connection's venue session
+and hands each event on in the same call — book events to the order book actor, trades
+and tops to the broadcaster, acknowledgements and heartbeats back to the connection.
+Routing is derived from the subscription table (``table.routes``); nothing per frame
+goes through a queue or a task switch.
+
+In the WebSocketOnly workflow (``ws_only``) only acknowledgements and heartbeats are
+looked at: there are no books and no broadcast.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import anyio
 from loguru import logger
 
 from spiceflow_core.model import BookDelta, BookSnapshot, Heartbeat, SubscribeAck, TopOfBook, Trade
@@ -23,18 +27,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from spiceflow_core.runtime.books import OrderBookActor
     from spiceflow_core.runtime.connection import WebSocketActor
     from spiceflow_core.runtime.metrics import Metrics
-
-Item = tuple["WebSocketActor", "str | bytes", int]
-
-#: frames routed per wake-up of the router before it yields to the other tasks
-_DRAIN_MAX = 1_000
+    from spiceflow_core.runtime.subscriptions import SubscriptionTable
 
 
 class _ErrorLog:
     """Rate-limits the log lines of each error kind: every isolated bad frame is logged
-    (with its cause), a flood is not -- at most ``burst`` lines per ``window`` seconds per
-    kind, and the next logged line says how many were left out. (Counting the first 3
-    then every 1000th, as before, left the 4th isolated fault of a kind unlogged.)"""
+    (with its cause), a flood is not — at most ``burst`` lines per ``window`` seconds per
+    kind, and the next logged line says how many were left out."""
 
     def __init__(self, burst: int = 20, window: float = 10.0) -> None:
         self.seen: dict[str, int] = {}
@@ -60,45 +59,68 @@ class _ErrorLog:
         return self.suppressed.pop(kind, 0)
 
 
-class RouterActor:
+class FrameRouter:
     def __init__(
         self,
         venue_name: str,
+        table: SubscriptionTable,
         metrics: Metrics,
         books: OrderBookActor | None,
         broadcaster: BroadcastActor | None,
+        *,
         max_frame_bytes: int,
-        on_heartbeat: Callable[[WebSocketActor], None] | None = None,
+        recorder: Any = None,
+        on_heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self.venue_name = venue_name
+        self.routes = table.routes
         self.metrics = metrics
         self.books = books
         self.broadcaster = broadcaster
         self.max_frame_bytes = max_frame_bytes
+        self.recorder = recorder
         self.on_heartbeat = on_heartbeat
-        self.inbox_send, self.inbox = anyio.create_memory_object_stream[Item](10_000)
-        self.symbols: set[str] = set()  # router subscriptions: symbols whose events we route
         self._errors = _ErrorLog()
-        self.last_beat = 0.0  # monotonic time of the last frame handled (actor heartbeat)
         self.log = logger.bind(venue=venue_name, actor="router")
 
-    async def run(self) -> None:
-        # Each wake-up routes every frame already waiting (at most _DRAIN_MAX, then yield
-        # to the other tasks): ``receive()`` costs an event-loop round trip per frame,
-        # ``receive_nowait`` none. Order is kept: one inbox, one consumer.
-        receive_nowait = self.inbox.receive_nowait
-        async for conn, frame, recv_ts in self.inbox:
-            self.route(conn, frame, recv_ts)
-            for _ in range(_DRAIN_MAX):
-                try:
-                    conn, frame, recv_ts = receive_nowait()
-                except (anyio.WouldBlock, anyio.EndOfStream):
-                    break
-                self.route(conn, frame, recv_ts)
-            self.last_beat = time.monotonic()
+    def route(self, conn: WebSocketActor, frame: str | bytes, recv_ts: int) -> None:
+        """Record, decode and hand on one frame (the frame path; never awaits)."""
+        if self.recorder is not None:
+            self.recorder.frame(conn.id, frame, recv_ts)
+        events = self.parse(conn, frame, recv_ts)
+        if not conn.sends_heartbeats and self.on_heartbeat is not None:
+            self.on_heartbeat()  # any frame is a sign of life for such venues
+        routes = self.routes
+        for event in events:
+            kind = type(event)
+            if isinstance(event, (BookDelta, BookSnapshot)):
+                route = routes.get(event.symbol)
+                if route is not None and route.book is not None and self.books is not None:
+                    self.books.on_event(route.book, event)
+            elif kind is Trade:
+                route = routes.get(event.symbol)  # type: ignore[union-attr]
+                if route is not None and route.trades and self.broadcaster is not None:
+                    self.metrics.inc("trades", event.symbol)  # type: ignore[union-attr]
+                    self.broadcaster.publish_trade(event)  # type: ignore[arg-type]
+            elif kind is TopOfBook:
+                route = routes.get(event.symbol)  # type: ignore[union-attr]
+                if route is not None and route.top and self.broadcaster is not None:
+                    self.metrics.inc("tops", event.symbol)  # type: ignore[union-attr]
+                    self.broadcaster.publish_top(event)  # type: ignore[arg-type]
+            elif kind is SubscribeAck:
+                conn.on_ack(event)  # type: ignore[arg-type]
+            elif kind is Heartbeat:
+                conn.on_heartbeat(event)  # type: ignore[arg-type]
+                if self.on_heartbeat is not None:
+                    self.on_heartbeat()
+
+    def end_of_batch(self) -> None:
+        """Every frame the connection had buffered has been routed."""
+        if self.books is not None:
+            self.books.flush()
 
     def parse(self, conn: WebSocketActor, frame: str | bytes, recv_ts: int) -> list:
-        self.metrics.inc("frames_in")
+        self.metrics.totals["frames_in"] += 1
         if len(frame) > self.max_frame_bytes:
             self._parse_error("oversized", f"frame of {len(frame)} bytes exceeds the {self.max_frame_bytes}-byte limit")
             return []
@@ -119,46 +141,3 @@ class RouterActor:
             left_out = self._errors.take_suppressed(kind)
             more = f" ({left_out} more of this kind not logged)" if left_out else ""
             self.log.warning("bad frame skipped ({} #{}): {}{}", kind, self._errors.seen[kind], message, more)
-
-    def route(self, conn: WebSocketActor, frame: str | bytes, recv_ts: int) -> None:
-        events = self.parse(conn, frame, recv_ts)
-        if not conn.session.sends_heartbeats and self.on_heartbeat is not None:
-            self.on_heartbeat(conn)  # any frame is a sign of life for such venues
-        for event in events:
-            if isinstance(event, (BookDelta, BookSnapshot)):
-                if self.books is not None and event.symbol in self.symbols:
-                    self.books.submit(event)
-            elif isinstance(event, Trade):
-                if self.broadcaster is not None and event.symbol in self.symbols:
-                    self.metrics.inc("trades", event.symbol)
-                    self.broadcaster.publish_trade(event)
-            elif isinstance(event, TopOfBook):
-                if self.broadcaster is not None and event.symbol in self.symbols:
-                    self.metrics.inc("tops", event.symbol)
-                    self.broadcaster.publish_top(event)
-            elif isinstance(event, SubscribeAck):
-                conn.on_ack(event)
-            elif isinstance(event, Heartbeat):
-                conn.last_heartbeat = time.monotonic()
-                if event.reply is not None:
-                    conn.send_now(event.reply)
-                if self.on_heartbeat is not None:
-                    self.on_heartbeat(conn)
-
-
-class DummyRouter(RouterActor):
-    """WebSocketOnly: answer heartbeats, note them, discard the rest."""
-
-    def route(self, conn: WebSocketActor, frame: str | bytes, recv_ts: int) -> None:
-        events = self.parse(conn, frame, recv_ts)
-        if not conn.session.sends_heartbeats and self.on_heartbeat is not None:
-            self.on_heartbeat(conn)
-        for event in events:
-            if isinstance(event, Heartbeat):
-                conn.last_heartbeat = time.monotonic()
-                if event.reply is not None:
-                    conn.send_now(event.reply)
-                if self.on_heartbeat is not None:
-                    self.on_heartbeat(conn)
-            elif isinstance(event, SubscribeAck):
-                conn.on_ack(event)

@@ -1,97 +1,285 @@
 """WebSocket transports behind one small interface.
 
-``httpx-ws`` is the default (the design card's client). ``websockets`` is an optional,
-faster transport (about 2.5x less CPU per received frame, see the benchmarks) selected
-with ``runtime.transport = "websockets"``; the actors cannot tell them apart."""
+``httpx-ws`` (the default) opens the connection with httpx (the upgrade handshake, TLS,
+proxies) and then speaks WebSocket itself with ``wsproto`` on httpx's network stream:
+frames are read and decoded in the task that calls :meth:`WsConnection.receive_many`,
+with no background task and no queue between the socket and the caller. ``websockets``
+is the alternative (``runtime.transport = "websockets"``); the actors cannot tell them
+apart.
+
+Both report a failed connect as :class:`ConnectionLost` whose message says what was
+tried and why it failed (see :mod:`spiceflow_core.net_errors`)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import math
+import os
+import time
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+import anyio
+import httpcore
 import httpx
-import httpx_ws
+import wsproto.connection
 import wsproto.events
+import wsproto.utilities
+from wsproto.frame_protocol import CloseReason
+
+from spiceflow_core.net_errors import HttpStatusError, describe
+
+if TYPE_CHECKING:  # pragma: no cover
+    from websockets.asyncio.client import ClientConnection
 
 
 class ConnectionLost(Exception):
-    """The connection is gone (closed by the peer, reset, or a network error)."""
+    """The connection is gone (closed by the peer, reset, or a network error), or could
+    not be opened; the message says which."""
 
 
 class WsConnection(Protocol):
     async def send(self, frame: str) -> None: ...
+
     async def receive(self) -> str | bytes: ...
-    async def receive_many(self) -> list[str | bytes]: ...
+
+    async def receive_many(self) -> list[str | bytes]:
+        """Every message already received (at least one; waits only when none is)."""
+        ...
+
     async def close(self) -> None: ...
 
 
-class _HttpxWs:
-    def __init__(self, ws: httpx_ws.AsyncWebSocketSession) -> None:
-        self._ws = ws
-        # httpx-ws queues received events on an anyio memory stream that its public
-        # ``receive()`` reads inside ``fail_after(None)`` plus a checkpoint (~10% of the
-        # process's CPU at 20,000 frames/s). An event already queued is taken directly;
-        # the public call only when we must wait. Falls back to it entirely if a future
-        # httpx-ws renames the attribute.
-        queue = getattr(ws, "_receive_event", None)
-        self._receive_nowait = getattr(queue, "receive_nowait", None)
+_READ_BYTES = 65536
+_CLOSE_TIMEOUT = 2.0
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-    async def send(self, frame: str) -> None:
-        try:
-            await self._ws.send_text(frame)
-        except (httpx_ws.HTTPXWSException, OSError, RuntimeError) as exc:
-            raise ConnectionLost(f"send failed: {exc!r}") from exc
-        except Exception as exc:  # wsproto LocalProtocolError once the peer closed
-            raise ConnectionLost(f"send failed: {exc!r}") from exc
+
+class _Wsproto:
+    """A client WebSocket on an upgraded httpx network stream, decoded by the caller.
+
+    Keepalive runs in :meth:`receive_many` too: each read waits at most until the next
+    ping is due (or the pong is overdue), so an idle connection is pinged and a dead one
+    noticed without a task of its own. The owner keeps calling ``receive_many`` (the
+    runtime's reader does), which is also what keeps a live connection's data flowing."""
+
+    def __init__(
+        self,
+        stream: httpcore.AsyncNetworkStream,
+        *,
+        ping_interval: float | None,
+        max_frame_bytes: int,
+        write_timeout: float,
+    ) -> None:
+        self._stream = stream
+        self._ws = wsproto.connection.Connection(wsproto.connection.ConnectionType.CLIENT)
+        self._write_lock = anyio.Lock()
+        self._write_timeout = write_timeout
+        self._max_frame_bytes = max_frame_bytes
+        self._partial: list[str | bytes] = []
+        self._partial_size = 0
+        self._ping_interval = ping_interval
+        self._next_ping = time.monotonic() + ping_interval if ping_interval else math.inf
+        self._pong_deadline: float | None = None
+        self._ping_payload = b""
+        self._lost: str | None = None  # once set, every call raises ConnectionLost with it
+        self._ready: list[str | bytes] = []  # decoded, not handed out yet
+
+    # -- receiving ---------------------------------------------------------------------
 
     async def receive(self) -> str | bytes:
-        while True:
-            event = None
-            if self._receive_nowait is not None:
-                try:
-                    event = self._receive_nowait()
-                except Exception:  # WouldBlock (nothing queued) or closed: the public call waits / reports
-                    event = None
-            try:
-                if event is None:
-                    event = await self._ws.receive()
-                elif isinstance(event, httpx_ws.HTTPXWSException):
-                    raise event  # as httpx-ws's receive() does
-                elif isinstance(event, wsproto.events.CloseConnection):
-                    raise httpx_ws.WebSocketDisconnect(event.code, event.reason)
-            except httpx_ws.WebSocketDisconnect as exc:
-                raise ConnectionLost(f"closed by peer (code {exc.code} {exc.reason or ''})".strip()) from exc
-            except httpx_ws.WebSocketNetworkError as exc:
-                raise ConnectionLost("network error (connection reset or keepalive timeout)") from exc
-            data = getattr(event, "data", None)
-            if data is not None:
-                return data
+        if not self._ready:
+            self._ready = await self.receive_many()  # hand out the first, keep the rest
+        return self._ready.pop(0)
 
     async def receive_many(self) -> list[str | bytes]:
-        frames: list[str | bytes] = [await self.receive()]
-        if self._receive_nowait is None:
-            return frames
-        while True:
+        # Decoded messages wait in ``_ready`` until returned, so a cancellation between
+        # decoding and returning (a pong write, say) loses none of them.
+        while not self._ready:
+            if self._lost is not None:
+                raise ConnectionLost(self._lost)
+            timeout = await self._keepalive() if self._ping_interval else None
+            if self._lost is not None:
+                continue
             try:
-                event = self._receive_nowait()
-            except Exception:  # WouldBlock: nothing more is buffered
-                return frames
-            if isinstance(event, httpx_ws.HTTPXWSException | wsproto.events.CloseConnection):
-                # Deliver what came before the close now; the next call reports the close.
-                self._pending_close = event
-                return frames
-            data = getattr(event, "data", None)
-            if data is not None:
+                data = await self._stream.read(_READ_BYTES, timeout)
+            except httpcore.ReadTimeout:
+                continue  # time for a ping, or to give up waiting for the pong
+            except (httpcore.ReadError, OSError) as exc:
+                await self._abort(f"network error (connection reset): {exc!r}")
+                continue
+            if not data:
+                await self._abort("connection closed by the peer without a close frame (1006)")
+                continue
+            self._ws.receive_data(data)
+            await self._handle_events()
+        frames, self._ready = self._ready, []
+        return frames
+
+    async def _handle_events(self) -> None:
+        frames = self._ready
+        replies: list[bytes] = []
+        for event in self._ws.events():
+            if isinstance(event, wsproto.events.Message):
+                data = event.data
+                if self._partial or not event.message_finished:
+                    self._partial.append(data)
+                    self._partial_size += len(data)
+                    if self._partial_size > self._max_frame_bytes:
+                        await self._too_big(self._partial_size)
+                        return
+                    if not event.message_finished:
+                        continue
+                    data = data[:0].join(self._partial)  # type: ignore[arg-type]
+                    self._partial.clear()
+                    self._partial_size = 0
+                elif len(data) > self._max_frame_bytes:
+                    await self._too_big(len(data))
+                    return
                 frames.append(data)
+            elif isinstance(event, wsproto.events.Ping):
+                replies.append(self._ws.send(event.response()))
+            elif isinstance(event, wsproto.events.Pong):
+                if event.payload == self._ping_payload:
+                    self._pong_deadline = None
+            elif isinstance(event, wsproto.events.CloseConnection):
+                await self._on_close(event)
+                return
+        if replies:
+            with contextlib.suppress(ConnectionLost):  # reported by the next read
+                await self._write(b"".join(replies))
+
+    async def _on_close(self, event: wsproto.events.CloseConnection) -> None:
+        reason = f" {event.reason}" if event.reason else ""
+        if self._ws.state is wsproto.connection.ConnectionState.REMOTE_CLOSING:
+            self._lost = f"closed by peer (code {event.code}{reason})"
+            reply = self._ws.send(event.response())
+        else:  # the peer broke the protocol (wsproto's parse failure): we close
+            self._lost = f"protocol error from peer (code {event.code}{reason})"
+            reply = self._ws.send(wsproto.events.CloseConnection(event.code, event.reason))
+        with contextlib.suppress(ConnectionLost):
+            await self._write(reply)
+        await self._close_stream()
+
+    async def _too_big(self, size: int) -> None:
+        await self._fail(
+            CloseReason.MESSAGE_TOO_BIG,
+            f"message of {size}+ bytes exceeds the {self._max_frame_bytes}-byte limit (closed with 1009)",
+        )
+
+    async def _keepalive(self) -> float:
+        """Send the ping that is due or give up on an overdue pong; the time to wait
+        until the next of those."""
+        now = time.monotonic()
+        if self._pong_deadline is not None:
+            if now < self._pong_deadline:
+                return self._pong_deadline - now
+            await self._fail(
+                CloseReason.INTERNAL_ERROR, f"keepalive ping timeout (no pong within {self._ping_interval:g} s)"
+            )
+            return 0.0
+        if now < self._next_ping:
+            return self._next_ping - now
+        assert self._ping_interval is not None
+        self._ping_payload = os.urandom(4)
+        self._next_ping = now + self._ping_interval
+        self._pong_deadline = now + self._ping_interval
+        with contextlib.suppress(ConnectionLost):  # reported by the next read
+            await self._write(self._ws.send(wsproto.events.Ping(self._ping_payload)))
+        return self._ping_interval
+
+    # -- sending and closing -------------------------------------------------------------
+
+    async def send(self, frame: str) -> None:
+        if self._lost is not None:
+            raise ConnectionLost(f"send failed: {self._lost}")
+        async with self._write_lock:  # encode and write in one turn: frames never interleave
+            try:
+                data = self._ws.send(wsproto.events.TextMessage(frame))
+            except wsproto.utilities.LocalProtocolError as exc:  # closing already
+                raise ConnectionLost(f"send failed: {exc}") from exc
+            await self._write_locked(data)
+
+    async def _write(self, data: bytes) -> None:
+        async with self._write_lock:
+            await self._write_locked(data)
+
+    async def _write_locked(self, data: bytes) -> None:
+        try:
+            await self._stream.write(data, self._write_timeout)
+        except (httpcore.WriteError, httpcore.WriteTimeout, OSError) as exc:
+            if self._lost is None:
+                self._lost = f"network error (write failed): {exc!r}"
+            raise ConnectionLost(f"send failed: {exc!r}") from exc
+
+    async def _fail(self, code: int, message: str) -> None:
+        """Close with ``code`` because of something on our side; remember why."""
+        if self._lost is None:
+            self._lost = message
+        if self._ws.state is wsproto.connection.ConnectionState.OPEN:
+            with contextlib.suppress(ConnectionLost):
+                await self._write(self._ws.send(wsproto.events.CloseConnection(code, message[:100])))
+        await self._close_stream()
+
+    async def _abort(self, message: str) -> None:
+        if self._lost is None:
+            self._lost = message
+        await self._close_stream()
+
+    async def _close_stream(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._stream.aclose()
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._ws.close()
+        """Send a normal close and drop the socket. A reader waiting meanwhile gets
+        ConnectionLost("closed locally")."""
+        # a sender stuck on a full socket holds the write lock: do not wait for it long
+        with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+            await self._fail(CloseReason.NORMAL_CLOSURE, "closed locally")
+        with anyio.CancelScope(shield=True):
+            await self._close_stream()
+
+
+def _accept_key(key: str) -> str:
+    return base64.b64encode(hashlib.sha1(key.encode() + _WS_GUID).digest()).decode()  # noqa: S324 (RFC 6455)
+
+
+@contextlib.asynccontextmanager
+async def _open_httpx(
+    url: str, *, ping_interval: float | None, max_frame_bytes: int, open_timeout: float
+) -> AsyncIterator[_Wsproto]:
+    key = base64.b64encode(os.urandom(16)).decode()
+    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13"}
+    async with httpx.AsyncClient(timeout=open_timeout) as client:
+        with anyio.fail_after(open_timeout):  # the whole handshake, not each of its steps
+            response = await client.send(client.build_request("GET", url, headers=headers), stream=True)
+        try:
+            if response.status_code != 101:
+                body = b""
+                with anyio.move_on_after(_CLOSE_TIMEOUT):  # the refusal's text, if it comes quickly
+                    body = await response.aread()
+                raise HttpStatusError(response.status_code, response.reason_phrase, body[:200])
+            if response.headers.get("Sec-WebSocket-Accept") != _accept_key(key):
+                raise ConnectionLost(f"{url}: the server's upgrade answer has a wrong Sec-WebSocket-Accept")
+            conn = _Wsproto(
+                response.extensions["network_stream"],
+                ping_interval=ping_interval,
+                max_frame_bytes=max_frame_bytes,
+                write_timeout=open_timeout,
+            )
+            try:
+                yield conn
+            finally:
+                await conn.close()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
 
 
 class _Websockets:
-    def __init__(self, ws) -> None:
+    def __init__(self, ws: ClientConnection) -> None:
         self._ws = ws
 
     async def send(self, frame: str) -> None:
@@ -110,9 +298,29 @@ class _Websockets:
         except websockets.ConnectionClosed as exc:
             raise ConnectionLost(f"closed: {exc}") from exc
 
+    async def receive_many(self) -> list[str | bytes]:
+        return [await self.receive()]
+
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self._ws.close()
+
+
+@contextlib.asynccontextmanager
+async def _open_websockets(
+    url: str, *, ping_interval: float | None, max_frame_bytes: int, open_timeout: float
+) -> AsyncIterator[_Websockets]:
+    from websockets.asyncio.client import connect as ws_connect
+
+    async with ws_connect(
+        url,
+        ping_interval=ping_interval,
+        ping_timeout=ping_interval,
+        max_size=max_frame_bytes,
+        open_timeout=open_timeout,
+        compression=None,
+    ) as ws:
+        yield _Websockets(ws)
 
 
 @contextlib.asynccontextmanager
@@ -124,36 +332,23 @@ async def connect(
     max_frame_bytes: int = 4 * 2**20,
     open_timeout: float = 10.0,
 ) -> AsyncIterator[WsConnection]:
-    """Open a WebSocket; connection failures raise ConnectionLost."""
+    """Open a WebSocket. A failed connect raises ConnectionLost whose message names the
+    URL, the time spent and the cause (DNS, refused, TLS, timeout, HTTP status)."""
+    opener = _open_websockets if transport == "websockets" else _open_httpx
+    started = time.monotonic()
     opened = False
     try:
-        if transport == "websockets":
-            from websockets.asyncio.client import connect as ws_connect
-
-            async with ws_connect(
-                url,
-                ping_interval=ping_interval,
-                ping_timeout=ping_interval,
-                max_size=max_frame_bytes,
-                open_timeout=open_timeout,
-                compression=None,
-            ) as ws:
-                opened = True
-                yield _Websockets(ws)
-        else:
-            async with httpx.AsyncClient(timeout=open_timeout) as client, httpx_ws.aconnect_ws(
-                url,
-                client,
-                keepalive_ping_interval_seconds=ping_interval,
-                keepalive_ping_timeout_seconds=ping_interval,
-                queue_size=4096,
-            ) as ws:
-                opened = True
-                yield _HttpxWs(ws)
+        async with opener(
+            url, ping_interval=ping_interval, max_frame_bytes=max_frame_bytes, open_timeout=open_timeout
+        ) as conn:
+            opened = True
+            yield conn
+    except ConnectionLost:
+        raise
     except Exception as exc:
         if opened:
-            # httpx-ws wraps what escapes its block in an ExceptionGroup: unwrap one.
-            if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-                raise exc.exceptions[0] from None
             raise
-        raise ConnectionLost(f"cannot connect to {url}: {exc!r}") from exc
+        elapsed = time.monotonic() - started
+        raise ConnectionLost(
+            describe("WebSocket connect to", url, exc, elapsed=elapsed, timeout=open_timeout)
+        ) from exc
