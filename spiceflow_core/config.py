@@ -10,9 +10,14 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
+
+from spiceflow_core.instruments import Selection
+from spiceflow_core.model import Feed
+
+S = TypeVar("S")
 
 DEFAULT_CONFIG_FILE = "spiceflow.toml"
 PROFILES = {
@@ -21,7 +26,6 @@ PROFILES = {
     "ws-only": "WebSocketOnly workflow: connect, subscribe, done at the first heartbeat",
     "demo": "fixtures + local simulated exchanges started in the same run",
 }
-Feed = Literal["book", "trades", "top"]
 
 
 class ConfigError(Exception):
@@ -32,19 +36,7 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=T
     pass
 
 
-class Selection(_Strict):
-    """A rule selecting instruments from reference data (all fields optional, ANDed)."""
-
-    kind: Literal["spot", "perpetual", "future", "option"] | None = None
-    base: str | None = None
-    quote: str | None = None
-    inverse: bool | None = None
-    expires_within_days: float | None = None
-    symbol: str | None = None  # glob pattern, e.g. "BTC-*-C"
-    limit: int | None = None
-
-
-class VenueSettings(_Strict):
+class VenueSettings(_Strict, frozen=True):
     #: exchange symbols, globs ("BTC*") or normalized ids; unset = the venue's defaults,
     #: [] = none (subscribe later through the control API)
     instruments: list[str] | None = None
@@ -55,27 +47,29 @@ class VenueSettings(_Strict):
     fixtures: str | None = None  # fixture directory override
     snapshot_depth: int | None = None
     max_streams_per_connection: int | None = None
-    options: dict[str, str | int | float | bool] = {}
+    #: the ``[venues.<name>.options]`` table, kept raw: it is decoded into the venue's own
+    #: ``options_type`` once the plugins are loaded (:func:`venue_options`)
+    options: dict[str, Any] = {}
 
 
-class BookSettings(_Strict):
+class BookSettings(_Strict, frozen=True):
     depth: int = 25  # levels per side in published book messages
     max_buffer: int = 10_000  # deltas buffered per instrument while (re)syncing
     publish: Literal["every", "top-changed", "conflate"] = "every"
 
 
-class BroadcastSettings(_Strict):
+class BroadcastSettings(_Strict, frozen=True):
     address: str = "tcp://127.0.0.1:5555"
     hwm: int = 100_000
     status_interval: float = 5.0  # seconds between status/stats messages
 
 
-class ApiSettings(_Strict):
+class ApiSettings(_Strict, frozen=True):
     enabled: bool = True
     address: str = "127.0.0.1:3000"
 
 
-class RuntimeSettings(_Strict):
+class RuntimeSettings(_Strict, frozen=True):
     silence_timeout: float = 30.0  # no frame for this long -> reconnect
     ping_interval: float = 20.0
     reconnect_initial: float = 0.5
@@ -89,12 +83,12 @@ class RuntimeSettings(_Strict):
     transport: Literal["httpx-ws", "websockets"] = "httpx-ws"
 
 
-class LogSettings(_Strict):
+class LogSettings(_Strict, frozen=True):
     level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     format: Literal["text", "json"] = "text"
 
 
-class Settings(_Strict):
+class Settings(_Strict, frozen=True):
     profiles: list[str] = []
     venues: dict[str, VenueSettings] = {}
     book: BookSettings = BookSettings()
@@ -104,10 +98,6 @@ class Settings(_Strict):
     log: LogSettings = LogSettings()
     fixtures_dir: str = "fixtures"
     duration: float | None = None  # stop after this many seconds (None = until signalled)
-
-    @property
-    def live(self) -> bool:
-        return not ({"fixtures", "demo"} & set(self.profiles))
 
     @property
     def use_fixtures(self) -> bool:
@@ -131,7 +121,7 @@ def _path_of(msg: str) -> tuple[str, str]:
     return reason, key
 
 
-def _convert(raw: object, type_: type, source: str, prefix: str = ""):
+def _convert(raw: object, type_: type[S], source: str, prefix: str = "") -> S:
     try:
         return msgspec.convert(raw, type_, strict=True)
     except msgspec.ValidationError as exc:
@@ -161,11 +151,24 @@ def check_profiles(profiles: list[str], where: str) -> None:
             raise ConfigError(f"{where}: unknown profile {profile!r} (known: {', '.join(PROFILES)})")
 
 
-def load_settings(path: str | os.PathLike | None = None) -> Settings:
+def venue_options(options_type: type[S], settings: Settings, venue: str, source: str) -> S:
+    """``[venues.<venue>.options]`` decoded into the venue's ``options_type`` (an absent
+    table gives the type's defaults). Errors name the key and the file, like every
+    config error: ``spiceflow.toml: venues.deribit.options.foo: unknown key``."""
+    raw = settings.venues[venue].options if venue in settings.venues else {}
+    return _convert(raw, options_type, source, f"venues.{venue}.options")
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The config file ``load_settings(path)`` reads: ``path``, else ``./spiceflow.toml``."""
+    return Path(path) if path is not None else Path(DEFAULT_CONFIG_FILE)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Load the config file. ``path`` None means ``./spiceflow.toml`` if it exists,
     else built-in defaults; an explicit path must exist."""
     explicit = path is not None
-    file = Path(path if explicit else DEFAULT_CONFIG_FILE)
+    file = config_path(path)
     if not file.exists():
         if explicit:
             raise ConfigError(f"{file}: config file not found")

@@ -8,9 +8,17 @@ spelling out as the exact plain decimal; see ``spiceflow_core.book.orderbook``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
+
+#: what a consumer subscribes to per instrument: the order book, trades, the exchange's top of book
+Feed = Literal["book", "trades", "top"]
+FEEDS: tuple[Feed, ...] = get_args(Feed)
+#: the broadcast channel (first topic part, and the message's ``type`` tag) of each feed
+FEED_CHANNEL: dict[Feed, str] = {"book": "book", "trades": "trade", "top": "top"}
+#: version of the broadcast schema (``spiceflow_core.broadcast.wire``), field ``v`` of every message
+SCHEMA_VERSION = 1
 
 Kind = Literal["spot", "perpetual", "future", "option"]
 OptionType = Literal["call", "put"]
@@ -44,13 +52,19 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     active: bool = True
 
     @property
-    def normalized(self) -> str:
-        """Venue-independent id, e.g. ``binance.linperp.BTC.USDT`` or
-        ``deribit.option.BTC.USD.20261225.100000.C``."""
+    def kind_code(self) -> str:
+        """The kind as written in normalized ids: ``spot``, ``linperp``, ``invperp``,
+        ``linfut``, ``invfut`` or ``option``."""
         code = _KIND_CODES[self.kind]
         if self.kind in ("perpetual", "future"):
             code = ("inv" if self.inverse else "lin") + code
-        parts = [self.exchange or self.venue, code, self.base, self.quote]
+        return code
+
+    @property
+    def normalized(self) -> str:
+        """Venue-independent id, e.g. ``binance.linperp.BTC.USDT`` or
+        ``deribit.option.BTC.USD.20261225.100000.C``."""
+        parts = [self.exchange or self.venue, self.kind_code, self.base, self.quote]
         if self.expiry_ms is not None and self.kind in ("future", "option"):
             import datetime as _dt
 
@@ -99,22 +113,37 @@ class BookDelta(msgspec.Struct, kw_only=True):
     recv_ts_ns: int = 0
 
 
-class Trade(msgspec.Struct, kw_only=True):
+class Broadcast(msgspec.Struct, kw_only=True, tag_field="type"):
+    """The envelope of every broadcast message (``spiceflow_core.broadcast.wire``).
+
+    Trades and tops are broadcast as they are, so they carry it too: a plugin sets
+    ``venue`` and ``symbol`` and leaves the rest at their defaults; the broadcast fills
+    ``instrument`` (the normalized id), ``topic_seq`` and ``publish_ts_ns``.
+    """
+
+    v: int = SCHEMA_VERSION
     venue: str
     symbol: str
+    instrument: str = ""  # normalized id, e.g. binance.spot.BTC.USDT
+    topic_seq: int = 0
+    publish_ts_ns: int = 0
+
+
+class Trade(Broadcast, tag=FEED_CHANNEL["trades"]):
+    """One trade as the exchange reported it; on the wire as it is (``TradeMessage``)."""
+
     trade_id: str
     price: str
     size: str
-    side: Literal["buy", "sell", ""] = ""
+    side: Literal["buy", "sell", ""] = ""  # the taker's side; "" when the venue does not say
     exchange_ts_ms: int | None = None
     recv_ts_ns: int = 0
 
 
-class TopOfBook(msgspec.Struct, kw_only=True):
-    """The exchange's own best bid/ask (Binance ``bookTicker``, Deribit ``ticker``)."""
+class TopOfBook(Broadcast, tag=FEED_CHANNEL["top"]):
+    """The exchange's own best bid/ask (Binance ``bookTicker``, Deribit ``ticker``); on the
+    wire as it is (``TopMessage``)."""
 
-    venue: str
-    symbol: str
     bid_price: str | None
     bid_size: str | None
     ask_price: str | None
@@ -142,21 +171,5 @@ class SubscribeAck(msgspec.Struct, kw_only=True):
     channels: list[str] = []
 
 
-class ResyncRequest(msgspec.Struct, kw_only=True):
-    venue: str
-    symbol: str
-    reason: str
-
-
-class Status(msgspec.Struct, kw_only=True):
-    """State of one instrument's feed: pending, synced, stale or resyncing."""
-
-    venue: str
-    symbol: str
-    state: Literal["pending", "synced", "stale", "resyncing", "unsubscribed"]
-    reason: str = ""
-
-
-MarketEvent = BookSnapshot | BookDelta | Trade | TopOfBook
-ControlEvent = Heartbeat | SubscribeAck
-Event = MarketEvent | ControlEvent
+#: what a session's ``parse`` returns
+Event = BookSnapshot | BookDelta | Trade | TopOfBook | Heartbeat | SubscribeAck

@@ -1,10 +1,8 @@
-"""``book.publish = "conflate"``: the order book actor drains its inbox and publishes each
-changed book once per drained burst, at its latest state (real actor, real ZeroMQ
-publisher)."""
+"""``book.publish = "conflate"``: the order book actor publishes each changed book once
+per batch of received frames, at its latest state (real actor, real ZeroMQ publisher)."""
 
 from __future__ import annotations
 
-import anyio
 import pytest
 
 from spiceflow_core.broadcast.actor import BroadcastActor
@@ -12,10 +10,7 @@ from spiceflow_core.model import BookDelta, BookSnapshot, Instrument
 from spiceflow_core.plugin.registry import discover
 from spiceflow_core.runtime.books import OrderBookActor
 from spiceflow_core.runtime.metrics import Metrics
-
-
-async def _noop(symbol: str) -> None:  # resubscribe hook, never called here
-    return None
+from spiceflow_core.runtime.subscriptions import Entry, SubscriptionTable
 
 
 def _delta(seq: int, price: str, size: str) -> BookDelta:
@@ -31,51 +26,48 @@ def _delta(seq: int, price: str, size: str) -> BookDelta:
     )
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("mode,expected_messages", [("conflate", 2), ("every", 51)])
-async def test_conflate_publishes_once_per_drained_burst(mode, expected_messages):
+def test_conflate_publishes_once_per_received_batch(mode, expected_messages):
     venue = discover().get("binance")
     broadcaster = BroadcastActor("tcp://127.0.0.1:*", hwm=10_000, status_interval=60)
     try:
+        table = SubscriptionTable("binance")
         actor = OrderBookActor(
             venue,
+            table,
             Metrics("binance"),
             broadcaster,
             depth=5,
             max_buffer=100,
             snapshot_depth=100,
             rest=None,
-            resubscribe=_noop,
             publish_mode=mode,
         )
-        actor.add(
-            Instrument(
-                venue="binance",
-                symbol="BTCUSDT",
-                kind="spot",
-                base="BTC",
-                quote="USDT",
-                tick_size="0.01",
-                lot_size="0.00001",
-            )
+        instrument = Instrument(
+            venue="binance",
+            symbol="BTCUSDT",
+            kind="spot",
+            base="BTC",
+            quote="USDT",
+            tick_size="0.01",
+            lot_size="0.00001",
         )
-        actor.submit(
+        feed = actor.new_feed(instrument)
+        table.add(Entry(instrument=instrument, feed="book", channels=("btcusdt@depth",), topic="t", book=feed))
+        # one batch of frames as the reader hands them on: a snapshot and 50 deltas
+        actor.on_event(
+            feed,
             BookSnapshot(
                 venue="binance", symbol="BTCUSDT", sequence=100, bids=[("100.00", "1")], asks=[("101.00", "1")]
-            )
+            ),
         )
-        for i in range(50):  # a burst already waiting when the actor wakes up
-            actor.submit(_delta(101 + i, "99.50", f"{i + 1}"))
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(actor.run)
-            with anyio.fail_after(5):
-                while actor.books["BTCUSDT"].last_sequence != 150:
-                    await anyio.sleep(0.01)
-            await anyio.sleep(0.05)
-            tg.cancel_scope.cancel()
+        for i in range(50):
+            actor.on_event(feed, _delta(101 + i, "99.50", f"{i + 1}"))
+        actor.flush()
+        assert feed.sync.last_sequence == 150
         counts = broadcaster.publisher.topic_counts
         assert counts["book.binance.BTCUSDT"].seq == expected_messages
-        assert actor.books["BTCUSDT"].book.top(5)[0] == [("100.00", "1"), ("99.50", "50")]
+        assert feed.sync.book.top(5)[0] == [("100.00", "1"), ("99.50", "50")]
         assert actor.state_of("BTCUSDT") == "synced"
     finally:
         broadcaster.close()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import anyio
 import psutil
 import pytest
+import zmq
 
-from spiceflow_core.broadcast.publisher import Publisher
+from spiceflow_core.broadcast.publisher import Publisher, _on_event_loop
 from spiceflow_core.broadcast.subscriber import Subscriber, SyncSubscriber
-from spiceflow_core.broadcast.wire import BookLevel, BookMessage, StatusMessage, TopMessage, TradeMessage
-from spiceflow_core.model import Trade
+from spiceflow_core.broadcast.wire import BookLevel, BookMessage, StatusMessage, TopMessage, TradeMessage, decoder
+from spiceflow_core.model import BookSnapshot
 
 ANY_PORT = "tcp://127.0.0.1:*"
 
@@ -105,7 +107,7 @@ def test_publish_stamps_per_topic_seq_and_timestamp():
 def test_publish_rejects_non_wire_messages_and_closed_publisher():
     pub = Publisher(ANY_PORT)
     with pytest.raises(TypeError):
-        pub.publish(Trade(venue="binance", symbol="X", trade_id="1", price="1", size="1"))  # type: ignore[arg-type]
+        pub.publish(BookSnapshot(venue="binance", symbol="X", sequence=1, bids=[], asks=[]))  # type: ignore[arg-type]
     pub.close()
     pub.close()  # idempotent
     with pytest.raises(RuntimeError):
@@ -271,3 +273,138 @@ async def test_publish_many_batches_by_topic_and_keeps_sequence():
     assert [r.message.sequence for r in got[1:101]] == list(range(100))
     assert all(r.missed == 0 for r in got) and sub.missed_total == 0
     assert pub.published >= 1 + len(batch) + 1
+
+
+# -- closing without blocking the event loop -------------------------------------------
+
+
+class _Consumer(threading.Thread):
+    """A raw SUB socket reading as fast as it can (from ``start_reading`` on), counting
+    the book messages of one topic. RCVHWM is small, so a burst backs up in the
+    publisher's queue instead of being absorbed by this side's I/O thread."""
+
+    def __init__(self, address: str, topic: bytes = b"book.binance.BTCUSDT", rcvhwm: int = 100) -> None:
+        super().__init__(daemon=True)
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(address)
+        self.topic = topic
+        self.seqs: list[int] = []
+        self.joined = threading.Event()  # a warm-up message arrived: the subscription is live
+        self.start_reading = threading.Event()
+        self.expected: int | None = None  # stop after this many, else after 1 s of silence
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        while not self.joined.is_set():
+            if poller.poll(10):
+                self.sock.recv_multipart()
+                self.joined.set()
+        self.start_reading.wait(30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (self.expected is None or len(self.seqs) < self.expected):
+            if not poller.poll(1000):
+                break
+            topic, body = self.sock.recv_multipart()
+            if topic == self.topic:
+                self.seqs.append(decoder.decode(body).topic_seq)
+        self.sock.close(linger=0)
+        self.ctx.term()
+
+
+def _join(pub: Publisher, consumer: _Consumer) -> None:
+    deadline = time.monotonic() + 10
+    while not consumer.joined.is_set():
+        assert time.monotonic() < deadline, "the consumer never joined"
+        pub.publish(warm())
+        time.sleep(0.005)
+
+
+@pytest.mark.anyio
+async def test_aclose_with_a_stuck_consumer_keeps_the_event_loop_running():
+    """A consumer that stopped reading leaves a backlog that can never drain, so the
+    linger runs out in full: the other task keeps running meanwhile (with a close
+    that waited on the loop it could not tick at all)."""
+    pub = Publisher(ANY_PORT, hwm=1_000_000)
+    with SyncSubscriber(pub.address, ["book.binance.BTCUSDT", "status."], rcvhwm=10) as sub:
+        warm_up_sync(pub, sub)
+        msg = book()
+        for _ in range(20_000):  # ~26 MB, far beyond the socket buffers
+            assert pub.publish(msg)
+        ticks = 0
+        stop = anyio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await anyio.sleep(0.001)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ticker)
+            await anyio.sleep(0)
+            before = ticks
+            await pub.aclose(linger_ms=300)
+            during = ticks - before
+            stop.set()
+    assert pub.closed
+    assert during > 0
+    await pub.aclose()  # idempotent
+    pub.close()
+
+
+# 50k 25-level books are ~65 MB: more than the kernel's socket buffers can take, so
+# most of the burst is still in the publisher's queue when the close starts
+BURST = 50_000
+
+
+def _burst(pub: Publisher, consumer: _Consumer) -> None:
+    """Publish BURST messages while the consumer is not reading yet; it starts reading
+    once this returns, i.e. while the close is in progress."""
+    msg = book()
+    for _ in range(BURST):
+        assert pub.publish(msg)
+    consumer.start_reading.set()
+
+
+@pytest.mark.anyio
+async def test_aclose_delivers_what_was_queued_for_a_connected_consumer():
+    pub = Publisher(ANY_PORT, hwm=1_000_000)
+    consumer = _Consumer(pub.address)
+    consumer.start()
+    _join(pub, consumer)
+    consumer.expected = BURST
+    _burst(pub, consumer)
+    await pub.aclose(linger_ms=30_000)  # returns as soon as everything is out
+    consumer.join(30)
+    assert consumer.seqs == list(range(1, BURST + 1))
+
+
+@pytest.mark.anyio
+async def test_sync_close_on_the_event_loop_does_not_wait_for_the_backlog():
+    """``close()`` called on the loop uses linger 0: what is still queued is discarded
+    instead of being waited for (``aclose`` is the close that keeps it)."""
+    pub = Publisher(ANY_PORT, hwm=1_000_000)
+    consumer = _Consumer(pub.address)
+    consumer.start()
+    _join(pub, consumer)
+    _burst(pub, consumer)
+    pub.close()
+    consumer.join(30)
+    assert len(consumer.seqs) < BURST
+    assert consumer.seqs == list(range(1, len(consumer.seqs) + 1))  # a prefix: the tail was dropped
+
+
+@pytest.mark.anyio
+async def test_close_lingers_only_off_the_event_loop():
+    """The rule behind ``close()``'s default linger: 0 on the loop's thread, the full
+    linger in a worker thread or a plain script (``spiceflow replay`` relies on it)."""
+    assert _on_event_loop()
+    assert not await anyio.to_thread.run_sync(_on_event_loop)
+
+
+def test_a_plain_script_is_not_on_an_event_loop():
+    assert not _on_event_loop()

@@ -56,7 +56,7 @@ def test_missing_explicit_config_file(tmp_path, capsys):
 
 def test_profiles_combine_like_feature_flags(tmp_path):
     settings = with_profiles(load_settings(write(tmp_path, "profiles = ['demo']\n")), ["ws-only"])
-    assert settings.demo and settings.ws_only and settings.use_fixtures and not settings.live
+    assert settings.demo and settings.ws_only and settings.use_fixtures
     with pytest.raises(ConfigError):
         with_profiles(settings, ["bogus"])
 

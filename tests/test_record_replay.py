@@ -1,4 +1,4 @@
-"""Record and replay (issue 8): the recording format is crash-safe, the recorded
+"""Record and replay: the recording format is crash-safe, the recorded
 sessions of ``shared/recorded`` replay to books equal to the exchange's own best
 bid/ask, and a session recorded with ``spiceflow record`` replays to exactly the
 books the live run published."""
@@ -6,6 +6,7 @@ books the live run published."""
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import os
 import socket
@@ -21,8 +22,9 @@ import zmq
 from spiceflow_core.broadcast import wire
 from spiceflow_core.model import TopOfBook
 from spiceflow_core.plugin.registry import discover
+from spiceflow_core.recording.capture import read_capture
 from spiceflow_core.recording.replay import capture_venue, replay
-from spiceflow_core.recording.sfrec import MAGIC, Record, RecordingReader, RecordingWriter, read_recording
+from spiceflow_core.recording.sfrec import MAGIC, Record, Recorder, RecordingReader, RecordingWriter, read_recording
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDED = REPO.parent / "shared" / "recorded"
@@ -114,7 +116,9 @@ def test_recording_appends_after_restart(tmp_path):
 def _replay_capture(registry, prefix: Path):
     updates = []
     tops: list[TopOfBook] = []
-    replayers = replay(prefix, registry.get, on_update=updates.append, on_top=tops.append)
+    replayers = replay(
+        prefix, registry.get, capture_prefixes=registry.capture_prefixes(), on_update=updates.append, on_top=tops.append
+    )
     (rep,) = replayers.values()
     return rep, updates, tops
 
@@ -124,7 +128,7 @@ def test_replayed_binance_books_equal_book_ticker_at_matching_ids(registry, pref
     """``bookTicker`` u is the exchange's best bid/ask after update id u: every replayed
     book state at that id must be equal (matched by id, not by arrival order: the ticker
     arrives before the 100 ms depth batch that ends at its id)."""
-    assert capture_venue(prefix) == venue
+    assert capture_venue(prefix, registry.capture_prefixes()) == venue
     rep, updates, tops = _replay_capture(registry, _need(prefix))
     assert rep.venue.name == venue
     assert rep.stats.gaps == 0 and rep.stats.parse_errors == 0
@@ -185,7 +189,7 @@ def test_replay_cli_jsonl_lines(registry, tmp_path):
     first = lines[0]
     assert set(first) >= {"venue", "symbol", "sequence", "exchange_ts_ms", "best_bid", "best_ask", "bids", "asks"}
     assert first["venue"] == "binance"
-    for line, u in zip(lines, updates):
+    for line, u in zip(lines, updates, strict=True):
         assert (line["symbol"], line["sequence"]) == (u.symbol, u.sequence)
         assert [tuple(x) for x in line["bids"]] == u.bids[:5] and len(line["asks"]) <= 5
         assert line["best_bid"] == list(u.bids[0])
@@ -203,6 +207,43 @@ def test_replay_unknown_prefix_is_a_usage_error(tmp_path):
         cwd=REPO,
     )
     assert proc.returncode == 2 and "--venue" in proc.stderr
+
+
+# -- the recorder: a session written through it replays like its source -------------------
+
+
+@pytest.mark.parametrize("prefix", ["BINANCE", "DERIBIT"])
+def test_recorder_output_replays_to_the_same_books_as_its_source(registry, tmp_path, prefix):
+    """Every frame, sent frame, connection and REST answer of a recorded session goes
+    through ``Recorder`` (the calls the runtime makes, its writer thread, ``aclose``-free
+    ``close``); the .sfrec file then replays to exactly the books of the source."""
+    source = _need(prefix)
+    venue = capture_venue(prefix, registry.capture_prefixes())
+    assert venue
+    path = tmp_path / f"{venue}-x.sfrec"
+    rec = Recorder(path, venue, flush_interval=0.005)
+    conns: dict[str, int] = {}
+    for r in read_capture(source):
+        ts = round(r.ts * 1e9)
+        if r.kind == "connect":
+            rec.opened(conns.setdefault(r.url, len(conns) + 1), r.url, ts)
+        elif r.kind == "send":
+            rec.sent(conns.setdefault(r.url, len(conns) + 1), r.body, ts)
+        elif r.kind == "recv":
+            rec.frame(conns.setdefault(r.url, len(conns) + 1), r.body, ts)
+        elif r.kind == "rest":
+            rec.rest(r.url, 200, r.body.encode())
+    rec.close()
+    assert rec.lost == 0 and rec.gaps == 0 and rec.error is None
+
+    def books(src: Path) -> list:
+        updates: list = []
+        replay(src, registry.get, capture_prefixes=registry.capture_prefixes(), on_update=updates.append)
+        return [(u.symbol, u.sequence, u.bids, u.asks) for u in updates]
+
+    expected = books(source)
+    assert len(expected) > 20
+    assert books(path) == expected
 
 
 # -- record a live (demo) session, replay it -----------------------------------------------
@@ -284,7 +325,7 @@ def test_record_demo_session_and_replay_it(registry, tmp_path, venue):
     assert kinds["meta"] == 1 and kinds["open"] >= 1 and kinds["sent"] >= 1 and kinds["recv"] > 20
     if venue == "binance":
         assert kinds["rest"] >= 2  # the depth snapshots (reference data came from fixtures)
-    assert all(a.ts_ns <= b.ts_ns for a, b in zip(records, records[1:]) if a.kind == b.kind == "recv")
+    assert all(a.ts_ns <= b.ts_ns for a, b in itertools.pairwise(records) if a.kind == b.kind == "recv")
 
     updates = []
     (rep,) = replay(path, registry.get, on_update=updates.append, depth=25).values()

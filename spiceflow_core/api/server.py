@@ -17,9 +17,8 @@ subscribed, 409 duplicate, 502 refused by the exchange.
 
 from __future__ import annotations
 
-import datetime as dt
 import socket
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import anyio
 import msgspec
@@ -30,8 +29,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spiceflow_core.instruments import AmbiguousInstrument, InactiveInstrument, UnknownInstrument, close_matches
-from spiceflow_core.model import Instrument
+from spiceflow_core.instruments import (
+    KIND_CODES,
+    AmbiguousInstrument,
+    InactiveInstrument,
+    InstrumentFilter,
+    KindCode,
+    UnknownInstrument,
+    close_matches,
+    matches,
+)
+from spiceflow_core.model import Feed
 from spiceflow_core.runtime.venue_runtime import (
     DuplicateSubscription,
     NotSubscribed,
@@ -43,8 +51,6 @@ from spiceflow_core.runtime.venue_runtime import (
 if TYPE_CHECKING:  # pragma: no cover
     from spiceflow_core.runtime.orchestrator import Orchestrator
 
-KIND_CODES = {"spot", "linperp", "invperp", "linfut", "invfut", "option", "perpetual", "future"}
-
 
 class SubscribeRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     venue: str | None = None
@@ -55,7 +61,7 @@ class SubscribeRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     expiry: str | None = None  # YYYYMMDD
     strike: str | None = None
     option_type: Literal["call", "put", "C", "P"] | None = None
-    feed: Literal["book", "trades", "top"] = "book"
+    feed: Feed = "book"
 
 
 class ApiError(Exception):
@@ -69,28 +75,17 @@ def _json(obj: object, status: int = 200) -> Response:
     return Response(msgspec.json.encode(obj), status_code=status, media_type="application/json")
 
 
-def _kind_code(inst: Instrument) -> str:
-    return inst.normalized.split(".")[1]
-
-
-def _matches_fields(inst: Instrument, req: SubscribeRequest) -> bool:
-    if req.kind and req.kind not in (inst.kind, _kind_code(inst)):
-        return False
-    if req.base and inst.base.upper() != req.base.upper():
-        return False
-    if req.quote and inst.quote.upper() != req.quote.upper():
-        return False
-    if req.expiry:
-        if inst.expiry_ms is None:
-            return False
-        day = dt.datetime.fromtimestamp(inst.expiry_ms / 1000, tz=dt.UTC).strftime("%Y%m%d")
-        if day != req.expiry:
-            return False
-    if req.strike and (inst.strike is None or float(inst.strike) != float(req.strike)):
-        return False
-    if req.option_type and (inst.option_type or "")[:1].upper() != req.option_type[:1].upper():
-        return False
-    return True
+def _fields_filter(req: SubscribeRequest) -> InstrumentFilter:
+    """The request's normalized fields as the instrument filter (empty fields match any);
+    ``kind`` is checked against KIND_CODES before."""
+    return InstrumentFilter(
+        kind=cast(KindCode | None, req.kind or None),
+        base=req.base or None,
+        quote=req.quote or None,
+        expiry=req.expiry or None,
+        strike=req.strike or None,
+        option_type=req.option_type or None,
+    )
 
 
 class ControlApi:
@@ -157,7 +152,8 @@ class ControlApi:
                 listed = [f"{r.venue.name}:{s}" for r, s in found]
                 raise ApiError(400, f"{req.instrument!r} is ambiguous; add 'venue'", matches=listed)
             return found[0]
-        hits = [(r, i) for r in candidates for i in r.instruments.values() if i.active and _matches_fields(i, req)]
+        rule = _fields_filter(req)
+        hits = [(r, i) for r in candidates for i in r.instruments.values() if i.active and matches(i, rule)]
         if not hits:
             raise ApiError(404, "no active instrument matches those fields")
         if len(hits) > 1:
@@ -208,12 +204,13 @@ class ControlApi:
         except ValueError:
             raise ApiError(400, "limit must be an integer") from None
         symbol = q.get("symbol", "").upper()
+        rule = _fields_filter(req)
         out = []
         for name, runtime in sorted(self.orc.runtimes.items()):
             if venue and name != venue:
                 continue
             for inst in runtime.instruments.values():
-                if _matches_fields(inst, req) and (not symbol or symbol in inst.symbol.upper()):
+                if matches(inst, rule) and (not symbol or symbol in inst.symbol.upper()):
                     out.append({**msgspec.structs.asdict(inst), "normalized": inst.normalized})
         return _json(out[:limit])
 

@@ -12,10 +12,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
-import msgspec
 from loguru import logger
 
-from spiceflow_core.broadcast.wire import BookMessage, StatusMessage, TopMessage, TradeMessage, WireMessage
+from spiceflow_core.broadcast.wire import BookMessage, StatusMessage, WireMessage
 from spiceflow_core.instruments import normalized_or_symbol
 from spiceflow_core.model import Instrument, TopOfBook, Trade
 
@@ -72,16 +71,16 @@ class BroadcastActor:
             )
         )
 
-    def _forward(self, event: Trade | TopOfBook, message_type: type[TradeMessage] | type[TopMessage]) -> bool:
-        """Trades and tops go on the wire field for field, plus the normalized id."""
-        fields = msgspec.structs.asdict(event)
-        return self.publish(message_type(**fields, instrument=self._normalized(event.venue, event.symbol)))
+    def _forward(self, event: Trade | TopOfBook) -> bool:
+        """Trades and tops are wire messages themselves: stamp the normalized id and send."""
+        event.instrument = self._normalized(event.venue, event.symbol)
+        return self.publish(event)
 
     def publish_trade(self, trade: Trade) -> bool:
-        return self._forward(trade, TradeMessage)
+        return self._forward(trade)
 
     def publish_top(self, top: TopOfBook) -> bool:
-        return self._forward(top, TopMessage)
+        return self._forward(top)
 
     def publish_status(
         self, venue: str, symbol: str, state: str, reason: str = "", counters: dict[str, int] | None = None
@@ -113,11 +112,19 @@ class BroadcastActor:
                     counters["latency_p99_us"] = int(lat["p99"] * 1000)
                     self.publish_status(venue, "*", "stats", counters=counters)
         finally:
-            self.close()
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
 
     def close(self) -> None:
-        if self.publisher is not None:
+        """Close at once (no flush when called on the event loop; see ``Publisher.close``)."""
+        publisher, self.publisher = self.publisher, None
+        if publisher is not None:
+            publisher.close()
+
+    async def aclose(self) -> None:
+        """Flush what is queued for connected consumers (off the event loop) and close."""
+        publisher, self.publisher = self.publisher, None
+        if publisher is not None:
             started = time.monotonic()
-            self.publisher.close()
+            await publisher.aclose()
             self.log.debug("publisher flushed and closed in {:.0f} ms", (time.monotonic() - started) * 1000)
-            self.publisher = None

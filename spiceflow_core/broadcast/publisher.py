@@ -44,22 +44,46 @@ on a small machine: the cost that dominates at high rates is per ZeroMQ message
 Threading: a zmq socket must stay on one thread. Call :meth:`Publisher.publish`
 from the event-loop thread only; it does no I/O wait (``zmq.NOBLOCK``), the
 background ZeroMQ I/O thread does the network writes.
+
+Closing without blocking the event loop
+---------------------------------------
+Messages ZeroMQ accepted may still sit in a subscriber's queue. Giving them time to
+reach the network ("linger") means waiting in ``zmq_ctx_term`` until they are out or
+the linger time is up -- up to 500 ms with a stuck consumer. So:
+
+* ``await publisher.aclose()`` (default linger 500 ms) closes the socket on the loop
+  thread and waits for the flush in a worker thread: the loop keeps running, and
+  every message already queued for a connected consumer that keeps reading is
+  delivered before ``aclose`` returns. This is the close for async code.
+* ``publisher.close()`` never waits when called on a thread running an asyncio event
+  loop: there the default linger is 0 and messages still queued are discarded.
+  Elsewhere (a plain script such as ``spiceflow replay``) it lingers 500 ms like
+  ``aclose``. An explicit ``close(linger_ms=...)`` is honoured everywhere.
+
+With a ZeroMQ context passed in by the caller, neither waits: the socket keeps
+flushing in the background for its linger time, and the context owner's ``term()``
+waits for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import anyio
 import zmq
 import zmq.backend
 
 from spiceflow_core.broadcast.wire import CHANNEL_OF, WireMessage, encoder
 
-__all__ = ["DEFAULT_ADDRESS", "MAX_BODIES", "Publisher", "TopicCounts"]
+__all__ = ["DEFAULT_ADDRESS", "DEFAULT_LINGER_MS", "MAX_BODIES", "Publisher", "TopicCounts"]
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+
+#: How long closing waits for queued messages to reach the network (see the module doc).
+DEFAULT_LINGER_MS = 500
 
 #: Most bodies packed into one ZeroMQ message by :meth:`Publisher.publish_many`.
 #: The HWM counts ZeroMQ messages, so the memory bound per stuck subscriber becomes
@@ -107,12 +131,12 @@ class Publisher:
         address: str = DEFAULT_ADDRESS,
         *,
         hwm: int = 100_000,
-        context: zmq.Context | None = None,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
         if address.startswith("tcp://") and address.endswith(":0"):
             address = address[:-2] + ":*"
         self._own_context = context is None
-        self._context = zmq.Context() if context is None else context
+        self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context() if context is None else context
         self._socket = self._context.socket(zmq.PUB)
         try:
             # HWM applies to pipes created after it is set: set before bind.
@@ -125,7 +149,7 @@ class Publisher:
                 self._context.term()
             raise OSError(f"cannot bind broadcast socket to {address!r}: {exc}") from exc
         endpoint = self._socket.getsockopt(zmq.LAST_ENDPOINT)
-        self.address: str = endpoint.decode() if endpoint else address
+        self.address: str = endpoint.decode() if isinstance(endpoint, bytes) and endpoint else address
         self.hwm = hwm
         self.published = 0  # messages accepted by ZeroMQ (not: delivered to anyone)
         self.dropped = 0  # messages refused with zmq.Again
@@ -242,17 +266,37 @@ class Publisher:
 
     # -- lifecycle --------------------------------------------------------------
 
-    def close(self, linger_ms: int = 500) -> None:
-        """Give queued messages up to ``linger_ms`` to reach the network, then close.
+    def close(self, linger_ms: int | None = None) -> None:
+        """Close now; give queued messages ``linger_ms`` to reach the network.
 
-        Idempotent. Terminates the ZeroMQ context only if this Publisher created it.
+        ``None`` means 0 on a thread running an asyncio event loop (closing never
+        blocks the loop; queued messages are discarded -- use :meth:`aclose` to keep
+        them) and :data:`DEFAULT_LINGER_MS` elsewhere. Idempotent. Terminates the
+        ZeroMQ context only if this Publisher created it; that is where the wait is.
         """
         if self._closed:
             return
+        if linger_ms is None:
+            linger_ms = 0 if _on_event_loop() else DEFAULT_LINGER_MS
         self._closed = True
         self._socket.close(linger=linger_ms)
         if self._own_context:
             self._context.term()
+
+    async def aclose(self, linger_ms: int = DEFAULT_LINGER_MS) -> None:
+        """Close, giving queued messages up to ``linger_ms`` to reach the network,
+        without blocking the event loop: ``zmq_close`` returns at once and the wait
+        (``zmq_ctx_term``) runs in a worker thread. Returns when everything queued was
+        sent or the linger time is up. Idempotent; completes even when the calling
+        scope is being cancelled (a shutdown ``finally:`` can await it)."""
+        if self._closed:
+            return
+        self._closed = True
+        # zmq_close only hands the socket to the ZeroMQ I/O thread; it does not wait
+        self._socket.close(linger=linger_ms)
+        if self._own_context:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._context.term)
 
     def __del__(self) -> None:
         # A Publisher dropped without close(): without this, the context's own
@@ -266,8 +310,24 @@ class Publisher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    async def __aenter__(self) -> Publisher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     def __repr__(self) -> str:
         return (
             f"Publisher({self.address!r}, published={self.published}, "
             f"dropped={self.dropped}, topics={len(self._topics)})"
         )
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread is running an asyncio event loop (anyio's asyncio backend
+    included): blocking here would stall every task."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -6,6 +6,11 @@ structs below (tag field ``type``). Consumers filter by topic prefix. ``topic_se
 counts messages per topic from 1, so a consumer that sees a jump knows it missed some.
 Prices and sizes are decimal strings exactly as the exchange sent them.
 
+Every message starts with the envelope ``model.Broadcast`` (``v``, ``venue``, ``symbol``,
+``instrument``, ``topic_seq``, ``publish_ts_ns``). Trades and tops are the pipeline's own
+events (``model.Trade``, ``model.TopOfBook``), broadcast as they are; a message's ``type``
+tag is its channel (``model.FEED_CHANNEL`` names the channel of each feed).
+
 Batches: a ZeroMQ message may also be ``[topic, body, body, ...]`` -- several bodies
 of that same topic in ``topic_seq`` order (``Publisher.publish_many``). Consumers
 decode every frame after the topic; ``spiceflow_core.broadcast.subscriber`` does.
@@ -13,11 +18,25 @@ decode every frame after the topic; ``spiceflow_core.broadcast.subscriber`` does
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
-SCHEMA_VERSION = 1
+from spiceflow_core.model import FEED_CHANNEL, SCHEMA_VERSION, Broadcast, TopOfBook, Trade
+
+__all__ = [
+    "CHANNEL_OF",
+    "SCHEMA_VERSION",
+    "BookLevel",
+    "BookMessage",
+    "StatusMessage",
+    "TopMessage",
+    "TradeMessage",
+    "WireMessage",
+    "decoder",
+    "encoder",
+    "topic_for",
+]
 
 
 class BookLevel(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -40,16 +59,7 @@ class BookLevel(msgspec.Struct, array_like=True, frozen=True, gc=False):
         return 2
 
 
-class _Wire(msgspec.Struct, kw_only=True, tag_field="type"):
-    v: int = SCHEMA_VERSION
-    venue: str
-    symbol: str
-    instrument: str = ""  # normalized id, e.g. binance.spot.BTC.USDT
-    topic_seq: int = 0
-    publish_ts_ns: int = 0
-
-
-class BookMessage(_Wire, tag="book", gc=False):
+class BookMessage(Broadcast, tag=FEED_CHANNEL["book"], gc=False):
     sequence: int
     bids: list[BookLevel]  # best first, at most the configured depth; publishers may pass tuples
     asks: list[BookLevel]
@@ -57,34 +67,22 @@ class BookMessage(_Wire, tag="book", gc=False):
     recv_ts_ns: int = 0
 
 
-class TradeMessage(_Wire, tag="trade"):
-    trade_id: str
-    price: str
-    size: str
-    side: str = ""
-    exchange_ts_ms: int | None = None
-    recv_ts_ns: int = 0
+#: a trade goes on the wire as the pipeline's event, field for field
+TradeMessage = Trade
+#: the exchange's top of book goes on the wire as the pipeline's event, field for field
+TopMessage = TopOfBook
 
 
-class TopMessage(_Wire, tag="top"):
-    bid_price: str | None
-    bid_size: str | None
-    ask_price: str | None
-    ask_size: str | None
-    sequence: int | None = None
-    exchange_ts_ms: int | None = None
-    recv_ts_ns: int = 0
-
-
-class StatusMessage(_Wire, tag="status"):
+class StatusMessage(Broadcast, tag="status"):
     state: Literal["pending", "synced", "stale", "resyncing", "unsubscribed", "stats"]
     reason: str = ""
-    counters: dict[str, int] = {}
+    counters: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 WireMessage = BookMessage | TradeMessage | TopMessage | StatusMessage
 
-CHANNEL_OF = {BookMessage: "book", TradeMessage: "trade", TopMessage: "top", StatusMessage: "status"}
+#: message type -> channel: the ``type`` tag of each message is its topic's channel
+CHANNEL_OF: dict[Any, str] = {cls: cls.__struct_config__.tag for cls in get_args(WireMessage)}
 
 
 def topic_for(channel: str, venue: str, symbol: str) -> str:

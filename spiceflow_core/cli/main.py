@@ -12,8 +12,17 @@ import anyio
 import msgspec
 
 from spiceflow_core import __version__
-from spiceflow_core.config import PROFILES, ConfigError, Settings, VenueSettings, load_settings, with_profiles
+from spiceflow_core.config import (
+    PROFILES,
+    ConfigError,
+    Settings,
+    VenueSettings,
+    config_path,
+    load_settings,
+    with_profiles,
+)
 from spiceflow_core.logs import configure_logging
+from spiceflow_core.model import FEEDS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -79,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--feed",
         action="append",
         default=[],
-        choices=["book", "trades", "top"],
+        choices=FEEDS,
         help="feeds to subscribe (default: book)",
     )
     p.add_argument(
@@ -165,6 +174,15 @@ def _registry():
     return discover()
 
 
+def _configured_registry(args: argparse.Namespace, settings: Settings):
+    """The installed venues, each configured by its ``[venues.<name>.options]``."""
+    from spiceflow_core.plugin.registry import configure_venues
+
+    registry = _registry()
+    configure_venues(registry, settings, str(config_path(args.config)))
+    return registry
+
+
 def derive_endpoints(default, ws: str | None, rest: str | None):
     """``--endpoint ws://host:port`` keeps the venue's default paths on that host."""
     from spiceflow_core.plugin.contract import Endpoints
@@ -206,7 +224,7 @@ def cmd_run(args, recorder_factory=None) -> int:
     from spiceflow_core.runtime.orchestrator import Orchestrator
 
     settings = _settings(args)
-    registry = _registry()
+    registry = _configured_registry(args, settings)
     names = _select_venues(args, settings, registry)
     venues = dict(settings.venues)
     for name in names:
@@ -284,7 +302,7 @@ def cmd_instruments(args) -> int:
     from spiceflow_core.runtime.reference import ReferenceDataActor
 
     settings = _settings(args)
-    registry = _registry()
+    registry = _configured_registry(args, settings)
     if args.venue not in registry.venues:
         raise UsageError(f"unknown venue {args.venue!r} (installed: {', '.join(registry.names()) or 'none'})")
     venue = registry.get(args.venue)

@@ -1,22 +1,22 @@
-"""The plugin interface: pluggy hook specifications of project ``spiceflow``.
+"""The plugin hook: the pluggy specification of project ``spiceflow``.
 
 A venue distribution registers a module under the ``spiceflow.venues`` entry-point
-group; the module implements one or more of these hooks with ``@hookimpl``.
+group; the module implements ``spiceflow_venues`` with ``@hookimpl``.
 """
 
 from __future__ import annotations
 
 import pluggy
 
-from spiceflow_core.plugin.contract import Venue
+from spiceflow_core.plugin.contract import PROJECT, Venue, hookimpl
 
-PROJECT = "spiceflow"
+__all__ = ["ENTRY_POINT_GROUP", "PROJECT", "hookimpl", "hookspec", "spiceflow_venues"]
+
 ENTRY_POINT_GROUP = "spiceflow.venues"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def spiceflow_venues() -> list[Venue]:
+def spiceflow_venues() -> list[Venue]:  # type: ignore[empty-body]
     """Return the venues this plugin provides (each a :class:`Venue` instance)."""

@@ -6,7 +6,7 @@ Lines:
 - client -> server: ``URL <- SEND_TS: FRAME``
 - server -> client: ``RECEIVE_TS: FRAME``
 
-A capture named by a path prefix (``.../BINANCE``) is the set of files
+A capture named by a path prefix (``.../<NAME>``) is the set of files
 ``PREFIX.0`` (REST reference data + config), ``PREFIX.http.*`` (REST snapshots) and
 ``PREFIX.ws.*`` (WebSocket sessions).
 """

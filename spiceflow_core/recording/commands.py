@@ -1,8 +1,9 @@
-"""``spiceflow record`` and ``spiceflow replay`` (issue 8).
+"""``spiceflow record`` and ``spiceflow replay``.
 
 ``record`` runs the normal pipeline (every ``run`` option applies) and writes every
 received WebSocket frame, every sent frame and every REST answer of each venue to
-``OUT/<venue>-<start>.sfrec`` (format: ``spiceflow_core.recording.sfrec``).
+``OUT/<venue>-<start>.sfrec`` (format: ``spiceflow_core.recording.sfrec``), from a writer
+thread per venue so the event loop never waits for the disk.
 
 ``replay`` runs a recording -- or a ``shared/recorded`` text capture -- through the
 venue's parser and the book engine without sockets (``spiceflow_core.recording.replay``) and
@@ -102,7 +103,8 @@ def cmd_replay(args) -> int:
     publisher = None
     if args.jsonl:
         encoder = msgspec.json.Encoder()
-        out = sys.stdout.buffer if args.jsonl == "-" else open(args.jsonl, "wb")
+        # closed in the finally below (stdout only flushed), so no with-block
+        out = sys.stdout.buffer if args.jsonl == "-" else open(args.jsonl, "wb")  # noqa: SIM115
         write = out.write
 
         def on_update(update) -> None:
@@ -132,7 +134,14 @@ def cmd_replay(args) -> int:
     started = time.perf_counter()
     try:
         replayers = replay(
-            args.source, get, venue=args.venue, depth=depth, speed=args.speed, publish=publish, on_update=on_update
+            args.source,
+            get,
+            venue=args.venue,
+            capture_prefixes=registry.capture_prefixes(),
+            depth=depth,
+            speed=args.speed,
+            publish=publish,
+            on_update=on_update,
         )
     except ReplayError as exc:
         raise UsageError(str(exc)) from None
@@ -158,6 +167,12 @@ def cmd_replay(args) -> int:
             + (f"; recording truncated: {s.truncated_bytes} trailing bytes ignored" if s.truncated_bytes else ""),
             file=sys.stderr,
         )
+        if s.recording_gaps:
+            print(
+                f"  recording gaps: {s.recording_gaps}, {s.lost_records} records lost "
+                "(the recorder's writer fell behind; see spiceflow_core.recording.sfrec)",
+                file=sys.stderr,
+            )
         for reason in s.gap_reasons[:5]:
             print(f"  gap: {reason}", file=sys.stderr)
         if not rep.stats.frames and not rep.stats.rest:

@@ -11,8 +11,8 @@ Sources
 * ``.sfrec`` recordings of ``spiceflow record`` (a file or a directory of them;
   see ``spiceflow_core.recording.sfrec``), the venue named in the recording;
 * the text capture format of ``shared/recorded`` (a path prefix such as
-  ``../shared/recorded/BINANCE``; ``spiceflow_core.recording.capture``), the venue guessed from
-  the prefix's name (``CAPTURE_VENUES``) unless given.
+  ``../shared/recorded/<NAME>``; ``spiceflow_core.recording.capture``), the venue found by
+  the prefix's name among the venues' ``capture_prefixes`` unless given.
 
 Each book update (the book became in sync, or a delta was applied to an in-sync book)
 is handed to a sink as a :class:`BookUpdate`: venue, symbol, exchange sequence,
@@ -23,9 +23,10 @@ the top-N levels changed.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,14 +37,6 @@ from spiceflow_core.model import BookDelta, BookSnapshot, Instrument, TopOfBook
 from spiceflow_core.plugin.contract import ProtocolError, Venue
 from spiceflow_core.recording.capture import read_capture
 from spiceflow_core.recording.sfrec import RecordingReader, recording_files, recording_venue
-
-#: capture-file prefixes of ``shared/recorded`` (cryptofeed's exchange ids) -> venue
-CAPTURE_VENUES = {
-    "BINANCE": "binance",
-    "BINANCE_FUTURES": "binance-usdm",
-    "BINANCE_DELIVERY": "binance-coinm",
-    "DERIBIT": "deribit",
-}
 
 
 class ReplayError(Exception):
@@ -88,20 +81,24 @@ class ReplayStats:
     parse_errors: int = 0
     truncated_bytes: int = 0
     tops: int = 0
+    recording_gaps: int = 0  # "gap" records: the recorder's writer fell behind
+    lost_records: int = 0  # records those gaps stand for
     gap_reasons: list[str] = field(default_factory=list)
 
 
 # -- sources --------------------------------------------------------------------------
 
 
-def capture_venue(prefix: str | Path) -> str | None:
-    return CAPTURE_VENUES.get(Path(prefix).name.upper())
+def capture_venue(prefix: str | Path, capture_prefixes: Mapping[str, str]) -> str | None:
+    """The venue of a capture: its file name looked up in ``capture_prefixes`` (capture
+    name -> venue, ``VenueRegistry.capture_prefixes()``)."""
+    return capture_prefixes.get(Path(prefix).name.upper())
 
 
 def _capture_items(prefix: str | Path) -> Iterator[Item]:
     conns: dict[str, int] = {}
     for rec in read_capture(prefix):
-        ts = int(round(rec.ts * 1e9))
+        ts = round(rec.ts * 1e9)
         if rec.kind == "recv":
             yield Item(ts, "recv", rec.body, rec.url, conns.setdefault(rec.url, len(conns) + 1))
         elif rec.kind == "rest":
@@ -115,30 +112,34 @@ def _recording_items(path: Path, stats: ReplayStats) -> Iterator[Item]:
             yield Item(rec.ts_ns, "recv", rec.frame, "", rec.conn)
         elif rec.kind == "rest" and rec.status < 300:
             yield Item(rec.ts_ns, "rest", rec.data, rec.url)
+        elif rec.kind == "gap":
+            stats.recording_gaps += 1
+            stats.lost_records += rec.status
     stats.truncated_bytes += reader.truncated
 
 
 def open_source(
-    source: str | Path, venue: str | None = None
+    source: str | Path, venue: str | None = None, capture_prefixes: Mapping[str, str] | None = None
 ) -> list[tuple[str, Callable[[ReplayStats], Iterator[Item]]]]:
     """``[(venue name, items(stats) iterator factory)]`` for a recording file/directory
-    or a capture prefix."""
+    or a capture prefix (its venue looked up in ``capture_prefixes`` unless given)."""
     files = recording_files(source)
     if files:
-        out = []
+        out: list[tuple[str, Callable[[ReplayStats], Iterator[Item]]]] = []
         for f in files:
             name = venue or recording_venue(f)
             if not name:
                 raise ReplayError(f"{f}: cannot tell the venue (give --venue)")
-            out.append((name, lambda stats, f=f: _recording_items(f, stats)))
+            out.append((name, functools.partial(_recording_items, f)))
         return out
     if Path(source).is_dir():
         raise ReplayError(f"{source}: no .sfrec recordings in this directory")
-    name = venue or capture_venue(source)
+    prefixes = capture_prefixes or {}
+    name = venue or capture_venue(source, prefixes)
     if not name:
         raise ReplayError(
-            f"{source}: not a recording, and the capture prefix {Path(source).name!r} names no known venue "
-            f"(known: {', '.join(CAPTURE_VENUES)}); give --venue"
+            f"{source}: not a recording, and the capture prefix {Path(source).name!r} names no installed venue "
+            f"(known: {', '.join(sorted(prefixes)) or 'none'}); give --venue"
         )
     try:
         from spiceflow_core.recording.capture import capture_files
@@ -146,7 +147,7 @@ def open_source(
         capture_files(source)
     except FileNotFoundError as exc:
         raise ReplayError(str(exc)) from None
-    return [(name, lambda stats, p=source: _capture_items(p))]
+    return [(name, lambda stats: _capture_items(source))]
 
 
 # -- the engine -----------------------------------------------------------------------
@@ -291,6 +292,7 @@ def replay(
     registry_get: Callable[[str], Venue],
     *,
     venue: str | None = None,
+    capture_prefixes: Mapping[str, str] | None = None,
     depth: int = 25,
     speed: float | None = None,
     publish: str = "every",
@@ -298,8 +300,9 @@ def replay(
     on_top: Callable[[TopOfBook], None] | None = None,
 ) -> dict[str, Replayer]:
     """Replay a source (every venue in it, merged in time order); returns the
-    replayers (books, stats) by venue name."""
-    sources = open_source(source, venue)
+    replayers (books, stats) by venue name. ``capture_prefixes`` (capture name -> venue)
+    finds the venue of a text capture when ``venue`` is not given."""
+    sources = open_source(source, venue, capture_prefixes)
     replayers: dict[str, Replayer] = {}
     streams = []
     for index, (name, factory) in enumerate(sources):

@@ -480,7 +480,9 @@ class WebSocketActor:
             elif add:
                 await self._send_requests(link, link.session.subscribe(add), add, subscribe=True)
 
-    async def _send_requests(self, link: _Link, requests: list[Request], channels: list[str], *, subscribe: bool) -> None:
+    async def _send_requests(
+        self, link: _Link, requests: list[Request], channels: list[str], *, subscribe: bool
+    ) -> None:
         (link.adding if subscribe else link.removing).update(channels)
         for request in requests:
             covered = list(request.channels) or (channels if len(requests) == 1 else [])

@@ -85,7 +85,7 @@ class Orchestrator:
                         hwm=self.settings.broadcast.hwm,
                         status_interval=self.settings.broadcast.status_interval,
                     )
-                    stack.callback(self.broadcaster.close)
+                    stack.push_async_callback(self.broadcaster.aclose)
                     self.log.info("broadcasting on {}", self.broadcaster.address)
             except StartupError as exc:
                 self.log.error("{}", exc)
@@ -166,7 +166,8 @@ class Orchestrator:
                 delay = min(delay * 2, 60.0)
             finally:
                 if recorder is not None:
-                    recorder.close()
+                    with anyio.CancelScope(shield=True):
+                        await recorder.aclose()
             if self._stopping:
                 return
 

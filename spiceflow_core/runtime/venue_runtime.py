@@ -30,7 +30,7 @@ from loguru import logger
 from spiceflow_core.broadcast.wire import topic_for
 from spiceflow_core.config import Settings, VenueSettings
 from spiceflow_core.instruments import resolve, select
-from spiceflow_core.model import Instrument
+from spiceflow_core.model import FEED_CHANNEL, Instrument
 from spiceflow_core.plugin.contract import Endpoints, Venue
 from spiceflow_core.plugin.rest import RestClient
 from spiceflow_core.runtime.books import OrderBookActor
@@ -62,8 +62,6 @@ __all__ = [
     "SubscriptionTimeout",
     "VenueRuntime",
 ]
-
-FEED_CHANNEL = {"book": "book", "trades": "trade", "top": "top"}
 
 #: commands waiting for the supervisor; a full channel makes the sender wait
 COMMAND_BUFFER = 1000
@@ -152,9 +150,7 @@ class VenueRuntime:
                 if self.books is not None:
                     tg.start_soon(self._supervised, "books", self.books.run_resyncs, self._resubscribe_book)
                 chosen = self.configured_instruments()
-                self.log.info(
-                    "subscribing {} instrument(s): {}", len(chosen), ", ".join(i.symbol for i in chosen[:10])
-                )
+                self.log.info("subscribing {} instrument(s): {}", len(chosen), ", ".join(i.symbol for i in chosen[:10]))
                 for feed in self.vsettings.feeds:
                     if chosen:
                         await self.subscribe_many([i.symbol for i in chosen], feed)
@@ -289,7 +285,9 @@ class VenueRuntime:
             if failed:
                 reply.fail(SubscriptionRefused(f"{failed[0].symbol}: {failed[0].error}"))
             elif gone:
-                reply.fail(NotSubscribed(f"{self.venue.name} {gone[0].symbol} was unsubscribed before it was confirmed"))
+                reply.fail(
+                    NotSubscribed(f"{self.venue.name} {gone[0].symbol} was unsubscribed before it was confirmed")
+                )
             else:
                 conn = self.connections.get(waiting[0].connection or -1)
                 seen = (conn.last_error if conn is not None else None) or "connected, no acknowledgement"

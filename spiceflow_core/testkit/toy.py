@@ -8,6 +8,10 @@ exchange plugin. Its protocol is deliberately small but complete:
   subscribe (so gaps heal by resubscribing) then deltas chained by ``prev``
 - server ``{"heartbeat": T}`` every ``heartbeat_interval`` seconds
 - REST ``GET /instruments`` -> ``[{"symbol": ..., "base": ..., "quote": ...}]``
+- a client may send at most ``ToyVenue.max_messages_per_second`` messages in any one
+  second, WebSocket ping and pong frames included; the simulator closes a connection
+  that sends more (1008) and records a ``LimitViolation`` in ``violations``
+  (``message_limit=None`` turns the rule off)
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from spiceflow_core.model import BookDelta, BookSnapshot, Event, Heartbeat, Inst
 from spiceflow_core.plugin.contract import Endpoints, ProtocolError, Request, Venue, WsSession
 from spiceflow_core.plugin.hookspecs import hookimpl
 from spiceflow_core.testkit.faults import FaultSwitches
-from spiceflow_core.testkit.server import LoopbackServer, json_answer
+from spiceflow_core.testkit.server import LimitViolation, LoopbackServer, MessageLimit, json_answer
 
 
 class _Frame(msgspec.Struct, omit_defaults=True):
@@ -178,7 +182,8 @@ class _Book:
     def step(self) -> tuple[int, int, list[Level], list[Level]]:
         prev = self.seq
         self.seq += 1
-        changes_b, changes_a = [], []
+        changes_b: list[Level] = []
+        changes_a: list[Level] = []
         for side, out, sign in ((self.bids, changes_b, -1), (self.asks, changes_a, 1)):
             best = max(self.bids) if sign < 0 else min(self.asks)
             price = (best + sign * Decimal(self.rng.randint(0, 25)) / 100).quantize(_CENT)
@@ -201,6 +206,7 @@ class ToySimulator:
         rate: float = 200.0,
         heartbeat_interval: float = 0.2,
         seed: int = 7,
+        message_limit: float | None = ToyVenue.max_messages_per_second,
         **_: object,
     ) -> None:
         self.port = port
@@ -209,6 +215,10 @@ class ToySimulator:
         self.heartbeat_interval = heartbeat_interval
         self.faults = FaultSwitches()
         self.client_frames: list[str] = []
+        #: client messages allowed per connection in any one second (control frames
+        #: included), None for no limit
+        self.message_limit = message_limit
+        self.violations: list[LimitViolation] = []
         self.rng = random.Random(seed)
         self.books = {s: _Book(self.rng) for s in self._symbols}
         self.connections: dict = {}  # connection -> its subscribed channels
@@ -219,6 +229,11 @@ class ToySimulator:
     def symbols(self) -> list[str]:
         return list(self._symbols)
 
+    @property
+    def limit_disconnects(self) -> list[LimitViolation]:
+        """The connections closed because a client crossed a limit."""
+        return [v for v in self.violations if v.disconnected]
+
     def truth(self, symbol: str):
         book = self.books.get(symbol)
         if book is None:
@@ -228,7 +243,7 @@ class ToySimulator:
 
     async def _http(self, path: str, query: dict[str, str]):
         if path == "/instruments":
-            rows = [{"symbol": s, "base": s, "quote": "USD"} for s in self._symbols]
+            rows: list[dict[str, object]] = [{"symbol": s, "base": s, "quote": "USD"} for s in self._symbols]
             rows.append({"symbol": "HALT", "base": "HALT", "quote": "USD", "active": False})  # a halted one
             return json_answer(rows)
         return json_answer({"error": "not found"}, 404)
@@ -309,7 +324,13 @@ class ToySimulator:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[ToySimulator]:
         async with (
-            LoopbackServer(ws=self._ws, http=self._http, port=self.port) as server,
+            LoopbackServer(
+                ws=self._ws,
+                http=self._http,
+                port=self.port,
+                message_limit=MessageLimit(self.message_limit) if self.message_limit is not None else None,
+                on_violation=self.violations.append,
+            ) as server,
             anyio.create_task_group() as tg,
         ):
             self.endpoints = Endpoints(ws_url=f"{server.ws_url}/ws", rest_url=server.http_url)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import httpx
 import pytest
 from harness import Fault, grew, pipeline, run_faults
 from spiceflow_binance.config import SPOT, USDM
@@ -35,7 +34,7 @@ def _roomy_weight_budget(p, spec) -> None:
 def _short_rest_timeout(p) -> None:
     # RestClient's timeout is 10 s and not a setting: shorten it so a timed-out
     # snapshot request costs the suite ~1 s instead of 10.
-    p.runtime.rest._client.timeout = httpx.Timeout(1.0)
+    p.runtime.rest.timeout = 1.0
     p.sim.faults.rest_timeout_s = 2.0
 
 

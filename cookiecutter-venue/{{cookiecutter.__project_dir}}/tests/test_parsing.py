@@ -8,9 +8,7 @@ exchange symbols, ids) as they are: the book engine relies on them.
 
 import msgspec
 import pytest
-from spiceflow_core.book.policy import Verdict
-from spiceflow_core.model import BookDelta, BookSnapshot, Heartbeat, SubscribeAck
-from spiceflow_core.plugin.contract import ProtocolError
+from spiceflow_core.plugin import BookDelta, BookSnapshot, Heartbeat, ProtocolError, SubscribeAck, Verdict
 
 from {{ cookiecutter.__package }}.parsing import parse_frame
 from {{ cookiecutter.__package }}.sync import POLICY

@@ -5,7 +5,7 @@ the exchange documents here first.
 """
 
 import msgspec
-from spiceflow_core.model import {% if cookiecutter.heartbeat_style != "websocket-ping" %}Heartbeat, {% endif %}SubscribeAck
+from spiceflow_core.plugin import {% if cookiecutter.heartbeat_style != "websocket-ping" %}Heartbeat, {% endif %}SubscribeAck
 
 from {{ cookiecutter.__package }} import config
 from {{ cookiecutter.__package }}.session import {{ cookiecutter.__class_prefix }}Session

@@ -4,8 +4,7 @@ FILL IN: when you change the policy to the exchange's documented procedure, rest
 these expectations first: they are what keeps books exact.
 """
 
-from spiceflow_core.book.policy import Verdict
-from spiceflow_core.model import BookDelta
+from spiceflow_core.plugin import BookDelta, Verdict
 
 from {{ cookiecutter.__package }}.sync import POLICY
 

@@ -27,6 +27,7 @@ async def test_ws_only_completes_at_the_first_heartbeat(venue, registry, setting
     assert code == 0, out
     assert f"ws-only {config.VENUE}: connected after" in out and "first heartbeat after" in out
     assert any("{{ "SUBSCRIBE" if cookiecutter.protocol_style == "plain-json" else "public/subscribe" }}" in frame for frame in sim.client_frames)
+    assert sim.violations == []  # the client kept the venue's documented limits
 
 
 async def test_ws_only_with_the_packaged_fixtures(venue, registry, settings_for, capsys):
@@ -68,8 +69,9 @@ async def test_full_workflow_publishes_exact_books(venue, registry, settings_for
                 with anyio.fail_after(15):
                     while set(books) != set(SYMBOLS):
                         await anyio.sleep(0.05)
-                # freeze the exchange, then the last published book must equal its truth
-                sim.silent = True
+                # freeze the market (keep-alives go on), then the last published book must
+                # equal its truth
+                sim.paused = True
                 for symbol in SYMBOLS:
                     seq, bids, asks = sim.truth(symbol)
                     with anyio.fail_after(10):
@@ -79,4 +81,5 @@ async def test_full_workflow_publishes_exact_books(venue, registry, settings_for
                     assert [tuple(level) for level in books[symbol].bids] == bids[:depth]
                     assert [tuple(level) for level in books[symbol].asks] == asks[:depth]
                 assert orc.runtimes[config.VENUE].metrics.totals.get("parse_errors", 0) == 0
+                assert sim.violations == []
             tg.cancel_scope.cancel()

@@ -6,7 +6,7 @@ Every value marked ``FILL IN`` comes from the exchange's API documentation.
 
 from __future__ import annotations
 
-from spiceflow_core.plugin.contract import Endpoints
+from spiceflow_core.plugin import Endpoints
 
 VENUE = {{ cookiecutter.venue_slug | jsonify }}
 DISPLAY_NAME = {{ cookiecutter.venue_name | jsonify }}

@@ -27,8 +27,7 @@ from typing import Callable
 {% endif %}
 import msgspec
 
-from spiceflow_core.model import BookDelta, BookSnapshot, Event, {% if cookiecutter.heartbeat_style != "websocket-ping" %}Heartbeat, {% endif %}SubscribeAck
-from spiceflow_core.plugin.contract import ProtocolError
+from spiceflow_core.plugin import BookDelta, BookSnapshot, Event, {% if cookiecutter.heartbeat_style != "websocket-ping" %}Heartbeat, {% endif %}ProtocolError, SubscribeAck
 
 from . import {% if cookiecutter.protocol_style == "json-rpc" and cookiecutter.heartbeat_style == "client-ping" %}config, {% endif %}schemas
 

@@ -1,17 +1,17 @@
 """The pluggy hook: the ``{{ cookiecutter.venue_slug }}`` venue, registered under the
-``spiceflow.venues`` entry point in pyproject.toml."""
+``spiceflow.venues`` entry point in pyproject.toml.
+
+The contract this class fulfils -- every attribute and method, and the rules the venue
+is checked against when it loads -- is documented in ``spiceflow_core.plugin.contract``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from spiceflow_core.book.policy import SequencePolicy
-from spiceflow_core.plugin.hookspecs import hookimpl
-from spiceflow_core.model import Instrument
-from spiceflow_core.plugin.rest import RestClient
-from spiceflow_core.plugin.contract import Endpoints, Feed, Venue
+from spiceflow_core.plugin import Endpoints, Feed, Instrument, RestApi, SequencePolicy, Simulator, Venue, hookimpl
 
 from . import config, rest as _rest
 from .session import {{ cookiecutter.__class_prefix }}Session
@@ -31,9 +31,13 @@ class {{ cookiecutter.__class_prefix }}Venue(Venue):
     max_streams_per_connection: ClassVar[int] = config.MAX_STREAMS_PER_CONNECTION
     max_messages_per_second: ClassVar[float] = config.MAX_MESSAGES_PER_SECOND
     default_instruments: ClassVar[tuple[str, ...]] = config.DEFAULT_INSTRUMENTS
+    # FILL IN when the venue has settings users choose in spiceflow.toml
+    # ([venues.{{ cookiecutter.venue_slug }}.options]): a msgspec Struct with
+    # forbid_unknown_fields=True in config.py as ``options_type``, and ``configure``
+    # returning the venue built with those options.
 
     # -- reference data -----------------------------------------------------------
-    async def fetch_instruments(self, rest: RestClient) -> list[Instrument]:
+    async def fetch_instruments(self, rest: RestApi) -> list[Instrument]:
         return await _rest.fetch_instruments(rest, self.name)
 
     def parse_instruments(self, files: dict[str, bytes]) -> list[Instrument]:
@@ -60,7 +64,9 @@ class {{ cookiecutter.__class_prefix }}Venue(Venue):
         return POLICY
 
     # -- simulator ----------------------------------------------------------------
-    def simulator(self, *, recording: str | None = None, port: int = 0, **options) -> contextlib.AbstractAsyncContextManager:
+    def simulator(
+        self, *, recording: str | None = None, port: int = 0, **options: Any
+    ) -> contextlib.AbstractAsyncContextManager[Simulator]:
         """A loopback simulator speaking this venue's protocol (``spiceflow simulate``,
         the ``demo`` profile and the tests use it)."""
         if recording is not None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from spiceflow_core.model import Instrument
-from spiceflow_core.plugin.rest import RestClient
+from spiceflow_core.plugin import Instrument, RestApi
 
 from . import config, schemas
 
@@ -38,5 +37,5 @@ def parse_instruments(body: bytes, venue: str = config.VENUE) -> list[Instrument
     ]
 
 
-async def fetch_instruments(rest: RestClient, venue: str = config.VENUE) -> list[Instrument]:
+async def fetch_instruments(rest: RestApi, venue: str = config.VENUE) -> list[Instrument]:
     return parse_instruments(await rest.get_bytes(config.INSTRUMENTS_PATH), venue)

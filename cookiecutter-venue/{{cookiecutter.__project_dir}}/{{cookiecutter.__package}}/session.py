@@ -25,8 +25,7 @@ from __future__ import annotations
 import itertools
 from typing import ClassVar
 
-from spiceflow_core.model import Event
-from spiceflow_core.plugin.contract import Request, WsSession
+from spiceflow_core.plugin import Event, Request, WsSession
 
 from . import config, schemas
 from .parsing import parse_frame

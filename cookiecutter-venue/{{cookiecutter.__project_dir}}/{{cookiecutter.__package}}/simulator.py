@@ -38,7 +38,9 @@ profile and the tests all use it.
 
 Faults (``sim.faults``, see ``spiceflow_core.testkit.FaultSwitches``): ``gap``,
 ``malformed``, ``drop``, ``reset``, ``refuse_subscribe``, ``rest_errors``; ``silent``
-stops every frame while True.
+stops every frame while True; ``paused`` holds the market (no book updates) while
+keep-alives go on. A client sending more than ``config.MAX_MESSAGES_PER_SECOND``
+messages in one second is disconnected and the crossing is recorded in ``violations``.
 
 FILL IN: when the real protocol differs, change this file with parsing.py so the
 simulator keeps speaking exactly what the exchange speaks.
@@ -56,9 +58,9 @@ from urllib.parse import urlsplit
 
 import anyio
 import msgspec
-from spiceflow_core.model import Level
+from spiceflow_core.plugin import Endpoints, Level
 from spiceflow_core.testkit import FaultSwitches, LoopbackServer, json_answer
-from spiceflow_core.plugin.contract import Endpoints
+from spiceflow_core.testkit.server import LimitViolation, MessageLimit
 
 from . import config
 
@@ -128,7 +130,9 @@ class {{ cookiecutter.__class_prefix }}Simulator:
         self.heartbeat_interval = heartbeat_interval
         self.faults = FaultSwitches()
         self.client_frames: list[str] = []
+        self.violations: list[LimitViolation] = []
         self.silent = False
+        self.paused = False
         self.rng = random.Random(seed)
         self.books = {s: _Book(self.rng, Decimal(100 + 10 * i), levels) for i, s in enumerate(self._symbols)}
         self.endpoints = Endpoints(ws_url="", rest_url="")
@@ -140,7 +144,7 @@ class {{ cookiecutter.__class_prefix }}Simulator:
         self.pings = 0
 {% endif %}
 
-    # -- the Simulator protocol (spiceflow_core.testkit.simulator) ------------------------
+    # -- the Simulator protocol (spiceflow_core.plugin.Simulator) ------------------------
     def symbols(self) -> list[str]:
         return list(self._symbols)
 
@@ -329,7 +333,7 @@ class {{ cookiecutter.__class_prefix }}Simulator:
         """Every symbol's truth advances, subscribed or not, like a real exchange."""
         while True:
             await anyio.sleep(1 / self.rate if self.rate > 0 else 0)
-            if self.silent:
+            if self.silent or self.paused:
                 continue
             for symbol, book in self.books.items():
                 prev, seq, bids, asks = book.step()
@@ -353,7 +357,14 @@ class {{ cookiecutter.__class_prefix }}Simulator:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator["{{ cookiecutter.__class_prefix }}Simulator"]:
         ping = {{ "self.heartbeat_interval" if cookiecutter.heartbeat_style == "websocket-ping" else "20.0" }}  # WebSocket pings (seconds)
-        async with LoopbackServer(ws=self._ws, http=self._http, port=self.port, ping_interval=ping) as server:
+        async with LoopbackServer(
+            ws=self._ws,
+            http=self._http,
+            port=self.port,
+            ping_interval=ping,
+            message_limit=MessageLimit(config.MAX_MESSAGES_PER_SECOND),
+            on_violation=self.violations.append,
+        ) as server:
             # the live URLs' paths on the loopback host, so `--endpoint ws://127.0.0.1:PORT`
             # (which keeps the default path) reaches the same simulator
             ws_path = urlsplit(config.ENDPOINTS.ws_url).path

@@ -22,8 +22,7 @@ and tests/test_sync.py states the expected verdicts.
 
 from __future__ import annotations
 
-from spiceflow_core.book.policy import {{ "StraddlePolicy" if cookiecutter.protocol_style == "plain-json" else "ChainPolicy" }}, Verdict
-from spiceflow_core.model import BookDelta
+from spiceflow_core.plugin import BookDelta, {{ "StraddlePolicy" if cookiecutter.protocol_style == "plain-json" else "ChainPolicy" }}, Verdict
 
 
 class BookPolicy({{ "StraddlePolicy" if cookiecutter.protocol_style == "plain-json" else "ChainPolicy" }}):

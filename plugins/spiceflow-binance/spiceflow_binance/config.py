@@ -17,7 +17,7 @@ Market = Literal["spot", "usdm", "coinm"]
 
 #: Binance closes every WebSocket connection after 24 hours; reconnect a little earlier.
 CONNECTION_LIFETIME_S = 24 * 3600
-RECONNECT_BEFORE_S = 23 * 3600 + 30 * 60
+RECONNECT_BEFORE_S = CONNECTION_LIFETIME_S - 30 * 60
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,13 @@ class MarketSpec:
     max_depth: int
     #: REQUEST_WEIGHT per minute (overridden by exchangeInfo's rateLimits when known)
     weight_per_minute: int
-    #: documented limits of the market-data WebSocket
+    #: documented limits of the market-data WebSocket: streams per connection, and
+    #: incoming messages per second per connection (pings, pongs and JSON requests count)
     max_streams_per_connection: int
     max_messages_per_second: float
     futures: bool  # depth events carry ``pu``; futures synchronisation rules apply
     fixture_file: str  # name of this market's exchangeInfo fixture
+    capture_prefix: str  # name of this market's text captures (cryptofeed's exchange id)
 
     def depth_weight(self, limit: int) -> int:
         """REQUEST_WEIGHT of one depth call with ``limit`` (Binance docs, market data)."""
@@ -83,9 +85,11 @@ SPOT = MarketSpec(
     max_depth=5000,
     weight_per_minute=6000,
     max_streams_per_connection=1024,
+    # spot docs: "WebSocket connections have a limit of 5 incoming messages per second"
     max_messages_per_second=5.0,
     futures=False,
     fixture_file="api_v3_exchangeInfo.json",
+    capture_prefix="BINANCE",
 )
 
 USDM = MarketSpec(
@@ -100,9 +104,11 @@ USDM = MarketSpec(
     weight_per_minute=2400,
     # futures docs: "A single connection can listen to a maximum of 200 streams"
     max_streams_per_connection=200,
+    # futures docs: "WebSocket connections have a limit of 10 incoming messages per second"
     max_messages_per_second=10.0,
     futures=True,
     fixture_file="fapi_v1_exchangeInfo.json",
+    capture_prefix="BINANCE_FUTURES",
 )
 
 COINM = MarketSpec(
@@ -119,9 +125,9 @@ COINM = MarketSpec(
     max_messages_per_second=10.0,
     futures=True,
     fixture_file="dapi_v1_exchangeInfo.json",
+    capture_prefix="BINANCE_DELIVERY",
 )
 
-MARKETS: dict[str, MarketSpec] = {m.venue: m for m in (SPOT, USDM, COINM)}
 BY_PATH: dict[str, MarketSpec] = {m.depth_path: m for m in (SPOT, USDM, COINM)} | {
     m.exchange_info_path: m for m in (SPOT, USDM, COINM)
 }

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from spiceflow_core.book.policy import SequencePolicy
-from spiceflow_core.model import BookSnapshot, Instrument
-from spiceflow_core.plugin.contract import Endpoints, Feed, Venue
-from spiceflow_core.plugin.hookspecs import hookimpl
-from spiceflow_core.plugin.rest import RestClient
+from spiceflow_core.plugin import (
+    BookSnapshot,
+    Feed,
+    Instrument,
+    RestApi,
+    SequencePolicy,
+    Simulator,
+    Venue,
+    hookimpl,
+)
 
 from . import rest as _rest
 from .config import COINM, DEPTH_CHANNEL, SPOT, TOP_CHANNEL, TRADE_CHANNEL, USDM, MarketSpec
@@ -26,8 +31,6 @@ class BinanceVenue(Venue):
     exchange: ClassVar[str] = "binance"
     resync = "rest"
     snapshot_depth: ClassVar[int] = 1000
-    #: all three markets share the fixture folder ``fixtures/binance/``
-    fixtures_name: ClassVar[str] = "binance"
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -36,16 +39,15 @@ class BinanceVenue(Venue):
         cls.display_name = spec.display_name
         cls.default_endpoints = spec.endpoints
         cls.max_streams_per_connection = spec.max_streams_per_connection
-        # the issue asks for at most 5 client messages per second on every market
-        # (spot's documented limit; futures allow 10, 5 is safe everywhere)
-        cls.max_messages_per_second = 5.0
+        cls.max_messages_per_second = spec.max_messages_per_second
+        cls.capture_prefixes = (spec.capture_prefix,)
         # replace connections before Binance cuts them at 24 h (reconnects keep the
         # books: the update ids continue, so no resync is needed when nothing was missed)
         cls.max_connection_age = BinanceSession.max_lifetime_s
         cls.default_instruments = ("BTCUSD_PERP", "ETHUSD_PERP") if spec.market == "coinm" else ("BTCUSDT", "ETHUSDT")
 
     # -- reference data -----------------------------------------------------------
-    async def fetch_instruments(self, rest: RestClient) -> list[Instrument]:
+    async def fetch_instruments(self, rest: RestApi) -> list[Instrument]:
         return await _rest.fetch_instruments(self.spec, rest)
 
     def parse_instruments(self, files: dict[str, bytes]) -> list[Instrument]:
@@ -57,9 +59,6 @@ class BinanceVenue(Venue):
 
     def fixtures_dir(self) -> Path | None:
         return FIXTURES
-
-    def resolve(self, instruments: list[Instrument], symbol: str) -> Instrument:
-        return _rest.resolve(instruments, symbol)
 
     # -- streams ------------------------------------------------------------------
     def channels(self, instrument: Instrument, feed: Feed) -> list[str]:
@@ -78,7 +77,7 @@ class BinanceVenue(Venue):
     def sequence_policy(self, instrument: Instrument) -> SequencePolicy:
         return FUTURES_POLICY if self.spec.futures else SPOT_POLICY
 
-    async def fetch_snapshot(self, rest: RestClient, instrument: Instrument, depth: int) -> BookSnapshot:
+    async def fetch_snapshot(self, rest: RestApi, instrument: Instrument, depth: int) -> BookSnapshot:
         return await _rest.fetch_snapshot(self.spec, rest, instrument, depth)
 
     def parse_snapshot(self, url: str, body: bytes, recv_ts_ns: int) -> BookSnapshot | None:
@@ -97,8 +96,8 @@ class BinanceVenue(Venue):
 
     # -- simulator ----------------------------------------------------------------
     def simulator(
-        self, *, recording: str | None = None, port: int = 0, **options
-    ) -> contextlib.AbstractAsyncContextManager:
+        self, *, recording: str | None = None, port: int = 0, **options: Any
+    ) -> contextlib.AbstractAsyncContextManager[Simulator]:
         from .simulator import BinanceSimulator  # websockets server code only when used
 
         return BinanceSimulator(self.spec, recording=recording, port=port, **options)
@@ -121,4 +120,4 @@ def spiceflow_venues() -> list[Venue]:
     return [BinanceSpot(), BinanceUsdm(), BinanceCoinm()]
 
 
-__all__ = ["BinanceCoinm", "BinanceSpot", "BinanceUsdm", "Endpoints", "spiceflow_venues"]
+__all__ = ["BinanceCoinm", "BinanceSpot", "BinanceUsdm", "BinanceVenue", "spiceflow_venues"]

@@ -5,8 +5,9 @@ The core :class:`~spiceflow_core.plugin.rest.RestClient` already serialises call
 ``429``/``418`` + ``Retry-After``. On top, every depth call here first takes its weight
 from a per-client :class:`WeightBudget` (a one-minute sliding window kept below a safety
 fraction of the limit), so many symbols resyncing at once queue up instead of
-exhausting the budget and drawing a 418 ban. When the client's httpx instance is
-reachable, ``X-MBX-USED-WEIGHT-1M`` answers re-align the budget with the server's count.
+exhausting the budget and drawing a 418 ban. The ``X-MBX-USED-WEIGHT-1M`` header of
+every answer (read from :meth:`RestClient.get`'s response) re-aligns the budget with the
+server's count.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 import anyio
-import httpx
 import msgspec
 from loguru import logger
 
@@ -27,7 +27,7 @@ from . import schemas
 from .config import MarketSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from spiceflow_core.plugin.rest import RestClient
+    from spiceflow_core.plugin.rest import RestClient, RestResponse
 
 
 class InstrumentError(KeyError):
@@ -107,11 +107,13 @@ def weight_limit(info: schemas.ExchangeInfo) -> int | None:
 
 
 async def fetch_instruments(spec: MarketSpec, rest: RestClient) -> list[Instrument]:
-    body = await rest.get_bytes(spec.exchange_info_path)
-    info = decode_exchange_info(body)
+    response = await rest.get(spec.exchange_info_path)
+    info = decode_exchange_info(response.body)
+    budget = budget_for(rest, spec)
     limit = weight_limit(info)
     if limit:
-        budget_for(rest, spec).limit = limit
+        budget.limit = limit
+    budget.observe(response)
     return [map_symbol(spec, s) for s in info.symbols]
 
 
@@ -164,8 +166,8 @@ class WeightBudget:
                 self.server_used = None  # the server's count decays too; re-read it next answer
                 await anyio.sleep(pause)
 
-    def observe(self, headers: httpx.Headers) -> None:
-        value = headers.get("X-MBX-USED-WEIGHT-1M") or headers.get("X-MBX-USED-WEIGHT")
+    def observe(self, response: RestResponse) -> None:
+        value = response.header("X-MBX-USED-WEIGHT-1M") or response.header("X-MBX-USED-WEIGHT")
         if value is not None:
             try:
                 self.server_used = int(value)
@@ -180,15 +182,6 @@ def budget_for(rest: RestClient, spec: MarketSpec) -> WeightBudget:
     budget = _budgets.get(rest)
     if budget is None:
         budget = _budgets[rest] = WeightBudget(spec.weight_per_minute)
-        # RestClient exposes no headers; hook its httpx client when it has one, so the
-        # server's own weight count is seen (see the report: a public hook belongs in core)
-        client = getattr(rest, "_client", None)
-        if isinstance(client, httpx.AsyncClient):
-
-            async def _observe(response: httpx.Response) -> None:
-                budget.observe(response.headers)
-
-            client.event_hooks["response"].append(_observe)
     return budget
 
 
@@ -197,9 +190,11 @@ def budget_for(rest: RestClient, spec: MarketSpec) -> WeightBudget:
 
 async def fetch_snapshot(spec: MarketSpec, rest: RestClient, instrument: Instrument, depth: int) -> BookSnapshot:
     limit = spec.valid_depth(depth)
-    await budget_for(rest, spec).acquire(spec.depth_weight(limit))
-    body = await rest.get_bytes(spec.depth_path, {"symbol": instrument.symbol, "limit": limit})
-    return decode_snapshot(spec.venue, instrument.symbol, body, limit)
+    budget = budget_for(rest, spec)
+    await budget.acquire(spec.depth_weight(limit))
+    response = await rest.get(spec.depth_path, {"symbol": instrument.symbol, "limit": limit})
+    budget.observe(response)
+    return decode_snapshot(spec.venue, instrument.symbol, response.body, limit)
 
 
 def decode_snapshot(venue: str, symbol: str, body: bytes, limit: int | None) -> BookSnapshot:

@@ -4,8 +4,14 @@
 - WebSocket ``/stream`` (combined streams): streams from the URL (``?streams=a/b``) and
   from ``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS`` requests, answered like
   Binance (``{"result": null, "id": N}``; errors ``{"error": {"code", "msg"}, "id": N}``);
-  only subscribed streams are sent. More than 5 requests in a second closes the
-  connection (Binance's rule), more than the stream limit is refused.
+  only subscribed streams are sent.
+- Binance's market-stream limits per connection: more than ``spec.max_messages_per_second``
+  incoming messages in any one second (5 spot, 10 futures), WebSocket PING and PONG
+  frames counted like JSON requests, closes the connection with 1008 "Too many
+  requests"; a ``SUBSCRIBE`` beyond ``spec.max_streams_per_connection`` (1024 spot, 200
+  futures) is refused, a URL asking for more closes the connection. Every breach is a
+  :class:`~spiceflow_core.testkit.server.LimitViolation` in ``violations`` (those that
+  closed the connection also in ``limit_disconnects``), so a test can assert none.
 - REST ``/api/v3|fapi/v1|dapi/v1`` ``exchangeInfo`` and ``depth?symbol=&limit=``, the
   depth answered from the simulator's truth at the moment of the request (its
   ``lastUpdateId`` is the last update id sent), with ``X-MBX-USED-WEIGHT-1M``.
@@ -65,7 +71,7 @@ from spiceflow_core.model import Level
 from spiceflow_core.plugin.contract import Endpoints
 from spiceflow_core.recording.capture import read_capture
 from spiceflow_core.testkit import FaultSwitches, LoopbackServer, json_answer
-from spiceflow_core.testkit.server import HttpAnswer
+from spiceflow_core.testkit.server import HttpAnswer, LimitViolation, MessageLimit
 
 from . import schemas
 from .config import BY_PATH, COINM, SPOT, USDM, MarketSpec
@@ -147,11 +153,11 @@ class Generator:
 
     def add(self, symbol: str, tick: str, lot: str) -> _GenSymbol:
         """Start generating one more symbol (also on demand, when a client subscribes)."""
-        t, l = Decimal(tick), Decimal(lot)
+        t, step = Decimal(tick), Decimal(lot)
         levels = self.levels
         mid = self.rng.randint(20_000, 200_000)
         start_id = 1_000_000 * (len(self.symbols) + 1) + self.rng.randint(0, 1000)
-        g = _GenSymbol(symbol, t, l, Book(start_id), mid, start_id + 1)
+        g = _GenSymbol(symbol, t, step, Book(start_id), mid, start_id + 1)
         bids = [(_fmt((mid - k) * t, t), self._size(g)) for k in range(1, levels + 1)]
         asks = [(_fmt((mid + k) * t, t), self._size(g)) for k in range(1, levels + 1)]
         g.book.apply(bids, asks)
@@ -310,7 +316,6 @@ class Recording:
 class _Client:
     conn: ServerConnection
     streams: set[str] = field(default_factory=set)
-    requests: deque = field(default_factory=deque)  # timestamps of recent requests
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
 
@@ -330,7 +335,7 @@ class BinanceSimulator:
         levels: int = 1000,
         seed: int = 7,
         start: str = "subscribe",
-        max_requests_per_second: float = 5.0,
+        max_requests_per_second: float | None = None,
         ping_interval: float | None = 20.0,
         weight_limit: int | None = None,
         burst: float = 0.0,
@@ -339,7 +344,8 @@ class BinanceSimulator:
         self.faults = FaultSwitches()
         self.client_frames: list[str] = []
         self.rest_requests: list[str] = []
-        self.violations: list[str] = []
+        #: every documented limit a client crossed (see the module docstring)
+        self.violations: list[LimitViolation] = []
         self.sent: dict[str, int] = {}  # frames sent per stream kind
         self.rate = rate
         #: generator pacing: run up to ``burst`` seconds ahead of the schedule before
@@ -348,7 +354,11 @@ class BinanceSimulator:
         self.burst = burst
         self.speed = speed
         self.start = start
-        self.max_requests_per_second = max_requests_per_second
+        #: incoming messages per connection and second, pings and pongs included
+        #: (default: the market's documented limit)
+        self.max_requests_per_second = (
+            spec.max_messages_per_second if max_requests_per_second is None else max_requests_per_second
+        )
         self._host, self._port, self._ping_interval = host, port, ping_interval
         self._clients: list[_Client] = []
         self._subscribed = anyio.Event()
@@ -379,7 +389,7 @@ class BinanceSimulator:
             self._symbols = self._pick_symbols(symbols)
         self.endpoints = Endpoints(ws_url="ws://{host}:{port}/stream", rest_url="http://{host}:{port}")
         self._server: LoopbackServer | None = None
-        self._tg = None
+        self._tg: anyio.abc.TaskGroup | None = None
 
     def _set_weight_limit(self, limit: int) -> None:
         """``weight_limit``: the REQUEST_WEIGHT per minute the served exchangeInfo
@@ -425,6 +435,16 @@ class BinanceSimulator:
         bids, asks = book.levels(depth)
         return book.sequence, bids, asks
 
+    @property
+    def limit_disconnects(self) -> list[LimitViolation]:
+        """The connections closed because a client crossed a limit."""
+        return [v for v in self.violations if v.disconnected]
+
+    @property
+    def client_messages(self) -> dict[str, int]:
+        """Frames clients sent by kind (``text``, ``binary``, ``ping``, ``pong``)."""
+        return dict(self._server.client_messages) if self._server is not None else {}
+
     # -- lifecycle ------------------------------------------------------------------------
     def _list_generated_symbols(self) -> None:
         """Generated symbols beyond the fixture's (``SIM0USDT`` ...) are added to the
@@ -464,6 +484,8 @@ class BinanceSimulator:
             port=self._port,
             ping_interval=self._ping_interval,
             max_size=2**22,
+            message_limit=MessageLimit(self.max_requests_per_second),
+            on_violation=self.violations.append,
         )
         await self._server.__aenter__()
         self.endpoints = Endpoints(ws_url=self._server.ws_url + "/stream", rest_url=self._server.http_url)
@@ -515,16 +537,23 @@ class BinanceSimulator:
         client = _Client(conn)
         if "streams=" in path:
             client.streams.update(s for s in path.split("streams=", 1)[1].split("&")[0].split("/") if s)
+            limit = self.spec.max_streams_per_connection
+            if len(client.streams) > limit:
+                # Binance documents the cap, not its answer; with no request to answer,
+                # refusing the connection is the only signal
+                self.violations.append(
+                    LimitViolation(
+                        "streams_per_connection", f"{len(client.streams)} streams in the URL, limit {limit}", True
+                    )
+                )
+                await conn.close(1008, f"more than {limit} streams")
+                return
             self._subscribed.set()
         self._clients.append(client)
         try:
             async for message in conn:
                 text = message if isinstance(message, str) else message.decode("utf-8", "replace")
                 self.client_frames.append(text)
-                if not self._rate_ok(client):
-                    self.violations.append(f"more than {self.max_requests_per_second:g} messages/s")
-                    await conn.close(1008, "Too many requests")
-                    return
                 answer = self._answer(client, text)
                 if answer is not None:
                     async with client.lock:
@@ -533,13 +562,6 @@ class BinanceSimulator:
             pass
         finally:
             self._clients.remove(client)
-
-    def _rate_ok(self, client: _Client) -> bool:
-        now = time.monotonic()
-        client.requests.append(now)
-        while client.requests and client.requests[0] <= now - 1.0:
-            client.requests.popleft()
-        return len(client.requests) <= self.max_requests_per_second
 
     def _answer(self, client: _Client, text: str) -> str | None:
         try:
@@ -566,8 +588,15 @@ class BinanceSimulator:
             if method == "SUBSCRIBE":
                 if self.faults.take("refuse_subscribe"):
                     return _error(2, "Invalid request: subscription refused (fault switch)", request_id)
-                if len(client.streams | set(params)) > self.spec.max_streams_per_connection:
-                    self.violations.append("too many streams")
+                wanted = len(client.streams | set(params))
+                if wanted > self.spec.max_streams_per_connection:
+                    self.violations.append(
+                        LimitViolation(
+                            "streams_per_connection",
+                            f"SUBSCRIBE to {wanted} streams, limit {self.spec.max_streams_per_connection}",
+                            disconnected=False,
+                        )
+                    )
                     return _error(
                         2, f"Invalid request: more than {self.spec.max_streams_per_connection} streams", request_id
                     )
@@ -633,12 +662,12 @@ class BinanceSimulator:
         if book is None:
             book = Book(0)
         bids, asks = book.levels(limit)
-        body: dict = {"lastUpdateId": book.sequence}
+        answer: dict = {"lastUpdateId": book.sequence}
         if spec.futures:
             now = int(time.time() * 1000)
-            body.update(E=now, T=now)
-        body.update(bids=bids, asks=asks)
-        return schemas.encoder.encode(body)
+            answer.update(E=now, T=now)
+        answer.update(bids=bids, asks=asks)
+        return schemas.encoder.encode(answer)
 
     def _weighted(self, answer: HttpAnswer, weight: int) -> HttpAnswer:
         now = time.monotonic()

@@ -1,5 +1,6 @@
 """The simulator over real sockets: a websockets client and httpx against loopback."""
 
+import itertools
 import json
 import time
 from decimal import Decimal
@@ -7,7 +8,7 @@ from decimal import Decimal
 import anyio
 import httpx
 import pytest
-from spiceflow_binance.config import SPOT, USDM
+from spiceflow_binance.config import COINM, SPOT, USDM
 from spiceflow_binance.parsing import parse_frame
 from spiceflow_binance.plugin import BinanceSpot, BinanceUsdm
 from spiceflow_binance.simulator import BinanceSimulator
@@ -38,7 +39,7 @@ async def test_subscribe_ack_and_only_subscribed_streams():
     venue = BinanceSpot()
     async with BinanceSimulator(SPOT, symbols=2, rate=200) as sim:
         assert sim.endpoints.ws_url.endswith("/stream")
-        btc, eth = sim.symbols()
+        btc, _eth = sim.symbols()
         async with connect(sim.endpoints.ws_url) as ws:
             session = await subscribe(ws, venue, [f"{btc.lower()}@depth@100ms", f"{btc.lower()}@bookTicker"])
             ack = await recv_json(ws)
@@ -156,7 +157,7 @@ async def test_sequence_faults_are_detected(fault, spec, venue):
         frames = await _stream(sim, venue, [f"{sim.symbols()[0].lower()}@depth@100ms"], 30, fault)
         deltas = [e for f in frames for e in parse_frame(venue.name, f, 0) if isinstance(e, BookDelta)]
         policy = venue.sequence_policy(None)
-        verdicts = [policy.next(a.sequence, b).value for a, b in zip(deltas, deltas[1:])]
+        verdicts = [policy.next(a.sequence, b).value for a, b in itertools.pairwise(deltas)]
         if fault == "duplicate":
             assert verdicts.count("drop") == 1 and "gap" not in verdicts
         else:
@@ -288,3 +289,100 @@ async def test_recording_replay_serves_recorded_frames_and_snapshots(recorded):
             seq, bids, _ = sim.truth("NKNUSDT")
             later = await venue.fetch_snapshot(rest, nkn, 1000)
             assert later.sequence == seq > 499869752 and later.bids == bids[:1000]
+
+
+# -- documented client-message limits -------------------------------------------------------
+# Binance market streams: at most 5 (spot) / 10 (futures) incoming messages per second per
+# connection, where a PING frame, a PONG frame and a JSON control message each count; a
+# connection beyond it is closed.
+
+
+async def _send_kind(ws, kind: str, request_id: int) -> None:
+    if kind == "ping":
+        await ws.ping(str(request_id))  # distinct payloads: websockets refuses a duplicate
+    elif kind == "pong":
+        await ws.pong(str(request_id))  # unsolicited pongs are allowed, and counted
+    else:
+        await ws.send(
+            json.dumps({"method": "SUBSCRIBE", "params": [f"s{request_id}usdt@depth@100ms"], "id": request_id})
+        )
+
+
+async def _closed_by_server(ws) -> int:
+    with pytest.raises(ConnectionClosed) as info:
+        with anyio.fail_after(5):
+            while True:
+                await ws.recv()
+    assert info.value.rcvd is not None
+    return info.value.rcvd.code
+
+
+@pytest.mark.parametrize("kinds", [["ping"] * 6, ["subscribe"] * 6, ["pong"] * 6, ["subscribe", "ping", "pong"] * 2])
+async def test_six_messages_within_a_second_close_a_spot_connection(kinds):
+    async with BinanceSimulator(SPOT, symbols=1, rate=10) as sim:
+        async with connect(sim.endpoints.ws_url, ping_interval=None) as ws:
+            for i, kind in enumerate(kinds, start=1):
+                await _send_kind(ws, kind, i)
+            assert await _closed_by_server(ws) == 1008
+        (violation,) = sim.violations
+        assert sim.limit_disconnects == [violation]
+        assert violation.limit == "messages_per_second" and violation.detail.startswith("6 messages")
+        # the message over the limit is never processed
+        assert not any('"id": 6' in f for f in sim.client_frames)
+
+
+@pytest.mark.parametrize("kind", ["ping", "subscribe"])
+async def test_four_messages_a_second_keep_a_spot_connection_open(kind):
+    async with BinanceSimulator(SPOT, symbols=1, rate=10) as sim:
+        async with connect(sim.endpoints.ws_url, ping_interval=None) as ws:
+            request_id = 0
+            for round_ in range(3):  # 12 messages in all, never more than 4 in a second
+                if round_:
+                    await anyio.sleep(1.2)
+                pongs = []
+                for _ in range(4):
+                    request_id += 1
+                    if kind == "ping":
+                        pongs.append(await ws.ping(str(request_id)))
+                    else:
+                        await _send_kind(ws, kind, request_id)
+                with anyio.fail_after(5):
+                    for pong in pongs:
+                        await pong
+                    if kind == "subscribe":
+                        acks = [await recv_json(ws) for _ in range(4)]
+                        assert [a["id"] for a in acks] == list(range(request_id - 3, request_id + 1))
+        assert sim.violations == [] and sim.limit_disconnects == []
+        counted = sim.client_messages["ping"] if kind == "ping" else sim.client_messages["text"]
+        assert counted == 12
+
+
+@pytest.mark.parametrize("spec", [USDM, COINM])
+async def test_a_futures_connection_allows_ten_messages_a_second(spec):
+    async with BinanceSimulator(spec, symbols=1, rate=10) as sim:
+        async with connect(sim.endpoints.ws_url, ping_interval=None) as ws:
+            pongs = [await ws.ping(str(i)) for i in range(10)]
+            with anyio.fail_after(5):
+                for pong in pongs:
+                    await pong
+            assert sim.violations == []
+            await ws.ping("11")
+            assert await _closed_by_server(ws) == 1008
+        (violation,) = sim.limit_disconnects
+        assert violation.detail.startswith("11 messages") and "limit 10" in violation.detail
+
+
+async def test_stream_limit_refuses_a_subscribe_and_closes_an_oversized_url():
+    async with BinanceSimulator(USDM, symbols=1, rate=10) as sim:
+        streams = [f"s{i}usdt@depth@100ms" for i in range(USDM.max_streams_per_connection + 1)]
+        async with connect(sim.endpoints.ws_url, ping_interval=None) as ws:
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": streams, "id": 1}))
+            answer = await recv_json(ws)
+            assert answer["id"] == 1 and answer["error"]["code"] == 2
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": streams[:-1], "id": 2}))
+            assert await recv_json(ws) == {"result": None, "id": 2}  # exactly the limit is fine
+        (refused,) = sim.violations
+        assert refused.limit == "streams_per_connection" and not refused.disconnected
+        async with connect(sim.endpoints.ws_url + "?streams=" + "/".join(streams), ping_interval=None) as ws:
+            assert await _closed_by_server(ws) == 1008
+        assert [v.limit for v in sim.limit_disconnects] == ["streams_per_connection"]

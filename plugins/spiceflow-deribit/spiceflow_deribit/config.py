@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Literal
 
-from spiceflow_core.plugin.contract import Endpoints
+import msgspec
+
+from spiceflow_core.plugin import Endpoints
 
 VENUE = "deribit"
 EXCHANGE = "deribit"
+#: name of the text captures of Deribit sessions (cryptofeed's exchange id)
+CAPTURE_PREFIX = "DERIBIT"
 
 LIVE = Endpoints(ws_url="wss://www.deribit.com/ws/api/v2", rest_url="https://www.deribit.com/api/v2")
 WS_PATH = "/ws/api/v2"
@@ -19,10 +24,6 @@ REST_PATH = "/api/v2"
 #: currencies whose instruments ``fetch_instruments`` loads by default (one
 #: ``public/get_instruments`` call each; ``"any"`` would fetch all in one call)
 DEFAULT_CURRENCIES: tuple[str, ...] = ("BTC", "ETH", "USDC", "USDT")
-
-#: instrument kinds mapped to the core model; combos are fetched by the same call
-#: (no ``kind`` filter) but the core model has no combo kind, so they are skipped.
-MAPPED_KINDS = ("future", "option", "spot")
 
 # -- heartbeats -------------------------------------------------------------------
 #: ``public/set_heartbeat`` interval in seconds; Deribit refuses less than 10.
@@ -48,9 +49,26 @@ MAX_MESSAGES_PER_SECOND = 3.0
 TOO_MANY_REQUESTS = 10028
 
 # -- channels --------------------------------------------------------------------------
-#: public channels are aggregated per 100 ms; ``raw`` needs an authorised connection
-PUBLIC_INTERVAL = "100ms"
-RAW_INTERVAL = "raw"
+#: notification interval of the ``book``, ``trades`` and ``ticker`` channels: ``100ms``
+#: aggregates changes per 100 ms; ``raw`` sends every change and needs an authorised
+#: connection (``public/auth``)
+Interval = Literal["100ms", "raw"]
+PUBLIC_INTERVAL: Interval = "100ms"
+RAW_INTERVAL: Interval = "raw"
+
+
+class Options(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """``[venues.deribit.options]`` in spiceflow.toml."""
+
+    #: currencies whose instruments are loaded (one ``public/get_instruments`` call each)
+    currencies: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CURRENCIES))
+    #: channel interval; unset: ``raw`` when API credentials are set, else ``100ms``
+    interval: Interval | None = None
+
+    def __post_init__(self) -> None:
+        if not self.currencies:
+            raise ValueError("currencies must name at least one currency")
+
 
 # -- credentials --------------------------------------------------------------------------
 ENV_CLIENT_ID = "DERIBIT_CLIENT_ID"
@@ -82,5 +100,9 @@ def credentials_from_env(environ: dict[str, str] | None = None) -> Credentials |
     return None
 
 
-def interval_for(credentials: Credentials | None) -> str:
+def interval_for(credentials: Credentials | None, configured: Interval | None = None) -> Interval:
+    """The channel interval: the configured one, else ``raw`` with credentials and
+    ``100ms`` without."""
+    if configured is not None:
+        return configured
     return RAW_INTERVAL if credentials is not None else PUBLIC_INTERVAL

@@ -7,13 +7,11 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from spiceflow_core.book.policy import SequencePolicy
-from spiceflow_core.model import Instrument
-from spiceflow_core.plugin.contract import Endpoints, Feed, Venue
-from spiceflow_core.plugin.hookspecs import hookimpl
-from spiceflow_core.plugin.rest import RestClient
+import msgspec
+
+from spiceflow_core.plugin import Endpoints, Feed, Instrument, RestApi, SequencePolicy, Simulator, Venue, hookimpl
 
 from . import config, rest
 from .session import DeribitSession
@@ -37,18 +35,30 @@ class Deribit(Venue):
     min_silence_timeout: ClassVar[float] = 2.5 * config.HEARTBEAT_INTERVAL
     #: missing heartbeats trigger a reconnect even while data flows
     heartbeat_timeout: ClassVar[float | None] = 3 * config.HEARTBEAT_INTERVAL
+    capture_prefixes: ClassVar[tuple[str, ...]] = (config.CAPTURE_PREFIX,)
+    options_type: ClassVar[type[msgspec.Struct] | None] = config.Options
 
     def __init__(
         self,
         *,
-        currencies: tuple[str, ...] = config.DEFAULT_CURRENCIES,
+        options: config.Options | None = None,
         clock: Callable[[], float] = time.time,
         credentials: config.Credentials | bool | None = True,
     ) -> None:
         """``credentials=True`` reads them from the environment when needed."""
-        self.currencies = currencies
+        self.options = options if options is not None else config.Options()
         self.clock = clock
         self._credentials = credentials
+
+    def configure(self, options: config.Options) -> Deribit:
+        """This venue with ``[venues.deribit.options]``: which currencies to load, and the
+        channel interval (``raw`` needs API credentials)."""
+        venue = Deribit(options=options, clock=self.clock, credentials=self._credentials)
+        if options.interval == config.RAW_INTERVAL and venue.credentials is None:
+            raise ValueError(
+                f"interval 'raw' needs API credentials ({config.ENV_CLIENT_ID} and {config.ENV_CLIENT_SECRET})"
+            )
+        return venue
 
     @property
     def credentials(self) -> config.Credentials | None:
@@ -57,8 +67,8 @@ class Deribit(Venue):
         return self._credentials or None
 
     # -- reference data -------------------------------------------------------------
-    async def fetch_instruments(self, rest_client: RestClient) -> list[Instrument]:
-        return await rest.fetch_instruments(rest_client, self.currencies, clock=self.clock)
+    async def fetch_instruments(self, rest_client: RestApi) -> list[Instrument]:
+        return await rest.fetch_instruments(rest_client, self.options.currencies, clock=self.clock)
 
     def parse_instruments(self, files: dict[str, bytes]) -> list[Instrument]:
         # fixtures are a frozen moment: no expiry filter (see fixtures/README.md)
@@ -69,7 +79,7 @@ class Deribit(Venue):
 
     # -- streams ------------------------------------------------------------------
     def channels(self, instrument: Instrument, feed: Feed) -> list[str]:
-        interval = config.interval_for(self.credentials)
+        interval = config.interval_for(self.credentials, self.options.interval)
         prefix = {"book": "book", "trades": "trades", "top": "ticker"}[feed]
         return [f"{prefix}.{instrument.symbol}.{interval}"]
 
@@ -87,8 +97,8 @@ class Deribit(Venue):
         port: int = 0,
         symbols: list[str] | None = None,
         rate: float | None = None,
-        **options,
-    ) -> contextlib.AbstractAsyncContextManager:
+        **options: Any,
+    ) -> contextlib.AbstractAsyncContextManager[Simulator]:
         """The loopback simulator (an async context manager yielding it; see simulator.py).
         ``symbols`` are instrument names to stream, ``rate`` updates per second per book."""
         from .simulator import DeribitSimulator

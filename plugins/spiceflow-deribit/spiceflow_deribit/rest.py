@@ -1,5 +1,5 @@
-"""Reference data: ``public/get_instruments`` -> core ``Instrument``; rule-based
-instrument selection.
+"""Reference data: ``public/get_instruments`` -> core ``Instrument`` (selecting among
+them is the core's ``spiceflow_core.instruments.InstrumentFilter``).
 
 Deribit answers one currency per call (``currency=any`` for all). We call without a
 ``kind`` filter so futures, options, spot and combos come in one answer; combos are
@@ -19,7 +19,7 @@ import msgspec
 from loguru import logger
 
 from spiceflow_core.model import Instrument, Kind
-from spiceflow_core.plugin.rest import RestClient
+from spiceflow_core.plugin import RestApi
 
 from . import config, schemas
 from .parsing import format_decimal
@@ -109,7 +109,7 @@ def parse_files(files: dict[str, bytes], *, now_ms: int | None = None) -> list[I
 
 
 async def fetch_instruments(
-    rest: RestClient,
+    rest: RestApi,
     currencies: Iterable[str] = config.DEFAULT_CURRENCIES,
     *,
     clock: Callable[[], float] = time.time,
@@ -123,57 +123,6 @@ async def fetch_instruments(
         for inst in instruments:
             seen.setdefault(inst.symbol, inst)
     return list(seen.values())
-
-
-# -- selection by rule ----------------------------------------------------------------------
-
-
-class Rule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Select instruments: every given field must match (None = any).
-
-    ``Rule(kind="option", base="BTC", expires_within_days=30)`` = all BTC options
-    expiring within 30 days; ``Rule(kind="perpetual")`` = all perpetuals.
-    """
-
-    names: list[str] | None = None
-    kind: Kind | None = None
-    base: str | None = None
-    quote: str | None = None
-    settle: str | None = None
-    option_type: str | None = None
-    settlement_period: str | None = None
-    expires_within_days: float | None = None
-    active_only: bool = True
-
-
-def select(instruments: Iterable[Instrument], rule: Rule, *, now_ms: int | None = None) -> list[Instrument]:
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    names = set(rule.names) if rule.names is not None else None
-    out = []
-    for inst in instruments:
-        if names is not None and inst.symbol not in names:
-            continue
-        if rule.active_only and not inst.active:
-            continue
-        if rule.kind and inst.kind != rule.kind:
-            continue
-        if rule.base and inst.base != rule.base:
-            continue
-        if rule.quote and inst.quote != rule.quote:
-            continue
-        if rule.settle and inst.settle != rule.settle:
-            continue
-        if rule.option_type and inst.option_type != rule.option_type:
-            continue
-        if rule.settlement_period and inst.settlement_period != rule.settlement_period:
-            continue
-        if rule.expires_within_days is not None:
-            if inst.expiry_ms is None:
-                continue
-            if not (now_ms < inst.expiry_ms <= now_ms + rule.expires_within_days * 86_400_000):
-                continue
-        out.append(inst)
-    return out
 
 
 def instrument_name_date(day: dt.date) -> str:

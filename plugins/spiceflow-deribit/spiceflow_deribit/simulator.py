@@ -9,6 +9,13 @@ Protocol as on the live exchange:
 - ``public/subscribe`` / ``public/unsubscribe`` answer with the channel list; unknown
   instruments or channel shapes are JSON-RPC errors (-32602); a credit bucket (3000
   credits per request, 30000 max, 10000/s refill) answers ``10028 too_many_requests``.
+  Deribit's rate-limits article says it then terminates the session;
+  ``close_on_rate_limit=True`` does that too (close 1008), by default the connection
+  stays open so a client's retry can be watched. Every refused request is a
+  :class:`~spiceflow_core.testkit.server.LimitViolation` in ``violations`` (with
+  ``disconnected`` set when the connection was closed for it; those are also in
+  ``limit_disconnects``), so a test can assert none. WebSocket ping/pong frames cost
+  nothing: Deribit's limits count API requests, not frames.
   ``raw`` channels need ``public/auth`` first (any non-empty client credentials, or the
   ones given to the simulator).
 - Book channels: the first notification is a ``snapshot``, then ``change`` notifications
@@ -68,6 +75,7 @@ from spiceflow_core.model import Level
 from spiceflow_core.plugin.contract import Endpoints
 from spiceflow_core.recording.capture import read_capture
 from spiceflow_core.testkit import FaultSwitches, HttpAnswer, LoopbackServer, json_answer
+from spiceflow_core.testkit.server import LimitViolation
 
 from . import config, schemas
 from .parsing import format_decimal
@@ -86,10 +94,8 @@ def _frame(obj: dict) -> str:
 
 def _notification(channel: str, data: Any) -> str:
     if isinstance(data, msgspec.Raw):  # recorded data: forwarded byte for byte
-        return '{"jsonrpc":"2.0","method":"subscription","params":{"channel":%s,"data":%s}}' % (
-            _encode(channel).decode(),
-            bytes(data).decode(),
-        )
+        channel_json, data_json = _encode(channel).decode(), bytes(data).decode()
+        return f'{{"jsonrpc":"2.0","method":"subscription","params":{{"channel":{channel_json},"data":{data_json}}}}}'
     return _frame({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}})
 
 
@@ -193,11 +199,19 @@ class _Conn:
         self.heartbeat_interval: float | None = None
         self.pending_test: HeartbeatRecord | None = None
         self.closed = False
+        #: close code and reason the writer closes with once ``out`` is sent
+        self.close_when_flushed: tuple[int, str] | None = None
 
     def send(self, frame: str) -> None:
         if not self.closed:
             self.out.append(frame)
             self.wake.set()
+
+    def send_and_close(self, frame: str, code: int, reason: str) -> None:
+        """``frame`` is the last thing the client gets before the close."""
+        self.send(frame)
+        self.closed = True
+        self.close_when_flushed = (code, reason)
 
 
 @dataclass
@@ -262,6 +276,8 @@ class DeribitSimulator:
         self.heartbeats: list[HeartbeatRecord] = []
         self.closed_for_heartbeat: list[int] = []
         self.rate_limited = 0
+        #: every documented limit a client crossed (see the module docstring)
+        self.violations: list[LimitViolation] = []
         self.notifications_sent = 0
         self.connections_total = 0
         self.replay_done = anyio.Event()
@@ -330,6 +346,11 @@ class DeribitSimulator:
 
     def connections(self) -> int:
         return len(self._conns)
+
+    @property
+    def limit_disconnects(self) -> list[LimitViolation]:
+        """The connections closed because a client crossed a limit."""
+        return [v for v in self.violations if v.disconnected]
 
     def requests(self, method: str) -> list[dict]:
         """Decoded client requests of one method, in order."""
@@ -443,6 +464,9 @@ class DeribitSimulator:
         try:
             while True:
                 if not conn.out:
+                    if conn.close_when_flushed is not None:
+                        await conn.ws.close(*conn.close_when_flushed)
+                        return
                     conn.wake = anyio.Event()
                     await conn.wake.wait()
                     continue
@@ -557,10 +581,19 @@ class DeribitSimulator:
     def _on_subscription(self, conn: _Conn, rid: Any, method: str, params: dict) -> None:
         if not self._take_credits(conn):
             self.rate_limited += 1
-            conn.send(_response(rid, error=(config.TOO_MANY_REQUESTS, "too_many_requests", None)))
+            self.violations.append(
+                LimitViolation(
+                    "subscribe_credits",
+                    f"{method} on connection {conn.id} with {conn.credits:.0f} credits left,"
+                    f" {self.subscribe_cost:g} needed",
+                    disconnected=self.close_on_rate_limit,
+                )
+            )
+            refusal = _response(rid, error=(config.TOO_MANY_REQUESTS, "too_many_requests", None))
             if self.close_on_rate_limit:
-                conn.closed = True
-                self._tg.start_soon(conn.ws.close, 1008, "too_many_requests")  # type: ignore[union-attr]
+                conn.send_and_close(refusal, 1008, "too_many_requests")
+            else:
+                conn.send(refusal)
             return
         channels = params.get("channels")
         if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
@@ -777,7 +810,7 @@ class DeribitSimulator:
         for name in spec:
             base = name.split("-")[0].split("_")[0]
             if name.endswith(("-C", "-P")):
-                strike = Decimal(name.split("-")[2])
+                option_strike = Decimal(name.split("-")[2])
                 out.append(
                     _GenInstrument(
                         name,
@@ -787,7 +820,7 @@ class DeribitSimulator:
                         Decimal("0.1"),
                         Decimal("0.05"),
                         expiry_ms,
-                        strike,
+                        option_strike,
                         "call" if name.endswith("C") else "put",
                         "week",
                     )

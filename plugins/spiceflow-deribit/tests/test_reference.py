@@ -1,15 +1,16 @@
 """Reference data: fixtures -> core Instruments, REST fetch against the simulator,
-rule selection."""
+selection by the core's instrument filter on Deribit's fields."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
-from spiceflow_deribit import rest
+from spiceflow_deribit.config import Options
 from spiceflow_deribit.plugin import FIXTURES, Deribit
 from spiceflow_deribit.simulator import DeribitSimulator
 
+from spiceflow_core.instruments import InstrumentFilter, matches
 from spiceflow_core.plugin.rest import RestClient
 
 RECORDED = {
@@ -77,18 +78,25 @@ def test_option_strike_type_tick():
     assert eth.option_type == "call" and eth.strike == "2800" and eth.lot_size == "1"
 
 
-def test_select_by_rule():
-    instruments = list(fixture_instruments().values())
-    perps = rest.select(instruments, rest.Rule(kind="perpetual"), now_ms=RECORDED_AT_MS)
+def select(**fields) -> list:
+    rule = InstrumentFilter(**fields)
+    return [i for i in fixture_instruments().values() if i.active and matches(i, rule, RECORDED_AT_MS)]
+
+
+def test_select_by_filter():
+    perps = select(kind="perpetual")
     assert {i.symbol for i in perps} >= {"BTC-PERPETUAL", "ETH-PERPETUAL"}
     assert all(i.kind == "perpetual" for i in perps)
-    soon = rest.select(instruments, rest.Rule(kind="option", base="BTC", expires_within_days=30), now_ms=RECORDED_AT_MS)
+    soon = select(kind="option", base="BTC", expires_within_days=30)
     assert soon and all(i.base == "BTC" and i.kind == "option" for i in soon)
     assert all(RECORDED_AT_MS < i.expiry_ms <= RECORDED_AT_MS + 30 * 86_400_000 for i in soon)
     assert "BTC-30JUL21-24000-P" in {i.symbol for i in soon}
     assert "BTC-24SEP21-8000-P" not in {i.symbol for i in soon}  # 64 days away
-    named = rest.select(instruments, rest.Rule(names=["BTC-PERPETUAL", "NOPE"]), now_ms=RECORDED_AT_MS)
-    assert [i.symbol for i in named] == ["BTC-PERPETUAL"]
+    puts = select(base="BTC", option_type="P", strike="8000.0", expiry="20210924")
+    assert [i.symbol for i in puts] == ["BTC-24SEP21-8000-P"]
+    usdc = select(settle="usdc", kind="linperp")
+    assert "UNI_USDC-PERPETUAL" in {i.symbol for i in usdc} and all(not i.inverse for i in usdc)
+    assert {i.symbol for i in select(settlement_period="perpetual")} == {i.symbol for i in perps}
 
 
 @pytest.mark.anyio
@@ -96,11 +104,11 @@ async def test_fetch_instruments_over_rest_from_recorded_answers(recording):
     async with DeribitSimulator(recording=recording) as sim:
         async with RestClient(sim.endpoints.rest_url) as client:
             # the recorded answers as of their recording time: nothing expired yet
-            venue = Deribit(currencies=("BTC", "ETH"), clock=lambda: RECORDED_AT_MS / 1000)
+            venue = Deribit(options=Options(currencies=["BTC", "ETH"]), clock=lambda: RECORDED_AT_MS / 1000)
             instruments = await venue.fetch_instruments(client)
             assert len(instruments) == 398 + 426
             # today every dated 2021/2022 instrument is expired; perpetuals remain
-            today = await Deribit(currencies=("BTC", "ETH")).fetch_instruments(client)
+            today = await Deribit(options=Options(currencies=["BTC", "ETH"])).fetch_instruments(client)
             assert {i.symbol for i in today} == {"BTC-PERPETUAL", "ETH-PERPETUAL"}
         assert any("expired=false" in r and "currency=BTC" in r for r in sim._server.http_requests)
 
@@ -108,7 +116,7 @@ async def test_fetch_instruments_over_rest_from_recorded_answers(recording):
 @pytest.mark.anyio
 async def test_fetch_instruments_from_generator_are_live_today():
     async with DeribitSimulator(instruments=6) as sim, RestClient(sim.endpoints.rest_url) as client:
-        instruments = await Deribit(currencies=("BTC", "ETH")).fetch_instruments(client)
+        instruments = await Deribit(options=Options(currencies=["BTC", "ETH"])).fetch_instruments(client)
     assert {i.symbol for i in instruments} == set(sim.symbols())
     assert {i.kind for i in instruments} == {"perpetual", "future", "option"}
 
@@ -118,6 +126,6 @@ async def test_rest_errors_are_retried():
     async with DeribitSimulator(instruments=2) as sim:
         sim.faults.rest_errors = [500]
         async with RestClient(sim.endpoints.rest_url, backoff=0.01) as client:
-            instruments = await Deribit(currencies=("BTC",)).fetch_instruments(client)
+            instruments = await Deribit(options=Options(currencies=["BTC"])).fetch_instruments(client)
         assert [i.symbol for i in instruments] == ["BTC-PERPETUAL"]
         assert client.failures == 1

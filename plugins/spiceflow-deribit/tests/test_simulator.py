@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -103,7 +104,7 @@ async def test_generator_subscribe_snapshot_then_chained_changes():
         await client.subscribe(channels)
         await client.run(1.0)
         ok = [a for a in client.acks if a.channels]
-        assert sorted(sum((a.channels for a in ok), [])) == sorted(channels)
+        assert sorted(c for a in ok for c in a.channels) == sorted(channels)
         first = {}
         for e in client.events:
             if isinstance(e, (BookSnapshot, BookDelta)):
@@ -113,7 +114,7 @@ async def test_generator_subscribe_snapshot_then_chained_changes():
         assert len(deltas) > 30 and client.gaps == 0
         for s in symbols:
             chain = [d for d in deltas if d.symbol == s]
-            assert all(a.sequence == b.prev_sequence for a, b in zip(chain, chain[1:]))
+            assert all(a.sequence == b.prev_sequence for a, b in itertools.pairwise(chain))
             assert not client.books[s].book.is_crossed()
         # tickers are derived from the truth: the last ticker equals the last book top
         tops = client.of(TopOfBook)
@@ -191,6 +192,8 @@ async def test_credit_rate_limit_answers_too_many_requests():
         limited = [a for a in client.acks if a.error]
         assert len(limited) == 2 and all(DeribitSession.is_rate_limited(a) for a in limited)
         assert limited[0].error == "10028: too_many_requests" and sim.rate_limited == 2
+        assert [v.limit for v in sim.violations] == ["subscribe_credits"] * 2
+        assert sim.limit_disconnects == []  # close_on_rate_limit=False: the connection stays
         await anyio.sleep(0.35)  # credits refill at 10000/s: one request per 0.3 s
         await client.send_all([client.session.resend(limited[0].request_id)])
         await client.run(0.2)
@@ -303,3 +306,41 @@ async def test_recorded_session_replayed_on_100ms_channels(recording):
         await late.run(0.2)
         assert_exact(sim, late, "BTC-24SEP21-8000-P")
         await late.ws.close()
+
+
+@pytest.mark.anyio
+async def test_credits_exhausted_answer_10028_then_close_like_deribit():
+    """Deribit's rate-limits article: a request arriving without credits gets
+    ``too_many_requests`` (10028) and the session is terminated."""
+    async with DeribitSimulator(instruments=1, close_on_rate_limit=True) as sim:
+        client = await open_client(sim)
+        for _ in range(11):  # burst capacity is 10 requests
+            await client.subscribe(["ticker.BTC-PERPETUAL.100ms"])
+        with pytest.raises(ConnectionClosed) as info:
+            with anyio.fail_after(5):
+                async for frame in client.ws:
+                    client.acks.extend(e for e in client.session.parse(frame, 0) if isinstance(e, SubscribeAck))
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+        refused = [a for a in client.acks if a.error]
+        assert len(refused) == 1 and DeribitSession.is_rate_limited(refused[0])  # answered before the close
+        (violation,) = sim.limit_disconnects
+        assert sim.violations == [violation] and violation.limit == "subscribe_credits"
+
+
+@pytest.mark.anyio
+async def test_websocket_pings_cost_no_credits():
+    """Deribit's credits are charged per API request; ping and pong frames are free."""
+    async with DeribitSimulator(instruments=1, close_on_rate_limit=True) as sim:
+        async with connect(sim.endpoints.ws_url, ping_interval=None) as ws:
+            pongs = [await ws.ping(str(i)) for i in range(30)]
+            with anyio.fail_after(5):
+                for pong in pongs:
+                    await pong
+            await ws.send(
+                '{"jsonrpc":"2.0","id":1,"method":"public/subscribe","params":{"channels":["ticker.BTC-PERPETUAL.100ms"]}}'
+            )
+            with anyio.fail_after(5):
+                while "id" not in (answer := json.loads(await ws.recv())):
+                    pass
+            assert answer["result"] == ["ticker.BTC-PERPETUAL.100ms"]
+        assert sim.violations == []
