@@ -273,3 +273,56 @@ async def test_a_crashed_actor_is_restarted_by_its_supervisor(capfd):
         before = runtime.metrics.totals["book_updates"]
         await wait_for(lambda: runtime.metrics.totals["book_updates"] > before + 20)
         await wait_for(lambda: runtime.books.state_of("AAA") == "synced")
+
+
+async def test_a_subscribe_racing_a_failed_then_successful_reconnect_completes():
+    sim = ToySimulator(symbols=["AAA", "BBB"], rate=200)
+    runtime_settings = {"reconnect_initial": 0.2, "reconnect_max": 0.4}
+    async with sim.running(), running(orchestrator_for(sim, ["AAA"], runtime=runtime_settings)) as orc:
+        runtime = orc.runtimes["toy"]
+        await wait_for(lambda: runtime.books.state_of("AAA") == "synced")
+        sim.faults.refuse_connect = 2  # the next two handshakes are answered 503
+        sim.faults.drop = 1  # the connection goes down
+        await wait_for(lambda: not any(c.up for c in runtime.connections.values()))
+        # subscribe while the connection is down and its reconnects fail
+        with anyio.fail_after(15):
+            sub = await runtime.subscribe("BBB")
+        assert sub.symbol == "BBB" and sub.feed == "book"
+        assert sim.faults.refuse_connect == 0  # both failed attempts happened
+        await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in ("AAA", "BBB")))
+        assert runtime.metrics.totals["reconnects"] == 1
+        assert {s.symbol for s in runtime.list_subscriptions()} == {"AAA", "BBB"}
+
+
+async def test_a_resync_requested_while_the_resync_actor_is_in_supervisor_backoff_is_served():
+    from spiceflow_core.book.policy import ChainPolicy
+
+    sim = ToySimulator(symbols=["AAA", "BBB"], rate=300)
+    async with sim.running(), running(orchestrator_for(sim, ["AAA", "BBB"])) as orc:
+        runtime = orc.runtimes["toy"]
+        books = runtime.books
+        await wait_for(lambda: all(books.state_of(s) == "synced" for s in ("AAA", "BBB")))
+        async with Subscriber(orc.broadcaster.address, ["book.toy."]) as sub, anyio.create_task_group() as tg:
+            latest = Collector(sub)
+            tg.start_soon(latest.run)
+            original = books._resync
+            calls = {"n": 0}
+
+            async def broken_twice(*args):
+                calls["n"] += 1
+                if calls["n"] <= 2:
+                    raise RuntimeError("resync actor bug")
+                await original(*args)
+
+            books._resync = broken_twice
+            sim.faults.gap = 1  # AAA gaps; serving its resync crashes the resync actor, twice
+            await wait_for(lambda: runtime.metrics.totals["actor_restarts"] >= 2)
+            # the actor waits in its supervisor's backoff: BBB's book fails and asks for a resync
+            flaky = _FlakyPolicy(ChainPolicy())
+            runtime.table.book("BBB").sync.policy = flaky
+            await wait_for(lambda: not flaky.armed)
+            await wait_for(lambda: all(books.state_of(s) == "synced" for s in ("AAA", "BBB")), timeout=10)
+            assert runtime.metrics.by_instrument["BBB"]["resyncs"] >= 1
+            assert calls["n"] >= 4  # AAA twice (crashed), then AAA and BBB served
+            await assert_exact(sim, latest, runtime, ["AAA", "BBB"])
+            tg.cancel_scope.cancel()

@@ -86,7 +86,7 @@ class OrderBookActor:
         #: symbols whose book waits for a resync, and why ("snapshot", "refresh",
         #: "resubscribe"); served by ``run_resyncs``
         self._wanted: dict[str, str] = {}
-        self._in_flight: set[str] = set()
+        self._in_flight: dict[str, str] = {}
         self._wake_send, self._wake_recv = anyio.create_memory_object_stream[None](1)
         self.last_beat = 0.0  # monotonic time of the last resync work (actor heartbeat)
         self.log = logger.bind(venue=venue.name, actor="books")
@@ -232,13 +232,18 @@ class OrderBookActor:
     async def run_resyncs(self, resubscribe: Callable[[str], Awaitable[None]]) -> None:
         """Serve resync requests until cancelled: each symbol's resync runs in this
         task's own group, one at a time per symbol."""
+        # resyncs that were in flight when this task last failed died with its group:
+        # they are wanted again
+        for symbol, why in self._in_flight.items():
+            self._wanted.setdefault(symbol, why)
+        self._in_flight.clear()
         async with anyio.create_task_group() as tg:
             while True:
                 for symbol, why in list(self._wanted.items()):
                     if symbol in self._in_flight:
                         continue
                     del self._wanted[symbol]
-                    self._in_flight.add(symbol)
+                    self._in_flight[symbol] = why
                     tg.start_soon(self._resync, symbol, why, resubscribe)
                 self.last_beat = time.monotonic()
                 await self._wake_recv.receive()
@@ -267,6 +272,6 @@ class OrderBookActor:
                     if current is not None:
                         self.on_event(current, snapshot)
         finally:
-            self._in_flight.discard(symbol)
+            self._in_flight.pop(symbol, None)
             if symbol in self._wanted:
                 self._want(symbol, self._wanted[symbol])

@@ -26,6 +26,8 @@ class FaultSwitches:
       ``rest_timeout_s``) or "invalid_json" (a 200 whose body is not JSON)
     - ``ignore_heartbeat_answers``: the server ignores the next heartbeat answer(s) and
       closes the connection as if it had not been answered
+    - ``refuse_connect``: the next WebSocket handshake(s) are answered 503 (a reconnect
+      that fails)
     """
 
     drop: int = 0
@@ -49,6 +51,7 @@ class FaultSwitches:
     rest_faults: list[str] = field(default_factory=list)
     rest_timeout_s: float = 3.0
     ignore_heartbeat_answers: int = 0
+    refuse_connect: int = 0
 
     def take(self, name: str) -> bool:
         """Consume one occurrence of a one-shot fault; True if it was armed."""

@@ -152,8 +152,11 @@ class LoopbackServer:
         max_size: int | None = 2**20,
         message_limit: MessageLimit | None = None,
         on_violation: ViolationListener | None = None,
+        refuse_upgrade: Callable[[], bool] | None = None,
     ) -> None:
         self._ws = ws
+        #: asked at each WebSocket handshake: True answers 503 (a failed connect)
+        self._refuse_upgrade = refuse_upgrade
         self._http = http
         self.host = host
         self.port = port
@@ -177,6 +180,9 @@ class LoopbackServer:
 
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
+            if self._refuse_upgrade is not None and self._refuse_upgrade():
+                body = b"service unavailable"
+                return Response(503, "Service Unavailable", Headers({"Content-Length": str(len(body))}), body)
             return None
         parts = urlsplit(request.path)
         self.http_requests.append(request.path)

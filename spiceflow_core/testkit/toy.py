@@ -330,6 +330,7 @@ class ToySimulator:
                 port=self.port,
                 message_limit=MessageLimit(self.message_limit) if self.message_limit is not None else None,
                 on_violation=self.violations.append,
+                refuse_upgrade=lambda: self.faults.take("refuse_connect"),
             ) as server,
             anyio.create_task_group() as tg,
         ):
