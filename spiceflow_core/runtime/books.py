@@ -28,7 +28,7 @@ import stamina
 from loguru import logger
 
 from spiceflow_core.book import BookSync, BookUpdated, GapDetected, Synced, SyncState
-from spiceflow_core.model import BookDelta, BookSnapshot, Instrument
+from spiceflow_core.model import BookDelta, BookSnapshot, FeedState, Instrument, Level
 from spiceflow_core.plugin.contract import Venue
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,9 +52,9 @@ class BookFeed:
         self.instrument = instrument
         self.symbol = instrument.symbol
         self.sync = sync
-        self.state = "pending"
+        self.state: FeedState = "pending"
         self.reason = ""
-        self.last_top: tuple | None = None
+        self.last_top: tuple[list[Level], list[Level]] | None = None
         self.last_refresh = 0.0
 
 
@@ -125,10 +125,10 @@ class OrderBookActor:
                 feed.sync.invalidate(f"connection lost: {reason}")
             self._set_state(feed, "stale", f"connection lost: {reason}")
 
-    def current_states(self) -> dict[str, tuple[str, str]]:
+    def current_states(self) -> dict[str, tuple[FeedState, str]]:
         return {feed.symbol: (feed.state, feed.reason) for feed in self.table.books()}
 
-    def state_of(self, symbol: str) -> str:
+    def state_of(self, symbol: str) -> FeedState:
         feed = self.table.book(symbol)
         return feed.state if feed is not None else "unsubscribed"
 
@@ -169,7 +169,8 @@ class OrderBookActor:
                 self._publish(feed, force=True)
 
     def _publish(self, feed: BookFeed, force: bool = False) -> None:
-        if self.broadcaster is None or feed.sync.state is not _SYNCED:
+        sequence = feed.sync.last_sequence
+        if self.broadcaster is None or feed.sync.state is not _SYNCED or sequence is None:
             return
         if self._conflate and not force:
             self._dirty[feed.symbol] = feed
@@ -184,7 +185,7 @@ class OrderBookActor:
                 return
             feed.last_top = key
         self.broadcaster.publish_book(
-            self.venue.name, feed.symbol, sync.last_sequence, bids, asks, sync.last_exchange_ts_ms, sync.last_recv_ts_ns
+            self.venue.name, feed.symbol, sequence, bids, asks, sync.last_exchange_ts_ms, sync.last_recv_ts_ns
         )
 
     def _maybe_refresh(self, feed: BookFeed) -> None:
@@ -204,7 +205,7 @@ class OrderBookActor:
         self.log.bind(instrument=feed.symbol).info("book thinner than the published depth: refreshing its snapshot")
         self._want(feed.symbol, "refresh")
 
-    def _set_state(self, feed: BookFeed, state: str, reason: str = "") -> None:
+    def _set_state(self, feed: BookFeed, state: FeedState, reason: str = "") -> None:
         if feed.state == state and state != "pending":
             return
         feed.state = state
@@ -264,7 +265,9 @@ class OrderBookActor:
                         await resubscribe(symbol)
                         return
                     try:
-                        snapshot = await self.venue.fetch_snapshot(self.rest, feed.instrument, self.snapshot_depth)  # type: ignore[arg-type]
+                        if self.rest is None:
+                            raise RuntimeError("no REST client for a REST resync")
+                        snapshot = await self.venue.fetch_snapshot(self.rest, feed.instrument, self.snapshot_depth)
                     except Exception as exc:
                         log.warning("snapshot fetch failed ({}); retrying", exc)
                         raise

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-import stamina
 from loguru import logger
 
 from spiceflow_core.model import Heartbeat, SubscribeAck
 from spiceflow_core.plugin.contract import Request, Venue, WsSession
+from spiceflow_core.runtime.supervision import restart_on_failure
 from spiceflow_core.runtime.transport import ConnectionLost, WsConnection, connect
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -298,30 +298,29 @@ class WebSocketActor:
     # -- the actor -------------------------------------------------------------------
     async def run(self) -> None:
         """Connect and keep connected until stopped (reconnecting with backoff)."""
-        s = self.settings
         try:
             with anyio.CancelScope() as self._scope:
-                while not self._stopping:
-                    async for attempt in stamina.retry_context(
-                        on=ConnectionLost,
-                        attempts=None,
-                        timeout=None,
-                        wait_initial=s.reconnect_initial,
-                        wait_max=s.reconnect_max,
-                        wait_jitter=s.reconnect_initial,
-                    ):
-                        with attempt:
-                            started = time.monotonic()
-                            reason = await self._one_connection()
-                            if self._stopping:
-                                return
-                            self.last_error = reason
-                            self.events.on_disconnected(self, reason)
-                            self.log.warning("connection lost ({}); reconnecting", reason)
-                            if time.monotonic() - started < HEALTHY_AFTER_S:
-                                raise ConnectionLost(reason)
+                await restart_on_failure(
+                    self._connect_until_lost,
+                    on=ConnectionLost,
+                    on_failure=self._lost,
+                    initial=self.settings.reconnect_initial,
+                    maximum=self.settings.reconnect_max,
+                    healthy_after=HEALTHY_AFTER_S,
+                )
         finally:
             self.finished.set()
+
+    async def _connect_until_lost(self) -> None:
+        reason = await self._one_connection()
+        if not self._stopping:
+            raise ConnectionLost(reason)
+
+    def _lost(self, exc: Exception) -> None:
+        reason = str(exc)
+        self.last_error = reason
+        self.events.on_disconnected(self, reason)
+        self.log.warning("connection lost ({}); reconnecting", reason)
 
     async def _one_connection(self) -> str:
         session = self.venue.new_session()
@@ -352,7 +351,7 @@ class WebSocketActor:
                             tg.start_soon(self._client_pings, link, ping)
                         reason = await self._read(link)
                         tg.cancel_scope.cancel()
-                        return link.close_reason or reason
+                    return link.close_reason or reason
                 finally:
                     self._link = None
                     link.replies[0].close()
@@ -488,9 +487,9 @@ class WebSocketActor:
             covered = list(request.channels) or (channels if len(requests) == 1 else [])
             await link.window.take()
             pending = _Pending(subscribe, covered, time.monotonic() + self.settings.ack_timeout)
-            acked = request.request_id is not None and self.wait_acks
-            if acked:
-                link.pending[request.request_id] = pending  # type: ignore[index]
+            ack_id = request.request_id if self.wait_acks else None
+            if ack_id is not None:
+                link.pending[ack_id] = pending
             try:
                 await link.ws.send(request.frame)
             except ConnectionLost as exc:
@@ -498,7 +497,7 @@ class WebSocketActor:
                 return
             self.requests_sent += 1
             self._record_sent(request.frame)
-            if not acked:
+            if ack_id is None:
                 self._settled(link, pending)  # the venue sends no acknowledgement for it
 
     async def _farewell(self, link: _Link) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from loguru import logger
 
 from spiceflow_core.broadcast.actor import BroadcastActor
@@ -22,7 +23,15 @@ from spiceflow_core.config import Settings
 from spiceflow_core.plugin.contract import Endpoints, Venue
 from spiceflow_core.plugin.registry import VenueRegistry
 from spiceflow_core.runtime.errors import describe_error
+from spiceflow_core.runtime.supervision import restart_on_failure
 from spiceflow_core.runtime.venue_runtime import VenueRuntime
+
+if TYPE_CHECKING:  # pragma: no cover
+    from spiceflow_core.recording.sfrec import Recorder
+
+
+#: a venue that ran this long before failing was healthy: its backoff starts over
+VENUE_HEALTHY_AFTER_S = 60.0
 
 
 class StartupError(Exception):
@@ -43,8 +52,8 @@ class Orchestrator:
         venue_names: list[str],
         *,
         endpoint_overrides: dict[str, Endpoints] | None = None,
-        simulator_options: dict | None = None,
-        recorder_factory=None,
+        simulator_options: dict[str, Any] | None = None,
+        recorder_factory: Callable[[Venue], Recorder] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -122,8 +131,8 @@ class Orchestrator:
         for name in self.venue_names:
             venue = self.registry.get(name)
             vs = self.settings.venues.get(name)
-            symbols = list(vs.instruments) if vs and vs.instruments else list(venue.default_instruments)
-            symbols = [s for s in symbols if not any(ch in s for ch in "*?[")] or None
+            wanted = list(vs.instruments) if vs and vs.instruments else list(venue.default_instruments)
+            symbols = [s for s in wanted if not any(ch in s for ch in "*?[")] or None
             try:
                 sim = await stack.enter_async_context(venue.simulator(symbols=symbols, **self.simulator_options))
             except NotImplementedError as exc:
@@ -132,13 +141,14 @@ class Orchestrator:
             self.endpoint_overrides.setdefault(name, sim.endpoints)
             self.log.info("{} simulator serving {} and {}", name, sim.endpoints.ws_url, sim.endpoints.rest_url)
 
-    async def _supervise(self, name: str, *, task_status: TaskStatus) -> None:
+    async def _supervise(self, name: str, *, task_status: TaskStatus[None]) -> None:
         """Run one venue; a failure after startup restarts it with backoff, isolated
         from the other venues; a failure during startup ends the run."""
         venue = self.registry.get(name)
-        delay = 1.0
-        first = True
-        while True:
+        started = False
+
+        async def run_venue() -> None:
+            nonlocal started
             recorder = self.recorder_factory(venue) if self.recorder_factory else None
             runtime = VenueRuntime(
                 venue,
@@ -149,27 +159,25 @@ class Orchestrator:
                 recorder=recorder,
             )
             self.runtimes[name] = runtime
-            started_at = time.monotonic()
             try:
                 async with anyio.create_task_group() as tg:
                     await tg.start(runtime.run)
-                    if first:
-                        first = False
+                    if not started:
+                        started = True
                         task_status.started()
-            except Exception as exc:
-                if first:
-                    raise StartupError(f"{name}: {describe_error(exc)}") from None
-                if time.monotonic() - started_at > 60:
-                    delay = 1.0
-                self.log.bind(venue=name).error("venue failed: {}; restarting in {:.0f}s", describe_error(exc), delay)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 60.0)
             finally:
                 if recorder is not None:
                     with anyio.CancelScope(shield=True):
                         await recorder.aclose()
-            if self._stopping:
-                return
+
+        def failed(exc: Exception) -> None:
+            if not started:
+                raise StartupError(f"{name}: {describe_error(exc)}") from None
+            self.log.bind(venue=name).error("venue failed: {}; restarting it", describe_error(exc))
+
+        await restart_on_failure(
+            run_venue, on_failure=failed, initial=1.0, maximum=60.0, healthy_after=VENUE_HEALTHY_AFTER_S
+        )
 
     async def _await_first_heartbeats(self) -> None:
         timeout = self.settings.runtime.first_heartbeat_timeout
@@ -201,7 +209,7 @@ class Orchestrator:
                     runtime.metrics.status_line(),
                 )
 
-    async def _start_api(self, tg) -> None:
+    async def _start_api(self, tg: TaskGroup) -> None:
         if self.settings.ws_only or not self.settings.api.enabled:
             return
         from spiceflow_core.api.server import serve_api

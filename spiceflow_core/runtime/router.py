@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from spiceflow_core.model import BookDelta, BookSnapshot, Heartbeat, SubscribeAck, TopOfBook, Trade
+from spiceflow_core.model import BookDelta, BookSnapshot, Event, Heartbeat, SubscribeAck, TopOfBook, Trade
 from spiceflow_core.plugin.contract import ProtocolError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,25 +92,24 @@ class FrameRouter:
             self.on_heartbeat()  # any frame is a sign of life for such venues
         routes = self.routes
         for event in events:
-            kind = type(event)
             if isinstance(event, (BookDelta, BookSnapshot)):
                 route = routes.get(event.symbol)
                 if route is not None and route.book is not None and self.books is not None:
                     self.books.on_event(route.book, event)
-            elif kind is Trade:
-                route = routes.get(event.symbol)  # type: ignore[union-attr]
+            elif isinstance(event, Trade):
+                route = routes.get(event.symbol)
                 if route is not None and route.trades and self.broadcaster is not None:
-                    self.metrics.inc("trades", event.symbol)  # type: ignore[union-attr]
-                    self.broadcaster.publish_trade(event)  # type: ignore[arg-type]
-            elif kind is TopOfBook:
-                route = routes.get(event.symbol)  # type: ignore[union-attr]
+                    self.metrics.inc("trades", event.symbol)
+                    self.broadcaster.publish_trade(event)
+            elif isinstance(event, TopOfBook):
+                route = routes.get(event.symbol)
                 if route is not None and route.top and self.broadcaster is not None:
-                    self.metrics.inc("tops", event.symbol)  # type: ignore[union-attr]
-                    self.broadcaster.publish_top(event)  # type: ignore[arg-type]
-            elif kind is SubscribeAck:
-                conn.on_ack(event)  # type: ignore[arg-type]
-            elif kind is Heartbeat:
-                conn.on_heartbeat(event)  # type: ignore[arg-type]
+                    self.metrics.inc("tops", event.symbol)
+                    self.broadcaster.publish_top(event)
+            elif isinstance(event, SubscribeAck):
+                conn.on_ack(event)
+            elif isinstance(event, Heartbeat):
+                conn.on_heartbeat(event)
                 if self.on_heartbeat is not None:
                     self.on_heartbeat()
 
@@ -119,7 +118,7 @@ class FrameRouter:
         if self.books is not None:
             self.books.flush()
 
-    def parse(self, conn: WebSocketActor, frame: str | bytes, recv_ts: int) -> list:
+    def parse(self, conn: WebSocketActor, frame: str | bytes, recv_ts: int) -> list[Event]:
         self.metrics.totals["frames_in"] += 1
         if len(frame) > self.max_frame_bytes:
             self._parse_error("oversized", f"frame of {len(frame)} bytes exceeds the {self.max_frame_bytes}-byte limit")

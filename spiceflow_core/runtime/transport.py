@@ -52,6 +52,7 @@ class WsConnection(Protocol):
     async def close(self) -> None: ...
 
 
+TRANSPORTS = ("httpx-ws", "websockets")
 _READ_BYTES = 65536
 _CLOSE_TIMEOUT = 2.0
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -153,14 +154,21 @@ class _Wsproto:
 
     async def _on_close(self, event: wsproto.events.CloseConnection) -> None:
         reason = f" {event.reason}" if event.reason else ""
-        if self._ws.state is wsproto.connection.ConnectionState.REMOTE_CLOSING:
-            self._lost = f"closed by peer (code {event.code}{reason})"
+        state = self._ws.state
+        reply = b""
+        if state is wsproto.connection.ConnectionState.REMOTE_CLOSING:  # the peer closes
+            message = f"closed by peer (code {event.code}{reason})"
             reply = self._ws.send(event.response())
-        else:  # the peer broke the protocol (wsproto's parse failure): we close
-            self._lost = f"protocol error from peer (code {event.code}{reason})"
+        elif state is wsproto.connection.ConnectionState.OPEN:  # the peer broke the protocol
+            message = f"protocol error from peer (code {event.code}{reason})"
             reply = self._ws.send(wsproto.events.CloseConnection(event.code, event.reason))
-        with contextlib.suppress(ConnectionLost):
-            await self._write(reply)
+        else:  # the answer to our own close, or garbage after it: nothing more to say
+            message = f"closed (code {event.code}{reason})"
+        if self._lost is None:
+            self._lost = message
+        if reply:
+            with contextlib.suppress(ConnectionLost):
+                await self._write(reply)
         await self._close_stream()
 
     async def _too_big(self, size: int) -> None:
@@ -258,11 +266,12 @@ async def _open_httpx(
         try:
             if response.status_code != 101:
                 body = b""
-                with anyio.move_on_after(_CLOSE_TIMEOUT):  # the refusal's text, if it comes quickly
+                # the refusal's text, if it comes quickly
+                with anyio.move_on_after(_CLOSE_TIMEOUT), contextlib.suppress(httpx.HTTPError):
                     body = await response.aread()
                 raise HttpStatusError(response.status_code, response.reason_phrase, body[:200])
             if response.headers.get("Sec-WebSocket-Accept") != _accept_key(key):
-                raise ConnectionLost(f"{url}: the server's upgrade answer has a wrong Sec-WebSocket-Accept")
+                raise ValueError("the server's upgrade answer has a wrong Sec-WebSocket-Accept")
             conn = _Wsproto(
                 response.extensions["network_stream"],
                 ping_interval=ping_interval,
@@ -336,6 +345,8 @@ async def connect(
 ) -> AsyncIterator[WsConnection]:
     """Open a WebSocket. A failed connect raises ConnectionLost whose message names the
     URL, the time spent and the cause (DNS, refused, TLS, timeout, HTTP status)."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"unknown WebSocket transport {transport!r} (choose from {', '.join(TRANSPORTS)})")
     opener = _open_websockets if transport == "websockets" else _open_httpx
     started = time.monotonic()
     opened = False
@@ -345,8 +356,6 @@ async def connect(
         ) as conn:
             opened = True
             yield conn
-    except ConnectionLost:
-        raise
     except Exception as exc:
         if opened:
             raise

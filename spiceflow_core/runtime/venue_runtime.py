@@ -30,7 +30,7 @@ from loguru import logger
 from spiceflow_core.broadcast.wire import topic_for
 from spiceflow_core.config import Settings, VenueSettings
 from spiceflow_core.instruments import resolve, select
-from spiceflow_core.model import FEED_CHANNEL, Instrument
+from spiceflow_core.model import FEED_CHANNEL, Feed, Instrument
 from spiceflow_core.plugin.contract import Endpoints, Venue
 from spiceflow_core.plugin.rest import RestClient
 from spiceflow_core.runtime.books import OrderBookActor
@@ -39,6 +39,7 @@ from spiceflow_core.runtime.metrics import Metrics
 from spiceflow_core.runtime.reference import ReferenceDataActor
 from spiceflow_core.runtime.router import FrameRouter
 from spiceflow_core.runtime.subscriptions import Entry, Subscription, SubscriptionTable
+from spiceflow_core.runtime.supervision import restart_on_failure
 from spiceflow_core.runtime.workflows import (
     Command,
     DuplicateSubscription,
@@ -67,6 +68,8 @@ __all__ = [
 COMMAND_BUFFER = 1000
 
 _conn_ids = itertools.count(1)
+#: an actor that ran this long before failing was healthy: its backoff starts over
+ACTOR_HEALTHY_AFTER_S = 30.0
 
 
 class VenueRuntime:
@@ -162,21 +165,16 @@ class VenueRuntime:
     async def _supervised(self, name: str, run: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Restart an actor that failed, with backoff; its state lives outside the task
         (requests queued for it wait), so nothing is lost while it restarts."""
-        delay = 0.1
-        while True:
-            started = time.monotonic()
-            try:
-                await run(*args)
-                return
-            except Exception as exc:
-                if time.monotonic() - started > 30:
-                    delay = 0.1
-                self.metrics.inc("actor_restarts")
-                self.log.bind(actor=name).opt(exception=exc).error(
-                    "actor {} failed ({}: {}); restarting in {:.1f}s", name, type(exc).__name__, exc, delay
-                )
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+
+        def failed(exc: Exception) -> None:
+            self.metrics.inc("actor_restarts")
+            self.log.bind(actor=name).opt(exception=exc).error(
+                "actor {} failed ({}: {}); restarting it", name, type(exc).__name__, exc
+            )
+
+        await restart_on_failure(
+            lambda: run(*args), on_failure=failed, initial=0.1, maximum=10.0, healthy_after=ACTOR_HEALTHY_AFTER_S
+        )
 
     def configured_instruments(self) -> list[Instrument]:
         names = self.vsettings.instruments
@@ -199,15 +197,15 @@ class VenueRuntime:
         await self._commands_send.send(command)
         return await command.reply.wait()
 
-    async def subscribe(self, name: str, feed: str = "book") -> Subscription:
+    async def subscribe(self, name: str, feed: Feed = "book") -> Subscription:
         return (await self.subscribe_many([name], feed))[0]
 
-    async def subscribe_many(self, names: list[str], feed: str = "book") -> list[Subscription]:
+    async def subscribe_many(self, names: list[str], feed: Feed = "book") -> list[Subscription]:
         """The Subscribe workflow for one or several instruments at once."""
         result: list[Subscription] = await self._send(Subscribe(list(names), feed))
         return result
 
-    async def unsubscribe(self, name: str, feed: str = "book") -> Subscription:
+    async def unsubscribe(self, name: str, feed: Feed = "book") -> Subscription:
         result: Subscription = await self._send(Unsubscribe(name, feed))
         return result
 
@@ -243,11 +241,11 @@ class VenueRuntime:
             for entry in entries:
                 self._remove(entry)
             raise
-        for conn_id in {e.connection for e in entries}:
-            self.connections[conn_id].poke()  # type: ignore[index]
+        for conn_id in {e.connection for e in entries if e.connection is not None}:  # _add_entry assigned each
+            self.connections[conn_id].poke()
         tg.start_soon(self._confirm, entries, command.reply)
 
-    def _add_entry(self, tg: TaskGroup, instrument: Instrument, feed: str) -> Entry:
+    def _add_entry(self, tg: TaskGroup, instrument: Instrument, feed: Feed) -> Entry:
         """Subscribe steps 1-4 for one instrument."""
         log = self.log.bind(instrument=instrument.symbol)
         if self.broadcaster is not None:
@@ -255,8 +253,8 @@ class VenueRuntime:
             log.debug("subscribe step 1/5: broadcaster ready")
         entry = Entry(
             instrument=instrument,
-            feed=feed,  # type: ignore[arg-type]
-            channels=tuple(self.venue.channels(instrument, feed)),  # type: ignore[arg-type]
+            feed=feed,
+            channels=tuple(self.venue.channels(instrument, feed)),
             topic=topic_for(FEED_CHANNEL[feed], self.venue.name, instrument.symbol),
         )
         if feed == "book" and self.books is not None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import anyio
 
+from spiceflow_core.model import Feed
+
 
 class DuplicateSubscription(Exception):
     pass
@@ -58,14 +60,14 @@ class Reply:
 @dataclass(eq=False)
 class Subscribe:
     names: list[str]
-    feed: str
+    feed: Feed
     reply: Reply = field(default_factory=Reply)
 
 
 @dataclass(eq=False)
 class Unsubscribe:
     name: str
-    feed: str
+    feed: Feed
     reply: Reply = field(default_factory=Reply)
 
 
