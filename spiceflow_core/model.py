@@ -17,6 +17,8 @@ Feed = Literal["book", "trades", "top"]
 FEEDS: tuple[Feed, ...] = get_args(Feed)
 #: the broadcast channel (first topic part, and the message's ``type`` tag) of each feed
 FEED_CHANNEL: dict[Feed, str] = {"book": "book", "trades": "trade", "top": "top"}
+#: the published state of one instrument's book feed
+FeedState = Literal["pending", "synced", "stale", "resyncing", "unsubscribed"]
 #: version of the broadcast schema (``spiceflow_core.broadcast.wire``), field ``v`` of every message
 SCHEMA_VERSION = 1
 
@@ -82,6 +84,10 @@ class BookSnapshot(msgspec.Struct, kw_only=True):
     ``sequence`` is the exchange's id for this state (Binance ``lastUpdateId``,
     Deribit ``change_id``). ``depth_limit`` is the number of levels per side the
     source was truncated to (REST ``limit``), or None when the snapshot is complete.
+    ``checksum`` is the venue's checksum of this book (OKX, Kraken), or None when it
+    sent none. ``reset``: the snapshot replaces an in-sync book at once (a venue that
+    restarts its stream with a new snapshot, e.g. Bybit) instead of being synced in a
+    shadow book as a refresh.
     """
 
     venue: str
@@ -92,6 +98,8 @@ class BookSnapshot(msgspec.Struct, kw_only=True):
     exchange_ts_ms: int | None = None
     recv_ts_ns: int = 0
     depth_limit: int | None = None
+    checksum: int | None = None
+    reset: bool = False
 
 
 class BookDelta(msgspec.Struct, kw_only=True):
@@ -99,7 +107,8 @@ class BookDelta(msgspec.Struct, kw_only=True):
 
     ``first_sequence``..``sequence`` is the id range the update covers (Binance
     ``U``..``u``); ``prev_sequence`` is the id the venue says came just before
-    (Binance futures ``pu``, Deribit ``prev_change_id``), or None.
+    (Binance futures ``pu``, Deribit ``prev_change_id``), or None. ``checksum`` is the
+    venue's checksum of the book after this update, or None when it sent none.
     """
 
     venue: str
@@ -111,6 +120,7 @@ class BookDelta(msgspec.Struct, kw_only=True):
     prev_sequence: int | None = None
     exchange_ts_ms: int | None = None
     recv_ts_ns: int = 0
+    checksum: int | None = None
 
 
 class Broadcast(msgspec.Struct, kw_only=True, tag_field="type"):

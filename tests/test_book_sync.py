@@ -332,3 +332,55 @@ def test_timestamps_follow_applied_updates():
 def test_max_buffer_must_be_positive(bad):
     with pytest.raises(ValueError):
         BookSync("v", "X", StraddlePolicy(), max_buffer=bad)
+
+
+# -- venue checksums, maintained depth, reset snapshots -------------------------------
+
+
+class _SumOfSizes:
+    """A stand-in venue checksum: the sum of the top-2 sizes (as integers)."""
+
+    depth = 2
+
+    def compute(self, bids, asks):
+        return sum(int(size) for _, size in bids + asks)
+
+
+def test_a_matching_venue_checksum_vouches_for_the_book_and_a_wrong_one_is_a_gap():
+    sync = BookSync("v", "S", ChainPolicy(), checksum=_SumOfSizes())
+    snapshot = BookSnapshot(venue="v", symbol="S", sequence=1, bids=[("100", "1")], asks=[("101", "2")], checksum=3)
+    assert sync.on_snapshot(snapshot) == [Synced(1)]
+    assert sync.checksum_verified and sync.counters.checksums_verified == 1
+    ok = BookDelta(venue="v", symbol="S", first_sequence=2, sequence=2, prev_sequence=1, bids=[("99", "4")], asks=[])
+    ok.checksum = 7  # top 2: bids 1 + 4, ask 2
+    assert sync.on_delta(ok) == [BookUpdated(2)]
+    assert sync.checksum_verified
+    absent = BookDelta(venue="v", symbol="S", first_sequence=3, sequence=3, prev_sequence=2, bids=[], asks=[])
+    assert sync.on_delta(absent) == [BookUpdated(3)]
+    assert not sync.checksum_verified  # nothing vouched for this one
+    wrong = BookDelta(venue="v", symbol="S", first_sequence=4, sequence=4, prev_sequence=3, bids=[("99", "5")], asks=[])
+    wrong.checksum = 7  # the venue's book says 8
+    (event,) = sync.on_delta(wrong)
+    assert isinstance(event, GapDetected) and "checksum mismatch at update 4 (venue 7, local book 8)" in event.reason
+    assert sync.state is SyncState.STALE and sync.counters.checksum_failures == 1
+
+
+def test_a_maintained_depth_cuts_the_book_after_every_message():
+    sync = BookSync("v", "S", ChainPolicy(), keep_depth=2)
+    levels = [(str(100 - i), "1") for i in range(4)]
+    sync.on_snapshot(BookSnapshot(venue="v", symbol="S", sequence=1, bids=levels, asks=[("101", "1")]))
+    assert sync.book.top(10)[0] == levels[:2]
+    sync.on_delta(
+        BookDelta(venue="v", symbol="S", first_sequence=2, sequence=2, prev_sequence=1, bids=[("100.5", "1")], asks=[])
+    )
+    assert sync.book.top(10)[0] == [("100.5", "1"), ("100", "1")]
+
+
+def test_a_reset_snapshot_replaces_an_in_sync_book_at_once():
+    sync = synced(10, ChainPolicy())
+    restarted = BookSnapshot(
+        venue="v", symbol="BTCUSDT", sequence=1, bids=[("50", "1")], asks=[("51", "1")], reset=True
+    )
+    assert sync.on_snapshot(restarted) == [Synced(1)]
+    assert sync.book.top(5) == ([("50", "1")], [("51", "1")])
+    assert sync.last_sequence == 1

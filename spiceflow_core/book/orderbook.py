@@ -64,9 +64,10 @@ if os.environ.get("SPICEFLOW_PURE_PYTHON"):
     from spiceflow_core.book import _levels as levels_impl
 else:
     try:
+        # same functions as _levels (see _levels_c.pyi); mypy sees two modules under one name
         from spiceflow_core.book import _levels_c as levels_impl  # type: ignore[no-redef]
     except ImportError:
-        from spiceflow_core.book import _levels as levels_impl  # type: ignore[no-redef]
+        from spiceflow_core.book import _levels as levels_impl
 _top_side = levels_impl.top_side
 #: True when the compiled book loop is in use
 COMPILED: bool = levels_impl.COMPILED
@@ -134,7 +135,8 @@ class OrderBook:
         """The key of ``coefficient * 10**exponent``, growing the scale if needed."""
         if -exponent > self._scale:
             self._rescale(-exponent)
-        return coefficient * 10 ** (exponent + self._scale)
+        key: int = coefficient * 10 ** (exponent + self._scale)  # exponent + scale >= 0: an int
+        return key
 
     def _rescale(self, scale: int) -> None:
         """Grow the key scale to ``scale`` decimals, multiplying every key in place (the
@@ -184,12 +186,13 @@ class OrderBook:
         staged: list[tuple[dict[int, Level], int, int, Level]] = []
         for side, levels, sign in ((self._bids, bids, 1), (self._asks, asks, -1)):
             for price, size in levels:
-                key = self._cache.get(price) if type(price) is str else None  # type: ignore[arg-type]
-                if key is None:
-                    key, price = self._key(price)
-                size, zero = _check_size(size)
+                if type(price) is str and (cached := self._cache.get(price)) is not None:
+                    key, text = cached, price
+                else:
+                    key, text = self._key(price)
+                size_text, zero = _check_size(size)
                 if not zero:
-                    staged.append((side, self._scale, sign * key, (price, size)))  # type: ignore[arg-type]
+                    staged.append((side, self._scale, sign * key, (text, size_text)))
         scale = self._scale
         for side, at_scale, key, level in staged:
             if at_scale != scale:
@@ -256,6 +259,16 @@ class OrderBook:
         ask = None if self._ask_floor == _NO_ASK_FLOOR else _format_key(-self._ask_floor, scale)
         return bid, ask
 
+    def truncate(self, depth: int) -> None:
+        """Keep the best ``depth`` levels per side: the book of a venue that maintains
+        one of the subscribed depth and drops what falls out of it (Kraken)."""
+        for levels, keys in ((self._bids, self._bid_keys), (self._asks, self._ask_keys)):
+            extra = len(keys) - depth
+            if extra > 0:
+                for key in keys[:extra]:
+                    del levels[key]
+                del keys[:extra]
+
     def __len__(self) -> int:
         return len(self._bid_keys) + len(self._ask_keys)
 
@@ -270,10 +283,10 @@ class OrderBook:
 
 
 def _check_size(size: object) -> tuple[str, bool]:
-    if size.__class__ is str:
-        digits = size.replace(".", "", 1)  # type: ignore[union-attr]
+    if type(size) is str:
+        digits = size.replace(".", "", 1)
         if digits.isdigit() and digits.isascii():
-            return size, not digits.strip("0")  # type: ignore[return-value]
+            return size, not digits.strip("0")
     return canonical_size(size)
 
 

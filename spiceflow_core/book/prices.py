@@ -65,7 +65,7 @@ def parts_and_text(value: object) -> tuple[int, int, str]:
 
 def _parse(value: object) -> tuple[Decimal, int, int]:
     dec = parse_decimal(value)
-    sign, digits, exponent = dec.as_tuple()
+    _sign, digits, exponent = dec.as_tuple()
     assert isinstance(exponent, int)  # finite: checked by parse_decimal
     coefficient = int("".join(map(str, digits)) or "0")
     if coefficient == 0:

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from spiceflow_core.book.checksum import BookChecksum
 from spiceflow_core.book.orderbook import OrderBook
 from spiceflow_core.book.policy import APPLY, DROP, GAP, SequencePolicy, Verdict
 from spiceflow_core.model import BookDelta, BookSnapshot
@@ -95,6 +96,8 @@ class SyncCounters:
     resyncs: int = 0  # returns to SYNCED after the first sync
     refreshes: int = 0  # shadow books swapped in (SYNCED + snapshot)
     refresh_failures: int = 0  # refresh snapshots dropped as unusable
+    checksums_verified: int = 0  # venue checksums that matched the local book
+    checksum_failures: int = 0  # venue checksums that did not (each one a gap)
     overflows: int = 0  # deltas discarded from a full buffer
     parse_errors: int = 0  # malformed snapshots/deltas
 
@@ -147,6 +150,8 @@ class BookSync:
         tick_size: str | None = None,
         max_buffer: int = 10_000,
         refresh_window: int = 1_000,
+        checksum: BookChecksum | None = None,
+        keep_depth: int | None = None,
     ) -> None:
         if max_buffer <= 0:
             raise ValueError("max_buffer must be positive")
@@ -157,6 +162,12 @@ class BookSync:
         self.max_buffer = max_buffer
         self.state = SyncState.AWAITING_SNAPSHOT
         self.book = OrderBook(tick_size)
+        #: the venue's checksum, verified after every message that carries one
+        self.checksum = checksum
+        #: levels per side the venue maintains (the book is cut to it after every message)
+        self.keep_depth = keep_depth
+        #: the last applied message carried a venue checksum and it matched
+        self.checksum_verified = False
         self.last_sequence: int | None = None
         self.last_exchange_ts_ms: int | None = None
         self.last_recv_ts_ns = 0
@@ -176,7 +187,7 @@ class BookSync:
         # of enum attribute lookups, the crossed check done by ``apply``.
         if self.state is not _SYNCED:
             return self._buffer_delta(delta)
-        last: int = self.last_sequence  # type: ignore[assignment]  (set whenever SYNCED)
+        last: int = self.last_sequence  # type: ignore[assignment]  # an int whenever SYNCED
         verdict = self.policy.first(last, delta) if self._need_first else self.policy.next(last, delta)
         if verdict is not APPLY:
             if verdict is DROP:
@@ -200,6 +211,12 @@ class BookSync:
         if crossed:
             events = self._gap(self._crossed_reason(book, sequence), None, sequence)
             return events + self._buffer_delta(delta)
+        if self.keep_depth is not None:
+            book.truncate(self.keep_depth)
+        if self.checksum is not None:
+            mismatch = self._verify(book, delta.checksum, sequence)
+            if mismatch:
+                return self._gap(mismatch, None, sequence)
         self._history.append(delta)
         if self._shadow is not None and self._feed_shadow(delta):
             return [Synced(sequence)]
@@ -207,7 +224,12 @@ class BookSync:
 
     def on_snapshot(self, snapshot: BookSnapshot) -> list[SyncEvent]:
         if self.state is SyncState.SYNCED:
-            return self._refresh(snapshot)
+            if not snapshot.reset:
+                return self._refresh(snapshot)
+            # the venue restarted the stream: this snapshot replaces the book at once
+            self.state = SyncState.STALE
+            self._shadow = None
+            self._buffer.clear()
         try:
             book = OrderBook(self.tick_size)
             book.apply_snapshot(snapshot.bids, snapshot.asks, snapshot.depth_limit)
@@ -217,6 +239,12 @@ class BookSync:
         chain = _Chain(book, snapshot)
         if book.is_crossed():
             return self._gap(self._crossed_reason(book, snapshot.sequence, "snapshot"), None, snapshot.sequence)
+        if self.keep_depth is not None:
+            book.truncate(self.keep_depth)
+        if self.checksum is not None:
+            mismatch = self._verify(book, snapshot.checksum, snapshot.sequence, "snapshot")
+            if mismatch:
+                return self._gap(mismatch, None, snapshot.sequence)
         applied: list[BookDelta] = []
         buffer = self._buffer
         for index, delta in enumerate(buffer):
@@ -245,6 +273,12 @@ class BookSync:
         # In sync.
         buffer.clear()
         self._overflowed = False
+        if applied and self.keep_depth is not None:
+            book.truncate(self.keep_depth)
+        if applied and self.checksum is not None:
+            mismatch = self._verify(book, applied[-1].checksum, applied[-1].sequence)
+            if mismatch:
+                return self._gap(mismatch, None, applied[-1].sequence)
         self.book._adopt(book)
         self.state = SyncState.SYNCED
         self.last_sequence = chain.last
@@ -265,6 +299,22 @@ class BookSync:
         return self._gap(reason, None, None)
 
     # ------------------------------------------------------------------ helpers
+    def _verify(self, book: OrderBook, expected: int | None, sequence: int, what: str = "update") -> str | None:
+        """Check the venue's checksum of ``book``; the gap reason on a mismatch."""
+        checksum = self.checksum
+        if expected is None or checksum is None:
+            self.checksum_verified = False
+            return None
+        bids, asks = book.top(checksum.depth)
+        local = checksum.compute(bids, asks)
+        if local != expected:
+            self.counters.checksum_failures += 1
+            self.checksum_verified = False
+            return f"checksum mismatch at {what} {sequence} (venue {expected}, local book {local})"
+        self.counters.checksums_verified += 1
+        self.checksum_verified = True
+        return None
+
     @property
     def buffer_len(self) -> int:
         return len(self._buffer)

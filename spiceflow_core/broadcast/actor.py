@@ -8,17 +8,18 @@ and flushes and closes the socket at shutdown."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, cast
 
 import anyio
 from loguru import logger
 
-from spiceflow_core.broadcast.wire import BookMessage, StatusMessage, WireMessage
+from spiceflow_core.broadcast.wire import BookLevel, BookMessage, StatusMessage, StatusState, WireMessage
 from spiceflow_core.instruments import normalized_or_symbol
-from spiceflow_core.model import Instrument, TopOfBook, Trade
+from spiceflow_core.model import Instrument, Level, TopOfBook, Trade
 
 if TYPE_CHECKING:  # pragma: no cover
+    from spiceflow_core.broadcast.publisher import Publisher
     from spiceflow_core.runtime.metrics import Metrics
 
 
@@ -26,14 +27,14 @@ class BroadcastActor:
     def __init__(self, address: str, *, hwm: int, status_interval: float) -> None:
         from spiceflow_core.broadcast.publisher import Publisher
 
-        self.publisher = Publisher(address, hwm=hwm)
+        self.publisher: Publisher | None = Publisher(address, hwm=hwm)
         self.address = getattr(self.publisher, "address", address)
         self.status_interval = status_interval
         self.instruments: dict[tuple[str, str], Instrument] = {}
         self.metrics: dict[str, Metrics] = {}
         #: venue -> callable giving {symbol: (state, reason)}, republished periodically so
         #: late-joining consumers learn every feed's state
-        self.state_sources: dict[str, Callable[[], dict[str, tuple[str, str]]]] = {}
+        self.state_sources: dict[str, Callable[[], Mapping[str, tuple[StatusState, str]]]] = {}
         self.log = logger.bind(actor="broadcast")
 
     def register(self, instrument: Instrument) -> None:
@@ -57,17 +58,29 @@ class BroadcastActor:
                 metrics.inc("publish_drops", message.symbol)
         return ok
 
-    def publish_book(self, venue: str, symbol: str, sequence: int, bids, asks, exchange_ts_ms, recv_ts_ns) -> bool:
+    def publish_book(
+        self,
+        venue: str,
+        symbol: str,
+        sequence: int,
+        bids: list[Level],
+        asks: list[Level],
+        exchange_ts_ms: int | None,
+        recv_ts_ns: int,
+        checksum_verified: bool = False,
+    ) -> bool:
         return self.publish(
             BookMessage(
                 venue=venue,
                 symbol=symbol,
                 instrument=self._normalized(venue, symbol),
                 sequence=sequence,
-                bids=bids,
-                asks=asks,
+                # a (price, size) tuple encodes exactly as the array-like BookLevel
+                bids=cast("list[BookLevel]", bids),
+                asks=cast("list[BookLevel]", asks),
                 exchange_ts_ms=exchange_ts_ms,
                 recv_ts_ns=recv_ts_ns,
+                checksum_verified=checksum_verified,
             )
         )
 
@@ -83,7 +96,12 @@ class BroadcastActor:
         return self._forward(top)
 
     def publish_status(
-        self, venue: str, symbol: str, state: str, reason: str = "", counters: dict[str, int] | None = None
+        self,
+        venue: str,
+        symbol: str,
+        state: StatusState,
+        reason: str = "",
+        counters: dict[str, int] | None = None,
     ) -> bool:
         return self.publish(
             StatusMessage(

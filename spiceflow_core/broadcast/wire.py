@@ -18,11 +18,12 @@ decode every frame after the topic; ``spiceflow_core.broadcast.subscriber`` does
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal, get_args
 
 import msgspec
 
-from spiceflow_core.model import FEED_CHANNEL, SCHEMA_VERSION, Broadcast, TopOfBook, Trade
+from spiceflow_core.model import FEED_CHANNEL, SCHEMA_VERSION, Broadcast, FeedState, TopOfBook, Trade
 
 __all__ = [
     "CHANNEL_OF",
@@ -30,6 +31,7 @@ __all__ = [
     "BookLevel",
     "BookMessage",
     "StatusMessage",
+    "StatusState",
     "TopMessage",
     "TradeMessage",
     "WireMessage",
@@ -49,10 +51,10 @@ class BookLevel(msgspec.Struct, array_like=True, frozen=True, gc=False):
     price: str
     size: str
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter((self.price, self.size))
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> str:
         return (self.price, self.size)[index]
 
     def __len__(self) -> int:
@@ -65,6 +67,9 @@ class BookMessage(Broadcast, tag=FEED_CHANNEL["book"], gc=False):
     asks: list[BookLevel]
     exchange_ts_ms: int | None = None
     recv_ts_ns: int = 0
+    #: the venue's own checksum matched this book (OKX, Kraken); False when the venue
+    #: sent none for this update (Binance, Deribit never do)
+    checksum_verified: bool = False
 
 
 #: a trade goes on the wire as the pipeline's event, field for field
@@ -73,8 +78,12 @@ TradeMessage = Trade
 TopMessage = TopOfBook
 
 
+#: a feed's state on ``status.<venue>.<symbol>``; ``"stats"`` on ``status.<venue>.*``
+StatusState = Literal[FeedState, "stats"]
+
+
 class StatusMessage(Broadcast, tag="status"):
-    state: Literal["pending", "synced", "stale", "resyncing", "unsubscribed", "stats"]
+    state: StatusState
     reason: str = ""
     counters: dict[str, int] = msgspec.field(default_factory=dict)
 

@@ -77,6 +77,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 import msgspec
 import pluggy
 
+from spiceflow_core.book.checksum import BookChecksum
 from spiceflow_core.book.policy import ChainPolicy, PrevIdPolicy, SequencePolicy, StraddlePolicy, Verdict
 from spiceflow_core.model import (
     FEED_CHANNEL,
@@ -102,6 +103,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "FEEDS",
     "FEED_CHANNEL",
+    "BookChecksum",
     "BookDelta",
     "BookSnapshot",
     "ChainPolicy",
@@ -303,6 +305,16 @@ class Venue(abc.ABC):
     @abc.abstractmethod
     def sequence_policy(self, instrument: Instrument) -> SequencePolicy:
         """How update ids of this instrument's book continue each other."""
+
+    def book_checksum(self, instrument: Instrument) -> BookChecksum | None:
+        """The venue's book checksum (verified on every snapshot or update whose
+        ``checksum`` is not None; a mismatch is a gap), or None when it sends none."""
+        return None
+
+    def maintained_depth(self, instrument: Instrument) -> int | None:
+        """Levels per side the venue maintains for this book (the local book is cut to it
+        after every message, as the venue's is: Kraken), or None for a full book."""
+        return None
 
     async def fetch_snapshot(self, rest: RestApi, instrument: Instrument, depth: int) -> BookSnapshot:
         """A REST book snapshot (required with ``resync = "rest"``)."""

@@ -101,6 +101,8 @@ class OrderBookActor:
                 self.venue.sequence_policy(instrument),
                 tick_size=instrument.tick_size or None,
                 max_buffer=self.max_buffer,
+                checksum=self.venue.book_checksum(instrument),
+                keep_depth=self.venue.maintained_depth(instrument),
             ),
         )
         self._set_state(feed, "pending", "subscribed, waiting for the first snapshot")
@@ -136,10 +138,7 @@ class OrderBookActor:
     def on_event(self, feed: BookFeed, event: BookEvent) -> None:
         """Apply one snapshot or delta and publish; a failure resyncs this book only."""
         try:
-            if isinstance(event, BookDelta):
-                results = feed.sync.on_delta(event)
-            else:
-                results = feed.sync.on_snapshot(event)
+            results = feed.sync.on_delta(event) if isinstance(event, BookDelta) else feed.sync.on_snapshot(event)
             for result in results:
                 if type(result) is BookUpdated:
                     self.metrics.inc("book_updates", feed.symbol)
@@ -185,7 +184,14 @@ class OrderBookActor:
                 return
             feed.last_top = key
         self.broadcaster.publish_book(
-            self.venue.name, feed.symbol, sequence, bids, asks, sync.last_exchange_ts_ms, sync.last_recv_ts_ns
+            self.venue.name,
+            feed.symbol,
+            sequence,
+            bids,
+            asks,
+            sync.last_exchange_ts_ms,
+            sync.last_recv_ts_ns,
+            sync.checksum_verified,
         )
 
     def _maybe_refresh(self, feed: BookFeed) -> None:
