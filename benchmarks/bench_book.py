@@ -76,10 +76,7 @@ def generate(n_updates: int, seed: int = 7) -> tuple[tuple[list, list], list[tup
                 tick = occ[rank] - step * rng.randint(0 if rank else 1, 3 if rank else 6)
                 while tick in occ or (tick >= other_best if side == 0 else tick <= other_best):
                     tick += step  # walk towards the back to the first hole
-                if side == 0:
-                    idx = bisect.bisect_left([-t for t in occ], -tick)
-                else:
-                    idx = bisect.bisect_left(occ, tick)
+                idx = bisect.bisect_left([-t for t in occ], -tick) if side == 0 else bisect.bisect_left(occ, tick)
                 occ.insert(idx, tick)
                 sides[side].append((_price(tick), _size(rng)))
             else:  # size change

@@ -43,7 +43,7 @@ def serve(stream_dir: Path, rate: float, duration: float, port_file: Path) -> No
 
     from spiceflow_core.testkit import LoopbackServer, json_answer
 
-    snapshot, frames, meta = streams.load(stream_dir)
+    snapshot, frames, _meta = streams.load(stream_dir)
     info = (REPO / "plugins/spiceflow-binance/spiceflow_binance/fixtures/api_v3_exchangeInfo.json").read_bytes()
     total = min(len(frames), int(rate * duration))
     frames = frames[:total]
@@ -137,32 +137,34 @@ def measure(stream_dir: Path, rate: float, duration: float, transport: str) -> d
     sub.setsockopt(zmq.RCVHWM, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"book.")
     sub.connect(address)
-    pipeline = subprocess.Popen(
-        [
-            SPICEFLOW,
-            "run",
-            "--venue",
-            "binance",
-            "--profile",
-            "fixtures",
-            "--instrument",
-            "BTCUSDT",
-            "--endpoint",
-            f"ws://127.0.0.1:{port}",
-            "--no-api",
-            "--broadcast",
-            address,
-            "--transport",
-            transport,
-            "--duration",
-            str(duration + 6),
-            "--log-level",
-            "ERROR",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(stream_dir / "pipeline.log", "w"),
-        text=True,
-    )
+    # the child keeps its own copy of the log file descriptor
+    with open(stream_dir / "pipeline.log", "w") as pipeline_log:
+        pipeline = subprocess.Popen(
+            [
+                SPICEFLOW,
+                "run",
+                "--venue",
+                "binance",
+                "--profile",
+                "fixtures",
+                "--instrument",
+                "BTCUSDT",
+                "--endpoint",
+                f"ws://127.0.0.1:{port}",
+                "--no-api",
+                "--broadcast",
+                address,
+                "--transport",
+                transport,
+                "--duration",
+                str(duration + 6),
+                "--log-level",
+                "ERROR",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=pipeline_log,
+            text=True,
+        )
     latencies: list[int] = []
     received = 0
     first = last = None

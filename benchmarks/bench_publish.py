@@ -164,7 +164,10 @@ def run_subscriber(address: str, api: str, gc_tuned: bool = False) -> None:
 
         missed, malformed = asyncio.run(main())
     lat.sort()
-    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
+
+    def pct(q: float) -> int:
+        return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
+
     print(
         json.dumps(
             {

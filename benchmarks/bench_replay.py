@@ -17,8 +17,9 @@ Three figures per venue, frames per second:
   inbox, so the batch is fixed at ``CONFLATE_BATCH`` frames (a burst already waiting
   when the actor wakes up); the figure depends on that choice and is NOT the
   every-update figure the target is defined on.
-Also the full replay engine (``spiceflow_core.recording.replay.Replayer``, with its JSON-lines
-encoding) for reference. Writes benchmarks/results/replay.json.
+Also the full replay engine (``spiceflow_core.recording.replay.Replayer``: the runtime's
+router and order book actor, every wire message built), alone and with its JSON-lines
+output, for reference. Writes benchmarks/results/replay.json.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -175,31 +177,45 @@ def run_decode_book_conflate(
     return len(frames) / elapsed, sent
 
 
-def run_replayer(venue, snapshot_body, frames, meta) -> float:
-    import msgspec
+def run_replayer(venue, snapshot_body, frames, meta, jsonl: bool = False) -> float:
+    """``spiceflow replay``'s engine: the runtime's router and order book actor fed
+    recorded items; every wire message handed to a callable that drops it, or
+    (``jsonl``) written as a JSON line to /dev/null."""
+    from spiceflow_core.recording.replay import Item, JsonLines, Replayer
 
-    from spiceflow_core.recording.replay import Item, Replayer
-
-    enc = msgspec.json.Encoder()
-    sink = []
-    rep = Replayer(venue, depth=25, on_update=lambda u: sink.append(enc.encode(u)) if len(sink) < 1 else None)
-    if venue.resync == "rest":
-        rep.feed(
-            Item(0, "rest", snapshot_body, f"http://bench{venue_depth_path(venue)}?symbol={meta['symbol']}&limit=1000")
-        )
-    else:
-        rep.feed(Item(0, "recv", snapshot_body.decode(), "", 1))
-    items = [Item(0, "recv", f, "", 1) for f in frames]
-    gc.collect()
-    gc.disable()
-    t0 = time.perf_counter()
-    feed = rep.feed
-    for item in items:
-        feed(item)
-    elapsed = time.perf_counter() - t0
-    gc.enable()
-    assert rep.stats.gaps == 0
+    with open(os.devnull, "wb") as sink:
+        rep = Replayer(venue, depth=25, emit=JsonLines(sink).publish if jsonl else _drop)
+        if venue.resync == "rest":
+            url = f"http://bench{venue_depth_path(venue)}?symbol={meta['symbol']}&limit=1000"
+            rep.feed(Item(0, "rest", snapshot_body, url))
+        else:
+            rep.feed(Item(0, "recv", snapshot_body.decode(), "", 1))
+        items = [Item(0, "recv", f, "", 1) for f in frames]
+        gc.collect()
+        gc.disable()
+        t0 = time.perf_counter()
+        feed = rep.feed
+        for item in items:
+            feed(item)
+        elapsed = time.perf_counter() - t0
+        gc.enable()
+    stats = rep.finish()
+    assert stats.gaps == 0 and stats.updates >= len(frames), stats
     return len(frames) / elapsed
+
+
+def _drop(message) -> None:
+    pass
+
+
+def best_of(repeat: int, run, *args) -> float:
+    """The best frames/s of ``repeat`` calls of ``run(*args)`` (which returns the rate,
+    or a tuple that starts with it)."""
+    rates = []
+    for _ in range(repeat):
+        result = run(*args)
+        rates.append(result[0] if isinstance(result, tuple) else result)
+    return max(rates)
 
 
 def main(argv=None) -> dict:
@@ -219,13 +235,14 @@ def main(argv=None) -> dict:
             streams.generate(vname, args.frames, d)
         body, frames, meta = streams.load(d)
         venue = registry.get(plugin)
-        best = lambda fn: max(fn() for _ in range(args.repeat))  # noqa: E731
-        db = best(lambda: run_decode_book(venue, body, frames, meta)[0])
-        dbp = best(lambda: run_decode_book_publish(venue, body, frames, meta)[0])
-        dbc = best(lambda: run_decode_book_publish(venue, body, frames, meta, "top-changed")[0])
-        _, sent_changed = run_decode_book_publish(venue, body, frames, meta, "top-changed")
-        dbf = best(lambda: run_decode_book_conflate(venue, body, frames, meta)[0])
-        rp = best(lambda: run_replayer(venue, body, frames, meta))
+        stream = (venue, body, frames, meta)
+        db = best_of(args.repeat, run_decode_book, *stream)
+        dbp = best_of(args.repeat, run_decode_book_publish, *stream)
+        dbc = best_of(args.repeat, run_decode_book_publish, *stream, "top-changed")
+        _, sent_changed = run_decode_book_publish(*stream, "top-changed")
+        dbf = best_of(args.repeat, run_decode_book_conflate, *stream)
+        rp = best_of(args.repeat, run_replayer, *stream)
+        rpj = best_of(args.repeat, run_replayer, *stream, True)
         results["venues"][vname] = {
             "decode+book frames/s": round(db),
             "decode+book+publish frames/s": round(dbp),
@@ -233,11 +250,13 @@ def main(argv=None) -> dict:
             "top-changed messages per frame": round(sent_changed / len(frames), 3),
             f"decode+book+publish conflate (batches of {CONFLATE_BATCH}) frames/s": round(dbf),
             "replay engine (Replayer.feed) frames/s": round(rp),
+            "replay engine + JSON lines frames/s": round(rpj),
             "stream": str(d),
         }
         print(
             f"{vname:8s} decode+book {db:10,.0f}/s   +publish {dbp:10,.0f}/s   +publish(top-changed) {dbc:10,.0f}/s "
-            f"({sent_changed / len(frames):.2f} msg/frame)   +publish(conflate/{CONFLATE_BATCH}) {dbf:10,.0f}/s   Replayer {rp:10,.0f}/s",
+            f"({sent_changed / len(frames):.2f} msg/frame)   +publish(conflate/{CONFLATE_BATCH}) {dbf:10,.0f}/s   Replayer {rp:10,.0f}/s"
+            f" (+JSON lines {rpj:10,.0f}/s)",
             flush=True,
         )
     out = HERE / "results" / "replay.json"

@@ -201,7 +201,7 @@ def main() -> int:
         report["parts"]["transport"] = tr
         for r in tr["runs"]:
             row(
-                f"transport {r['transport']}: receive only, CPU us per frame (lower is better)",
+                f"transport {r['transport']} ({r['mode']}): receive only, CPU us per frame (lower is better)",
                 r["cpu_us_per_frame"],
                 higher_better=False,
             )

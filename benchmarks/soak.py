@@ -250,7 +250,7 @@ async def soak(args) -> int:
             api,
         ]
         log_path = work / "pipeline.log"
-        print(f"pipeline: {' '.join(cmd[:1] + ['run'] + cmd[2:])}\n  config {config}, log {log_path}", flush=True)
+        print(f"pipeline: {' '.join([*cmd[:1], 'run', *cmd[2:]])}\n  config {config}, log {log_path}", flush=True)
         sub = Subscriber(broadcast, ["book.binance.", "status.binance."], rcvhwm=1_000_000)
         sub.open()  # before the pipeline starts: no book is missed
         oracle = Oracle(sub, history)

@@ -134,7 +134,7 @@ def _convert(raw: object, type_: type[S], source: str, prefix: str = "") -> S:
         raise ConfigError(f"{source}: {key or '<top level>'}: {reason}") from None
 
 
-def decode_settings(raw: dict, source: str) -> Settings:
+def decode_settings(raw: dict[str, Any], source: str) -> Settings:
     raw = dict(raw)
     venues_raw = raw.pop("venues", {})
     if not isinstance(venues_raw, dict):

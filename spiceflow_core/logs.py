@@ -5,25 +5,29 @@ with ``logger.bind`` where known and appear in both formats."""
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 import stamina.instrumentation
 from loguru import logger
 
+if TYPE_CHECKING:  # pragma: no cover
+    from loguru import Message, Record  # defined by loguru's stubs only
+
 _CONTEXT = ("venue", "actor", "conn", "instrument")
 _json = msgspec.json.Encoder()
 
 
-def _text_format(record) -> str:
+def _text_format(record: Record) -> str:
     extra = record["extra"]
     ctx = " ".join(f"{k}={extra[k]}" for k in _CONTEXT if k in extra)
     ctx = f" [{ctx}]" if ctx else ""
     return "{time:HH:mm:ss.SSS} {level: <7}" + ctx.replace("{", "{{").replace("}", "}}") + " {message}\n{exception}"
 
 
-def _json_sink(stream: TextIO):
-    def sink(message) -> None:
+def _json_sink(stream: TextIO) -> Callable[[Message], None]:
+    def sink(message: Message) -> None:
         record = message.record
         obj = {
             "ts": record["time"].isoformat(),

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 import anyio
 import anyio.abc
 
-FORBIDDEN = b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nforbidden\n"
+FORBIDDEN = (
+    b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nforbidden\n"
+)
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 UNRESOLVABLE_HOST = "nonexistent.invalid"  # RFC 6761: .invalid never resolves
 

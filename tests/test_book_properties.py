@@ -73,7 +73,7 @@ class Reference:
         self.states = [({}, {})]
         for bids, asks in updates:
             book = tuple(dict(side) for side in self.states[-1])
-            for side, changes in zip(book, (bids, asks)):
+            for side, changes in zip(book, (bids, asks), strict=True):
                 for price, size in changes:
                     if Decimal(size) == 0:
                         side.pop(Decimal(price), None)
@@ -89,7 +89,7 @@ class Reference:
 def make_stream(updates, straddle: bool, spans):
     """Deltas with sequence ids: straddle (contiguous U..u ranges) or chain (prev ids)."""
     deltas, seq_of = [], [0]
-    for i, ((bids, asks), span) in enumerate(zip(updates, spans)):
+    for (bids, asks), span in zip(updates, spans, strict=True):
         first = seq_of[-1] + 1
         last = first + (span - 1 if straddle else span)  # chain ids skip numbers
         deltas.append(

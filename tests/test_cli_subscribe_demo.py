@@ -75,10 +75,10 @@ def test_subscribe_tail_unsubscribe_through_the_cli(demo):
     assert all(len(m["bids"]) == 25 and m["bids"][0][0] < m["asks"][0][0] for m in messages)
 
     listed = cli("subscriptions", "--api", api, "--json")
-    assert {json.loads(l)["symbol"] for l in listed.stdout.splitlines()} == {"BTCUSDT", "ETHUSDT", "ADAUSDT"}
+    assert {json.loads(line)["symbol"] for line in listed.stdout.splitlines()} == {"BTCUSDT", "ETHUSDT", "ADAUSDT"}
     assert cli("unsubscribe", "binance", "ETHUSDT", "--api", api).returncode == 0
     listed = cli("subscriptions", "--api", api, "--json")
-    assert {json.loads(l)["symbol"] for l in listed.stdout.splitlines()} == {"BTCUSDT", "ADAUSDT"}
+    assert {json.loads(line)["symbol"] for line in listed.stdout.splitlines()} == {"BTCUSDT", "ADAUSDT"}
 
     bad = cli("subscribe", "binance", "BTCUSDX", "--api", api)
     assert bad.returncode == 1 and "HTTP 404" in bad.stderr and "BTCUSDT" in bad.stderr

@@ -140,4 +140,5 @@ def test_openapi_schema_is_valid_and_matches_the_routes():
 
 
 class _FakeOrc:
-    runtimes: dict = {}
+    def __init__(self) -> None:
+        self.runtimes: dict = {}

@@ -284,9 +284,9 @@ def argvs(draw) -> tuple[list[str], str]:
     kind = draw(st.sampled_from(["fast", "slow", "garbage"]))
     rest = draw(st.lists(tokens, max_size=6))
     if kind == "garbage":
-        return [draw(st.one_of(garbage, st.sampled_from(WORDS)))] + rest, kind
+        return [draw(st.one_of(garbage, st.sampled_from(WORDS))), *rest], kind
     if kind == "fast":
-        return [draw(st.sampled_from(FAST_OK))] + rest, kind
+        return [draw(st.sampled_from(FAST_OK)), *rest], kind
     # an unloadable config right after the command (a later --config in ``rest`` wins,
     # but no generated word names a loadable file); no "--", which would turn the
     # options after it into positionals

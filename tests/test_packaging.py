@@ -71,7 +71,7 @@ def test_core_plus_binance_lists_binance_only_then_deribit_is_added(fresh_env, w
     assert result.returncode == 0, result.stderr
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert "binance" in names and "deribit" not in names
-    line = next(l for l in result.stdout.splitlines() if l.split()[0] == "binance")
+    line = next(out for out in result.stdout.splitlines() if out.split()[0] == "binance")
     assert "spiceflow-binance" in line and "0.1.0" in line
     run(fresh_env / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", wheels["spiceflow-deribit"])
     names = [line.split()[0] for line in venues(fresh_env).stdout.splitlines()]
@@ -123,12 +123,12 @@ def test_broken_plugins_are_reported_by_name_while_real_venues_still_list(fresh_
     result = venues(fresh_env)
     assert result.returncode == 0
     assert "binance" in [line.split()[0] for line in result.stdout.splitlines()]
-    errors = [l for l in result.stderr.splitlines() if l.startswith("error: plugin")]
-    assert any("spiceflow-broken-import 6.6.6" in l and "this plugin is broken on purpose" in l for l in errors), (
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: plugin")]
+    assert any("spiceflow-broken-import 6.6.6" in e and "this plugin is broken on purpose" in e for e in errors), (
         result.stderr
     )
     assert any(
-        "spiceflow-bad-venue 6.6.6" in l and "not a spiceflow_core.plugin.contract.Venue" in l for l in errors
+        "spiceflow-bad-venue 6.6.6" in e and "not a spiceflow_core.plugin.contract.Venue" in e for e in errors
     ), result.stderr
     assert len(errors) == 2
 

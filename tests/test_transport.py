@@ -118,6 +118,33 @@ async def test_a_message_over_max_frame_bytes_closes_with_1009(transport, fragme
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_invalid_utf8_from_the_peer_closes_with_1007(transport):
+    codes: list[int | None] = []
+
+    async def ws(conn: ServerConnection) -> None:
+        await conn.send("fine")
+        conn.transport.write(b"\x81\x02\xff\xfe")  # a text frame that is not UTF-8
+        await conn.wait_closed()
+        codes.append(conn.close_code)
+
+    async with LoopbackServer(ws=ws) as server:
+        async with connect(server.ws_url, transport=transport) as conn:
+            frames, lost = await receive_until_lost(conn)
+        with anyio.fail_after(10):
+            while not codes:
+                await anyio.sleep(0.01)
+    assert frames == ["fine"]
+    assert codes == [1007]
+    assert "1007" in str(lost)
+
+
+async def test_unknown_transport_is_refused():
+    with pytest.raises(ValueError, match="unknown WebSocket transport 'aiohttp'"):
+        async with connect("ws://127.0.0.1:9/", transport="aiohttp"):
+            pass
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_keepalive_closes_a_connection_whose_pongs_stop(transport):
     gave_up = anyio.Event()
 
@@ -138,12 +165,12 @@ async def test_keepalive_closes_a_connection_whose_pongs_stop(transport):
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_keepalive_keeps_an_answering_connection(transport):
     async def ws(conn: ServerConnection) -> None:
-        await anyio.sleep(1.0)  # five ping intervals of silence, answered by pongs
+        await anyio.sleep(1.6)  # three ping intervals of silence, answered by pongs
         await conn.send("still here")
         await conn.wait_closed()
 
     server = LoopbackServer(ws=ws, ping_interval=None)
-    async with server, connect(server.ws_url, transport=transport, ping_interval=0.2) as conn:
+    async with server, connect(server.ws_url, transport=transport, ping_interval=0.5) as conn:
         with anyio.fail_after(10):
             assert await conn.receive_many() == ["still here"]
 

@@ -3,25 +3,30 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from spiceflow_core.cli.main import AddCommon, Command, Subcommands
 
 
 class _ApiFailure(Exception):
     pass
 
 
-def add_control_commands(sub, common) -> None:
+def add_control_commands(sub: Subcommands, common: AddCommon) -> None:
     for name, help_ in (
         ("subscribe", "subscribe an instrument feed in a running spiceflow"),
         ("unsubscribe", "unsubscribe an instrument feed in a running spiceflow"),
     ):
         p = sub.add_parser(name, help=help_)
         common(p)
-        p.add_argument("venue", help="venue name, e.g. binance")
-        p.add_argument("instrument", help="exchange symbol (BTCUSDT) or normalized id (binance.spot.BTC.USDT)")
+        p.add_argument("venue", help="venue name (see `spiceflow venues`)")
+        p.add_argument("instrument", help="exchange symbol (BTCUSDT) or normalized id (VENUE.spot.BTC.USDT)")
         p.add_argument("--feed", default="book", choices=["book", "trades", "top"])
         p.add_argument("--api", default=None, metavar="HOST:PORT", help="control API address (default: the config's)")
     p = sub.add_parser("subscriptions", help="list live subscriptions of a running spiceflow")
@@ -34,14 +39,15 @@ def add_control_commands(sub, common) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def _base(args) -> str:
+def _base(args: argparse.Namespace) -> str:
     from spiceflow_core.config import load_settings
 
     address = args.api or load_settings(args.config).api.address
     return f"http://{address}"
 
 
-def _call(method: str, url: str, body: dict | None = None) -> object:
+def _call(method: str, url: str, body: dict[str, str] | None = None) -> Any:
+    """The JSON answer, as decoded (shapes: the control API's OpenAPI document)."""
     try:
         response = httpx.request(method, url, json=body, timeout=30.0)
     except httpx.HTTPError as exc:
@@ -56,8 +62,8 @@ def _call(method: str, url: str, body: dict | None = None) -> object:
     return data
 
 
-def _run(fn):
-    def wrapper(args) -> int:
+def _run(fn: Command) -> Command:
+    def wrapper(args: argparse.Namespace) -> int:
         try:
             return fn(args)
         except _ApiFailure as exc:
@@ -68,7 +74,7 @@ def _run(fn):
 
 
 @_run
-def cmd_subscribe(args) -> int:
+def cmd_subscribe(args: argparse.Namespace) -> int:
     body = {"venue": args.venue, "instrument": args.instrument, "feed": args.feed}
     data = _call("POST", f"{_base(args)}/{args.command}", body)
     print(f"{args.command}d {data['id']} topic={data['topic']} state={data['state']}")
@@ -76,7 +82,7 @@ def cmd_subscribe(args) -> int:
 
 
 @_run
-def cmd_subscriptions(args) -> int:
+def cmd_subscriptions(args: argparse.Namespace) -> int:
     data = _call("GET", f"{_base(args)}/subscriptions")
     for sub in data:
         if args.json:
@@ -88,7 +94,7 @@ def cmd_subscriptions(args) -> int:
 
 
 @_run
-def cmd_status(args) -> int:
+def cmd_status(args: argparse.Namespace) -> int:
     data = _call("GET", f"{_base(args)}/status")
     if args.json:
         print(msgspec.json.encode(data).decode())
@@ -100,7 +106,7 @@ def cmd_status(args) -> int:
     return 0
 
 
-CONTROL_COMMANDS = {
+CONTROL_COMMANDS: dict[str, Command] = {
     "subscribe": cmd_subscribe,
     "unsubscribe": cmd_subscribe,
     "subscriptions": cmd_subscriptions,

@@ -18,7 +18,7 @@ subscribed, 409 duplicate, 502 refused by the exchange.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 import msgspec
@@ -46,9 +46,12 @@ from spiceflow_core.runtime.venue_runtime import (
     Subscription,
     SubscriptionRefused,
     SubscriptionTimeout,
+    VenueRuntime,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from hypercorn.typing import ASGIFramework
+
     from spiceflow_core.runtime.orchestrator import Orchestrator
 
 
@@ -65,7 +68,7 @@ class SubscribeRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, **extra) -> None:
+    def __init__(self, status: int, message: str, **extra: object) -> None:
         super().__init__(message)
         self.status = status
         self.extra = extra
@@ -126,7 +129,7 @@ class ControlApi:
             raise ApiError(400, f"unknown kind {req.kind!r} (one of {', '.join(sorted(KIND_CODES))})")
         return req
 
-    def _locate(self, req: SubscribeRequest):
+    def _locate(self, req: SubscribeRequest) -> tuple[VenueRuntime, str]:
         """(runtime, symbol) for a request, or an ApiError listing close matches."""
         runtimes = self.orc.runtimes
         if req.venue is not None and req.venue not in runtimes:
@@ -243,14 +246,14 @@ class ControlApi:
         return _json(openapi_schema())
 
 
-def openapi_schema() -> dict:
+def openapi_schema() -> dict[str, Any]:
     (sub_req, sub_resp), components = msgspec.json.schema_components(
         [SubscribeRequest, Subscription], ref_template="#/components/schemas/{name}"
     )
     error = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
     components["Error"] = error
 
-    def responses(ok: dict, *codes: int) -> dict:
+    def responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
         out = {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}}}
         text = {
             400: "Bad request",
@@ -268,13 +271,10 @@ def openapi_schema() -> dict:
 
     body = {"required": True, "content": {"application/json": {"schema": sub_req}}}
     any_obj = {"type": "object"}
-    q = lambda name, desc: {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": desc,
-    }
+
+    def q(name: str, desc: str) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": desc}
+
     return {
         "openapi": "3.1.0",
         "info": {"title": "SpiceFlow control API", "version": "1"},
@@ -368,7 +368,8 @@ async def serve_api(orchestrator: Orchestrator, *, task_status: TaskStatus = any
         # Shielded: hypercorn shuts down through its trigger, not by cancellation.
         with anyio.CancelScope(shield=True):
             try:
-                await serve(api.app, config, shutdown_trigger=stop.wait)
+                # Starlette's ASGI types are looser than hypercorn's (pgjones/hypercorn#353)
+                await serve(cast("ASGIFramework", api.app), config, shutdown_trigger=stop.wait)
             finally:
                 done.set()
 

@@ -31,6 +31,8 @@ class BroadcastActor:
         self.address = getattr(self.publisher, "address", address)
         self.status_interval = status_interval
         self.instruments: dict[tuple[str, str], Instrument] = {}
+        #: (venue, symbol) -> normalized id, built once at registration (not per message)
+        self.normalized_ids: dict[tuple[str, str], str] = {}
         self.metrics: dict[str, Metrics] = {}
         #: venue -> callable giving {symbol: (state, reason)}, republished periodically so
         #: late-joining consumers learn every feed's state
@@ -38,10 +40,12 @@ class BroadcastActor:
         self.log = logger.bind(actor="broadcast")
 
     def register(self, instrument: Instrument) -> None:
-        self.instruments[(instrument.venue, instrument.symbol)] = instrument
+        key = (instrument.venue, instrument.symbol)
+        self.instruments[key] = instrument
+        self.normalized_ids[key] = normalized_or_symbol(instrument, instrument.symbol)
 
     def _normalized(self, venue: str, symbol: str) -> str:
-        return normalized_or_symbol(self.instruments.get((venue, symbol)), symbol)
+        return self.normalized_ids.get((venue, symbol), symbol)
 
     def publish(self, message: WireMessage) -> bool:
         if self.publisher is None:  # closed during shutdown

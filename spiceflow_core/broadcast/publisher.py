@@ -211,16 +211,16 @@ class Publisher:
             if e is None:
                 e = self._new_topic(key)
             if e is not entry or len(frames) > MAX_BODIES:
-                if frames:
-                    accepted += self._send_frames(entry, frames)  # type: ignore[arg-type]
+                if entry is not None:  # frames holds its topic and bodies
+                    accepted += self._send_frames(entry, frames)
                 entry, frames = e, [e.frame]
             counts = e.counts
             counts.seq += 1
             message.topic_seq = counts.seq
             message.publish_ts_ns = time.time_ns()
             frames.append(encode(message))
-        if frames:
-            accepted += self._send_frames(entry, frames)  # type: ignore[arg-type]
+        if entry is not None:
+            accepted += self._send_frames(entry, frames)
         return accepted
 
     def _send_frames(self, entry: _Topic, frames: list[bytes]) -> int:

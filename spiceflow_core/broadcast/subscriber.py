@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 import zmq
@@ -76,7 +76,7 @@ class _Base:
         self._last_seq: dict[str, int] = {}
         self._ready: collections.deque[Received] = collections.deque()
 
-    def _configure(self, sock: zmq.Socket) -> None:
+    def _configure(self, sock: zmq.Socket[Any]) -> None:  # sync or asyncio socket
         sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.address)
@@ -121,7 +121,7 @@ class _Base:
         self.malformed += 1
         logger.bind(address=self.address).warning("malformed broadcast frame skipped: {}", why)
 
-    def _fill(self, sync_sock: zmq.Socket) -> None:
+    def _fill(self, sync_sock: zmq.Socket[bytes]) -> None:
         # Once one message has arrived, drain what is already queued without going
         # back to the event loop per message: that halves the cost per message at
         # high rates and is bounded so one busy socket cannot starve other tasks.
@@ -146,7 +146,7 @@ class Subscriber(_Base):
     ) -> None:
         super().__init__(address, topics, rcvhwm)
         self._socket: zmq.asyncio.Socket | None = None
-        self._sync: zmq.Socket | None = None
+        self._sync: zmq.Socket[bytes] | None = None
 
     async def __aenter__(self) -> Subscriber:
         self.open()
@@ -179,11 +179,12 @@ class Subscriber(_Base):
         """Wait for the next message on any subscribed topic."""
         ready = self._ready
         if not ready:
-            if self._socket is None:
+            sock, sync = self._socket, self._sync
+            if sock is None or sync is None:
                 raise RuntimeError("Subscriber is not open (use 'async with')")
             while not ready:
-                self._accept(await self._socket.recv_multipart())
-                self._fill(self._sync)  # type: ignore[arg-type]
+                self._accept(await sock.recv_multipart())
+                self._fill(sync)
         return ready.popleft()
 
     def __aiter__(self) -> AsyncIterator[Received]:
@@ -202,11 +203,11 @@ class SyncSubscriber(_Base):
         topics: Sequence[str] = ("",),
         *,
         rcvhwm: int = 100_000,
-        context: zmq.Context | None = None,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
         super().__init__(address, topics, rcvhwm)
         self._context = context or zmq.Context.instance()
-        self._socket: zmq.Socket | None = None
+        self._socket: zmq.Socket[bytes] | None = None
 
     def __enter__(self) -> SyncSubscriber:
         if self._socket is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -24,6 +25,16 @@ from spiceflow_core.config import (
 from spiceflow_core.logs import configure_logging
 from spiceflow_core.model import FEEDS
 
+if TYPE_CHECKING:  # pragma: no cover
+    from spiceflow_core.plugin.contract import Endpoints, Venue
+    from spiceflow_core.plugin.registry import VenueRegistry
+    from spiceflow_core.recording.sfrec import Recorder
+
+#: a subcommand: parsed arguments -> exit code
+Command = Callable[[argparse.Namespace], int]
+#: adds the options every subcommand shares (``--config``, logging) to a subcommand's parser
+AddCommon = Callable[[argparse.ArgumentParser], None]
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -36,9 +47,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (exit 2) even when the offending
     argument contains newlines or control characters."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         flat = " ".join(message.split())
         self.exit(EXIT_USAGE, f"{self.prog}: error: {flat} (see --help)\n")
+
+
+#: what ``add_subparsers`` returns (a string: argparse's class is not generic at run time)
+Subcommands: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -127,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tail", help="print live books from the broadcast (top of book per topic)")
     _common(p)
-    p.add_argument("prefix", nargs="*", default=[], help="topic prefixes, e.g. book.binance (default: everything)")
+    p.add_argument("prefix", nargs="*", default=[], help="topic prefixes, e.g. book.VENUE (default: everything)")
     p.add_argument("--address", default=None, help="ZeroMQ address (default: the config's broadcast address)")
     p.add_argument("--json", action="store_true", help="print each decoded message as one JSON line")
     p.add_argument("--limit", type=int, metavar="N", help="exit after N messages")
@@ -136,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--venue", required=True, action="append", help="venue to simulate (repeatable)")
     p.add_argument(
-        "--recording", metavar="PATH-PREFIX", help="drive it with a recorded session (e.g. ../shared/recorded/BINANCE)"
+        "--recording", metavar="PATH-PREFIX", help="drive it with a recorded session (e.g. ../shared/recorded/PREFIX)"
     )
     p.add_argument("--port", type=int, default=0, help="port (default: any free port; only with a single venue)")
     p.add_argument("--symbols", nargs="*", help="generator: symbols to stream")
@@ -168,13 +183,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _registry():
+def _registry() -> VenueRegistry:
     from spiceflow_core.plugin.registry import discover
 
     return discover()
 
 
-def _configured_registry(args: argparse.Namespace, settings: Settings):
+def _configured_registry(args: argparse.Namespace, settings: Settings) -> VenueRegistry:
     """The installed venues, each configured by its ``[venues.<name>.options]``."""
     from spiceflow_core.plugin.registry import configure_venues
 
@@ -183,7 +198,7 @@ def _configured_registry(args: argparse.Namespace, settings: Settings):
     return registry
 
 
-def derive_endpoints(default, ws: str | None, rest: str | None):
+def derive_endpoints(default: Endpoints, ws: str | None, rest: str | None) -> Endpoints:
     """``--endpoint ws://host:port`` keeps the venue's default paths on that host."""
     from spiceflow_core.plugin.contract import Endpoints
 
@@ -206,19 +221,19 @@ def derive_endpoints(default, ws: str | None, rest: str | None):
     return Endpoints(ws_url=ws_url, rest_url=rest_url)
 
 
-def _select_venues(args, settings: Settings, registry) -> list[str]:
+def _select_venues(args: argparse.Namespace, settings: Settings, registry: VenueRegistry) -> list[str]:
     names = list(dict.fromkeys(args.venue)) or list(settings.venues) or registry.names()
     for name in names:
         if name not in registry.venues:
             installed = ", ".join(registry.names()) or "none"
             raise UsageError(f"unknown venue {name!r} (installed: {installed})")
     if not names:
-        raise UsageError("no venue plugin is installed (pip install spiceflow-binance, for example)")
+        raise UsageError("no venue plugin is installed (pip install spiceflow-VENUE)")
     return names
 
 
 # -- commands -------------------------------------------------------------------------
-def cmd_run(args, recorder_factory=None) -> int:
+def cmd_run(args: argparse.Namespace, recorder_factory: Callable[[Venue], Recorder] | None = None) -> int:
     """``recorder_factory(venue) -> recorder`` (``spiceflow record``) sees every frame and
     REST answer of every venue."""
     from spiceflow_core.runtime.orchestrator import Orchestrator
@@ -234,7 +249,7 @@ def cmd_run(args, recorder_factory=None) -> int:
         if args.feed:
             vs = msgspec.structs.replace(vs, feeds=list(dict.fromkeys(args.feed)))
         venues[name] = vs
-    changes: dict = {"venues": venues}
+    changes: dict[str, Any] = {"venues": venues}
     if args.broadcast:
         changes["broadcast"] = msgspec.structs.replace(settings.broadcast, address=args.broadcast)
     if args.api or args.no_api:
@@ -250,7 +265,7 @@ def cmd_run(args, recorder_factory=None) -> int:
     if args.transport:
         changes["runtime"] = msgspec.structs.replace(settings.runtime, transport=args.transport)
     settings = msgspec.structs.replace(settings, **changes)
-    overrides = {}
+    overrides: dict[str, Endpoints] = {}
     if args.endpoint or args.rest_endpoint:
         if len(names) != 1:
             raise UsageError("--endpoint/--rest-endpoint need exactly one --venue")
@@ -269,7 +284,7 @@ def cmd_run(args, recorder_factory=None) -> int:
     return anyio.run(orchestrator.run)
 
 
-def cmd_venues(args) -> int:
+def cmd_venues(args: argparse.Namespace) -> int:
     _settings(args)
     registry = _registry()
     for name in registry.names():
@@ -280,14 +295,14 @@ def cmd_venues(args) -> int:
     return EXIT_OK
 
 
-def cmd_version(args) -> int:
+def cmd_version(args: argparse.Namespace) -> int:
     _settings(args)
     from spiceflow_core.book.orderbook import COMPILED
 
     engine = "compiled (Cython)" if COMPILED else "pure Python"
     print(f"spiceflow-core {__version__} (book loop: {engine})")
     registry = _registry()
-    seen = set()
+    seen: set[str] = set()
     for loaded in registry.venues.values():
         if loaded.distribution not in seen:
             seen.add(loaded.distribution)
@@ -295,9 +310,8 @@ def cmd_version(args) -> int:
     return EXIT_OK
 
 
-def cmd_instruments(args) -> int:
-    from spiceflow_core.config import Selection
-    from spiceflow_core.instruments import matches
+def cmd_instruments(args: argparse.Namespace) -> int:
+    from spiceflow_core.instruments import Selection, matches
     from spiceflow_core.plugin.rest import RestClient
     from spiceflow_core.runtime.reference import ReferenceDataActor
 
@@ -334,7 +348,7 @@ def cmd_instruments(args) -> int:
     return anyio.run(main)
 
 
-def cmd_tail(args) -> int:
+def cmd_tail(args: argparse.Namespace) -> int:
     from spiceflow_core.broadcast.tail import tail
 
     settings = _settings(args)
@@ -342,7 +356,7 @@ def cmd_tail(args) -> int:
     return anyio.run(lambda: tail(address, list(args.prefix), as_json=args.json, limit=args.limit))
 
 
-def cmd_simulate(args) -> int:
+def cmd_simulate(args: argparse.Namespace) -> int:
     import contextlib
 
     settings = _settings(args)
@@ -350,7 +364,7 @@ def cmd_simulate(args) -> int:
     names = _select_venues(args, settings, registry)
     if args.port and len(names) > 1:
         raise UsageError("--port needs a single --venue")
-    options = {}
+    options: dict[str, Any] = {}
     if args.symbols:
         options["symbols"] = args.symbols
     if args.rate:
@@ -377,7 +391,7 @@ def cmd_simulate(args) -> int:
         return EXIT_OK
 
 
-COMMANDS = {
+COMMANDS: dict[str, Command] = {
     "run": cmd_run,
     "venues": cmd_venues,
     "instruments": cmd_instruments,

@@ -18,5 +18,5 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 
 
 @hookspec
-def spiceflow_venues() -> list[Venue]:  # type: ignore[empty-body]
+def spiceflow_venues() -> list[Venue]:  # type: ignore[empty-body]  # a specification: plugins implement it
     """Return the venues this plugin provides (each a :class:`Venue` instance)."""

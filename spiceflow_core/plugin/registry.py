@@ -101,7 +101,7 @@ def _problems(venue: Venue) -> list[str]:
     if not isinstance(prefixes, tuple) or not all(
         isinstance(p, str) and _CAPTURE_PREFIX.fullmatch(p) for p in prefixes
     ):
-        out.append(f"capture_prefixes must be a tuple of upper-case names like 'BINANCE_FUTURES', got {prefixes!r}")
+        out.append(f"capture_prefixes must be a tuple of upper-case names like 'EXCHANGE_FUTURES', got {prefixes!r}")
     elif len(set(prefixes)) != len(prefixes):
         out.append(f"capture_prefixes names a prefix twice: {prefixes!r}")
     options_type = venue.options_type

@@ -161,6 +161,8 @@ class RestClient:
         self.failures += 1
         if num <= self.retries and _retry_decision(exc) is True:
             cause = classify(exc, url, timeout=self._timeout)
+            if isinstance(exc, httpx.TransportError):  # the library's name helps a search
+                cause = f"{type(exc).__name__}: {cause}"
             logger.warning("GET {} failed ({}), retry {} in {:.2f}s or more", url, cause, num, backoff)
 
     async def _wait_turn(self) -> None:

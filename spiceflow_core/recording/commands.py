@@ -6,18 +6,27 @@ received WebSocket frame, every sent frame and every REST answer of each venue t
 thread per venue so the event loop never waits for the disk.
 
 ``replay`` runs a recording -- or a ``shared/recorded`` text capture -- through the
-venue's parser and the book engine without sockets (``spiceflow_core.recording.replay``) and
-publishes the books on the ZeroMQ broadcast (default) or writes one JSON line per book
-update (``--jsonl FILE`` or ``-`` for stdout).
+runtime's router and order book actor without sockets (``spiceflow_core.recording.replay``)
+and publishes the wire messages on the ZeroMQ broadcast (default), or writes one JSON line
+per message (``--jsonl FILE`` or ``-`` for stdout; with ``--broadcast`` both).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
+    from spiceflow_core.broadcast.wire import WireMessage
+    from spiceflow_core.cli.main import AddCommon, Command, Subcommands
+    from spiceflow_core.plugin.contract import Venue
 
 
-def add_recording_commands(sub, common) -> None:
+def add_recording_commands(sub: Subcommands, common: AddCommon) -> None:
     run_parser = sub.choices.get("run")
     p = sub.add_parser(
         "record",
@@ -38,7 +47,7 @@ def add_recording_commands(sub, common) -> None:
     p = sub.add_parser("replay", help="replay a recording or a capture through the parsers and book engine, offline")
     common(p)
     p.add_argument(
-        "source", help="a .sfrec file, a directory of them, or a capture prefix (e.g. ../shared/recorded/BINANCE)"
+        "source", help="a .sfrec file, a directory of them, or a capture prefix (e.g. ../shared/recorded/PREFIX)"
     )
     p.add_argument(
         "--venue", metavar="NAME", help="venue of the source (default: from the recording, or the capture prefix)"
@@ -51,12 +60,22 @@ def add_recording_commands(sub, common) -> None:
         help="pace at X times the recorded speed (1 = real time; default: as fast as possible)",
     )
     p.add_argument(
-        "--jsonl", metavar="FILE", help="write one JSON line per book update to FILE ('-' for stdout) instead of ZeroMQ"
+        "--jsonl",
+        metavar="FILE",
+        help="write one JSON line per message to FILE ('-' for stdout) instead of ZeroMQ (as well, with --broadcast)",
     )
     p.add_argument("--depth", type=int, default=None, metavar="N", help="levels per side (default: book.depth, 25)")
     p.add_argument("--broadcast", metavar="ADDR", help="ZeroMQ PUB address (default: the config's)")
     p.add_argument(
-        "--publish", choices=["every", "top-changed"], help="emit every update, or only when the top-N changed"
+        "--publish",
+        choices=["every", "top-changed", "conflate"],
+        help="emit every update, only when the top-N changed, or once per batch of frames (default: book.publish)",
+    )
+    p.add_argument(
+        "--feed",
+        action="append",
+        choices=["book", "top", "trades"],
+        help="feeds to publish: book (default), top (the exchange's best bid/ask), trades; repeatable",
     )
     p.add_argument(
         "--linger",
@@ -67,7 +86,7 @@ def add_recording_commands(sub, common) -> None:
     )
 
 
-def cmd_record(args) -> int:
+def cmd_record(args: argparse.Namespace) -> int:
     from spiceflow_core.cli.main import cmd_run
     from spiceflow_core.recording.sfrec import recorder_factory
 
@@ -75,11 +94,9 @@ def cmd_record(args) -> int:
     return cmd_run(args, recorder_factory=factory)
 
 
-def cmd_replay(args) -> int:
-    import msgspec
-
+def cmd_replay(args: argparse.Namespace) -> int:
     from spiceflow_core.cli.main import EXIT_FAILURE, EXIT_OK, UsageError, _registry, _settings
-    from spiceflow_core.recording.replay import ReplayError, replay
+    from spiceflow_core.recording.replay import JsonLines, ReplayError, replay
 
     settings = _settings(args)
     registry = _registry()
@@ -91,8 +108,9 @@ def cmd_replay(args) -> int:
     if args.venue and args.venue not in registry.venues:
         raise UsageError(f"unknown venue {args.venue!r} (installed: {', '.join(registry.names()) or 'none'})")
     publish = args.publish or settings.book.publish
+    feeds = list(dict.fromkeys(args.feed or ["book"]))
 
-    def get(name: str):
+    def get(name: str) -> Venue:
         if name not in registry.venues:
             raise UsageError(
                 f"the source is from venue {name!r}, which is not installed (installed: {', '.join(registry.names())})"
@@ -101,35 +119,22 @@ def cmd_replay(args) -> int:
 
     out = None
     publisher = None
+    outputs: list[Callable[[WireMessage], object]] = []
     if args.jsonl:
-        encoder = msgspec.json.Encoder()
         # closed in the finally below (stdout only flushed), so no with-block
         out = sys.stdout.buffer if args.jsonl == "-" else open(args.jsonl, "wb")  # noqa: SIM115
-        write = out.write
-
-        def on_update(update) -> None:
-            write(encoder.encode(update) + b"\n")
-    else:
+        outputs.append(JsonLines(out).publish)
+    if not args.jsonl or args.broadcast:
         from spiceflow_core.broadcast.publisher import Publisher
-        from spiceflow_core.broadcast.wire import BookMessage
 
         publisher = Publisher(args.broadcast or settings.broadcast.address, hwm=settings.broadcast.hwm)
         print(f"replay: publishing on {publisher.address}", file=sys.stderr, flush=True)
         time.sleep(args.linger)  # let subscribers connect before the first message
+        outputs.append(publisher.publish)
 
-        def on_update(update) -> None:
-            publisher.publish(
-                BookMessage(
-                    venue=update.venue,
-                    symbol=update.symbol,
-                    instrument=update.instrument,
-                    sequence=update.sequence,
-                    bids=update.bids,
-                    asks=update.asks,
-                    exchange_ts_ms=update.exchange_ts_ms,
-                    recv_ts_ns=update.recv_ts_ns,
-                )
-            )
+    def emit(message: WireMessage) -> None:
+        for output in outputs:
+            output(message)
 
     started = time.perf_counter()
     try:
@@ -141,7 +146,10 @@ def cmd_replay(args) -> int:
             depth=depth,
             speed=args.speed,
             publish=publish,
-            on_update=on_update,
+            feeds=feeds,
+            emit=outputs[0] if len(outputs) == 1 else emit,
+            max_buffer=settings.book.max_buffer,
+            max_frame_bytes=settings.runtime.max_frame_bytes,
         )
     except ReplayError as exc:
         raise UsageError(str(exc)) from None
@@ -159,10 +167,12 @@ def cmd_replay(args) -> int:
     code = EXIT_OK
     for name, rep in replayers.items():
         s = rep.stats
-        synced = sum(1 for sy in rep.syncs.values() if sy.state.value == "synced")
+        books = rep.book_feeds
+        synced = sum(1 for f in books.values() if f.state == "synced")
+        extra = "".join(f", {n} {what}" for n, what in ((s.tops, "tops"), (s.trades, "trades")) if n)
         print(
             f"replay {name}: {s.frames} frames, {s.rest} REST answers, {s.snapshots} snapshots, {s.deltas} deltas, "
-            f"{s.updates} book updates, {synced}/{len(rep.syncs)} books in sync, {s.gaps} gaps, "
+            f"{s.updates} book updates{extra}, {synced}/{len(books)} books in sync, {s.gaps} gaps, "
             f"{s.parse_errors} bad frames in {elapsed:.2f}s"
             + (f"; recording truncated: {s.truncated_bytes} trailing bytes ignored" if s.truncated_bytes else ""),
             file=sys.stderr,
@@ -175,9 +185,14 @@ def cmd_replay(args) -> int:
             )
         for reason in s.gap_reasons[:5]:
             print(f"  gap: {reason}", file=sys.stderr)
-        if not rep.stats.frames and not rep.stats.rest:
+        for symbol, f in books.items():
+            if f.state != "synced":
+                print(
+                    f"  {symbol}: {f.state} at the end ({f.reason}); no later snapshot in the source", file=sys.stderr
+                )
+        if not s.frames and not s.rest:
             code = EXIT_FAILURE
     return code
 
 
-RECORDING_COMMANDS: dict = {"record": cmd_record, "replay": cmd_replay}
+RECORDING_COMMANDS: dict[str, Command] = {"record": cmd_record, "replay": cmd_replay}

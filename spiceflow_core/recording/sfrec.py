@@ -555,7 +555,7 @@ class RecordingReader:
                     return
                 pos += _HEADER.size + length
                 self.records += 1
-                yield Record(kind, ts, conn, status, url, data)  # type: ignore[arg-type]
+                yield Record(kind, ts, conn, status, url, data)  # type: ignore[arg-type]  # readers skip unknown kinds
 
 
 def read_recording(path: str | os.PathLike[str]) -> list[Record]:

@@ -340,6 +340,8 @@ class WebSocketActor:
                     self.recorder.opened(self.id, url)
                 self.log.info("connected to {} (connect #{})", url, self.connects)
                 self._link = link
+                # a new connection subscribes everything afresh: pending refreshes are moot
+                self._refresh.clear()
                 try:
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(self._write_replies, link)

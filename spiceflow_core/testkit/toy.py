@@ -21,17 +21,19 @@ import itertools
 import random
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import anyio
 import msgspec
+from websockets.asyncio.server import ServerConnection
 
 from spiceflow_core.book.policy import ChainPolicy
-from spiceflow_core.model import BookDelta, BookSnapshot, Event, Heartbeat, Instrument, Level, SubscribeAck
-from spiceflow_core.plugin.contract import Endpoints, ProtocolError, Request, Venue, WsSession
+from spiceflow_core.model import BookDelta, BookSnapshot, Event, Feed, Heartbeat, Instrument, Level, SubscribeAck
+from spiceflow_core.plugin.contract import Endpoints, ProtocolError, Request, RestApi, Simulator, Venue, WsSession
 from spiceflow_core.plugin.hookspecs import hookimpl
 from spiceflow_core.testkit.faults import FaultSwitches
-from spiceflow_core.testkit.server import LimitViolation, LoopbackServer, MessageLimit, json_answer
+from spiceflow_core.testkit.server import HttpAnswer, LimitViolation, LoopbackServer, MessageLimit, json_answer
 
 
 class _Frame(msgspec.Struct, omit_defaults=True):
@@ -116,7 +118,7 @@ class ToyVenue(Venue):
     max_messages_per_second: ClassVar[float] = 50.0
     default_instruments: ClassVar[tuple[str, ...]] = ("AAA", "BBB")
 
-    async def fetch_instruments(self, rest) -> list[Instrument]:
+    async def fetch_instruments(self, rest: RestApi) -> list[Instrument]:
         return self.parse_instruments({"instruments.json": await rest.get_bytes("/instruments")})
 
     def parse_instruments(self, files: dict[str, bytes]) -> list[Instrument]:
@@ -136,12 +138,10 @@ class ToyVenue(Venue):
             for r in rows
         ]
 
-    def fixtures_dir(self):
-        from pathlib import Path
-
+    def fixtures_dir(self) -> Path:
         return Path(__file__).with_name("toy_fixtures")
 
-    def channels(self, instrument: Instrument, feed) -> list[str]:
+    def channels(self, instrument: Instrument, feed: Feed) -> list[str]:
         return [f"{feed}.{instrument.symbol}"]
 
     def new_session(self) -> WsSession:
@@ -150,7 +150,9 @@ class ToyVenue(Venue):
     def sequence_policy(self, instrument: Instrument) -> ChainPolicy:
         return ChainPolicy()
 
-    def simulator(self, *, recording=None, port: int = 0, **options) -> contextlib.AbstractAsyncContextManager:
+    def simulator(
+        self, *, recording: str | None = None, port: int = 0, **options: Any
+    ) -> contextlib.AbstractAsyncContextManager[Simulator]:
         return ToySimulator(port=port, **options).running()
 
 
@@ -221,7 +223,7 @@ class ToySimulator:
         self.violations: list[LimitViolation] = []
         self.rng = random.Random(seed)
         self.books = {s: _Book(self.rng) for s in self._symbols}
-        self.connections: dict = {}  # connection -> its subscribed channels
+        self.connections: dict[ServerConnection, set[str]] = {}  # connection -> its subscribed channels
         self.silent = False  # stop sending anything (frames and heartbeats) while True
         self.paused = False  # freeze the market (no updates) while heartbeats go on
         self.endpoints = Endpoints(ws_url="", rest_url="")
@@ -234,27 +236,28 @@ class ToySimulator:
         """The connections closed because a client crossed a limit."""
         return [v for v in self.violations if v.disconnected]
 
-    def truth(self, symbol: str):
+    def truth(self, symbol: str) -> tuple[int, list[Level], list[Level]] | None:
         book = self.books.get(symbol)
         if book is None:
             return None
         bids, asks = book.levels()
         return book.seq, bids, asks
 
-    async def _http(self, path: str, query: dict[str, str]):
+    async def _http(self, path: str, query: dict[str, str]) -> HttpAnswer:
         if path == "/instruments":
             rows: list[dict[str, object]] = [{"symbol": s, "base": s, "quote": "USD"} for s in self._symbols]
             rows.append({"symbol": "HALT", "base": "HALT", "quote": "USD", "active": False})  # a halted one
             return json_answer(rows)
         return json_answer({"error": "not found"}, 404)
 
-    async def _ws(self, conn) -> None:
+    async def _ws(self, conn: ServerConnection) -> None:
         subscribed: set[str] = set()
         self.connections[conn] = subscribed
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeats, conn)
-                async for raw in conn:
+                async for message in conn:
+                    raw = message if isinstance(message, str) else message.decode("utf-8", "replace")
                     self.client_frames.append(raw)
                     req = msgspec.json.decode(raw)
                     channels = [c for c in req.get("channels", [])]
@@ -283,7 +286,7 @@ class ToySimulator:
         finally:
             self.connections.pop(conn, None)
 
-    async def _heartbeats(self, conn) -> None:
+    async def _heartbeats(self, conn: ServerConnection) -> None:
         while True:
             await anyio.sleep(self.heartbeat_interval)
             if not self.silent:
@@ -315,7 +318,7 @@ class ToySimulator:
                     await conn.close()
 
     @staticmethod
-    async def _send(conn, frame: str) -> None:
+    async def _send(conn: ServerConnection, frame: str) -> None:
         try:
             await conn.send(frame)
         except Exception:

@@ -137,7 +137,7 @@ def _prefix_ok(published: Levels, truth: Levels, depth: int) -> bool:
 def _diff(bids: Levels, asks: Levels, tb: Levels, ta: Levels) -> str:
     for name, got, want in (("bids", bids, tb), ("asks", asks, ta)):
         if got != want:
-            for i, (g, w) in enumerate(zip(got, want)):
+            for i, (g, w) in enumerate(zip(got, want, strict=False)):  # lengths may differ: reported below
                 if g != w:
                     return f"{name}[{i}] published {g} truth {w}"
             return f"{name}: published {len(got)} levels, truth {len(want)}"

@@ -34,11 +34,11 @@ def parse_frame(venue: str, frame: str | bytes, recv_ts_ns: int = 0) -> list[Eve
     # truncated frame) fails here and takes the general path, which reports it.
     if frame.__class__ is str and "@depth@" in frame[:64]:
         try:
-            top = _depth_frame_decode(frame)
+            depth = _depth_frame_decode(frame)
         except msgspec.DecodeError:
             pass
         else:
-            return [_stamped(top.data, venue, recv_ts_ns)]
+            return [_stamped(depth.data, venue, recv_ts_ns)]
     try:
         top = schemas.frame_decoder.decode(frame)
     except msgspec.DecodeError as exc:

@@ -21,13 +21,13 @@ import anyio
 import msgspec
 from loguru import logger
 
-from spiceflow_core.model import BookSnapshot, Instrument
+from spiceflow_core.model import BookSnapshot, Instrument, Kind
 
 from . import schemas
 from .config import MarketSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from spiceflow_core.plugin.rest import RestClient, RestResponse
+    from spiceflow_core.plugin import RestApi, RestResponse
 
 
 class InstrumentError(KeyError):
@@ -59,7 +59,7 @@ def map_symbol(spec: MarketSpec, info: schemas.SymbolInfo) -> Instrument:
     price = _filter(info, "PRICE_FILTER")
     lot = _filter(info, "LOT_SIZE")
     status = info.status if info.status is not None else info.contractStatus
-    kind = "spot"
+    kind: Kind = "spot"
     expiry = None
     if spec.futures:
         if info.contractType in ("PERPETUAL", "PERPETUAL_DELIVERING", "", None):
@@ -72,7 +72,7 @@ def map_symbol(spec: MarketSpec, info: schemas.SymbolInfo) -> Instrument:
     return Instrument(
         venue=spec.venue,
         symbol=info.symbol,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         base=info.baseAsset,
         quote=info.quoteAsset,
         settle=(info.marginAsset or "") if spec.futures else "",
@@ -106,7 +106,7 @@ def weight_limit(info: schemas.ExchangeInfo) -> int | None:
     return None
 
 
-async def fetch_instruments(spec: MarketSpec, rest: RestClient) -> list[Instrument]:
+async def fetch_instruments(spec: MarketSpec, rest: RestApi) -> list[Instrument]:
     response = await rest.get(spec.exchange_info_path)
     info = decode_exchange_info(response.body)
     budget = budget_for(rest, spec)
@@ -178,7 +178,7 @@ class WeightBudget:
 _budgets: weakref.WeakKeyDictionary[object, WeightBudget] = weakref.WeakKeyDictionary()
 
 
-def budget_for(rest: RestClient, spec: MarketSpec) -> WeightBudget:
+def budget_for(rest: RestApi, spec: MarketSpec) -> WeightBudget:
     budget = _budgets.get(rest)
     if budget is None:
         budget = _budgets[rest] = WeightBudget(spec.weight_per_minute)
@@ -188,7 +188,7 @@ def budget_for(rest: RestClient, spec: MarketSpec) -> WeightBudget:
 # -- snapshots ----------------------------------------------------------------------
 
 
-async def fetch_snapshot(spec: MarketSpec, rest: RestClient, instrument: Instrument, depth: int) -> BookSnapshot:
+async def fetch_snapshot(spec: MarketSpec, rest: RestApi, instrument: Instrument, depth: int) -> BookSnapshot:
     limit = spec.valid_depth(depth)
     budget = budget_for(rest, spec)
     await budget.acquire(spec.depth_weight(limit))

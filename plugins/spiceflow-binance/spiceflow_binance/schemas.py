@@ -69,7 +69,7 @@ class DepthDelta(
     bids: list[Level]
     asks: list[Level]
     prev_sequence: int | None = None
-    exchange_ts_ms: int  # type: ignore[assignment]  (required here)
+    exchange_ts_ms: int  # required here (optional in BookDelta)
     event_type: str
 
 

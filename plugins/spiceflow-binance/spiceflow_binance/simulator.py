@@ -792,7 +792,7 @@ class BinanceSimulator:
             pad = "x" * max(0, f.oversized_bytes - len(stream) - 40)
             await self._broadcast(None, '{"stream":"' + stream + '","data":{"pad":"' + pad + '"}}')
         if f.take("binary"):
-            await self._broadcast(None, b"\x00\x01binary\xff")  # type: ignore[arg-type]
+            await self._broadcast(None, b"\x00\x01binary\xff")
         is_depth = "@depth" in stream
         if is_depth and self.recording is not None:
             self._apply_recorded(text)

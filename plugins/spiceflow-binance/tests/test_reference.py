@@ -69,7 +69,7 @@ def test_coinm_mapping():
 
 
 def test_missing_fixture_file_is_named():
-    with pytest.raises(FileNotFoundError, match="dapi_v1_exchangeInfo.json"):
+    with pytest.raises(FileNotFoundError, match=r"dapi_v1_exchangeInfo\.json"):
         BinanceCoinm().parse_instruments({"other.json": b"{}"})
 
 

@@ -64,8 +64,9 @@ def _book_events(channel: str, book: schemas.BookChange, recv_ts_ns: int) -> lis
     if book.prev_sequence is None:
         raise ProtocolError(f"book change without prev_change_id on {channel}")
     book.first_sequence = book.sequence
-    book.bids = text_levels(book.bids)  # type: ignore[arg-type]
-    book.asks = text_levels(book.asks)  # type: ignore[arg-type]
+    # the entries become the pairs of the core's BookDelta (see schemas.BookChange)
+    book.bids = text_levels(book.bids)  # type: ignore[assignment]
+    book.asks = text_levels(book.asks)  # type: ignore[assignment]
     book.recv_ts_ns = recv_ts_ns
     return [book]
 
@@ -137,8 +138,7 @@ def parse_frame(frame: str | bytes, recv_ts_ns: int, *, test_reply: Callable[[],
             pass
         else:
             if note.method == "subscription":
-                params = note.params
-                return _book_events(params.channel, params.data, recv_ts_ns)
+                return _book_events(note.params.channel, note.params.data, recv_ts_ns)
     try:
         env = schemas.envelope_decoder.decode(frame)
         if env.method == "subscription":

@@ -33,7 +33,7 @@ def map_instrument(info: schemas.InstrumentInfo, currency: str = "") -> Instrume
     if info.kind == "future":
         kind: Kind = "perpetual" if info.settlement_period == "perpetual" else "future"
     elif info.kind in ("option", "spot"):
-        kind = info.kind  # type: ignore[assignment]
+        kind = "option" if info.kind == "option" else "spot"
     else:
         return None
     base = info.base_currency

@@ -105,10 +105,11 @@ class BookChange(
     symbol: str
     sequence: int
     first_sequence: int = 0
-    bids: list[BookEntryText]  # type: ignore[assignment]  (pairs once parsed)
+    # decoded as Deribit's entries; the parser turns them into (price, size) pairs
+    bids: list[BookEntryText]  # type: ignore[assignment]
     asks: list[BookEntryText]  # type: ignore[assignment]
     prev_sequence: int | None = None
-    exchange_ts_ms: int  # type: ignore[assignment]  (Deribit always sends timestamp)
+    exchange_ts_ms: int  # required here: Deribit always sends timestamp
 
 
 class BookParamsText(msgspec.Struct):

@@ -188,7 +188,7 @@ class _Conn:
     def __init__(self, conn_id: int, ws: ServerConnection, max_credits: float) -> None:
         self.id = conn_id
         self.ws = ws
-        self.out: collections.deque[str] = collections.deque()
+        self.out: collections.deque[str | bytes] = collections.deque()  # bytes: the "binary" fault
         self.wake = anyio.Event()
         #: channel name -> (kind, symbol)
         self.subs: dict[str, tuple[str, str]] = {}
@@ -202,7 +202,7 @@ class _Conn:
         #: close code and reason the writer closes with once ``out`` is sent
         self.close_when_flushed: tuple[int, str] | None = None
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: str | bytes) -> None:
         if not self.closed:
             self.out.append(frame)
             self.wake.set()
@@ -692,6 +692,7 @@ class DeribitSimulator:
             if f.take("drop"):
                 for conn in list(self._conns.values()):
                     conn.closed = True
+                    # the fault loop runs in self._tg (union-attr: it is set while it runs)
                     self._tg.start_soon(conn.ws.close, 1001, "going away (fault)")  # type: ignore[union-attr]
             if f.take("reset"):
                 for conn in list(self._conns.values()):
@@ -709,7 +710,7 @@ class DeribitSimulator:
                     conn.send('{"jsonrpc":"2.0","method":"subscription","params":{"pad":"' + pad + '"}}')
             if f.binary > 0 and self._conns and f.take("binary"):
                 for conn in list(self._conns.values()):
-                    conn.send(b"\x00\x01binary\xff")  # type: ignore[arg-type]
+                    conn.send(b"\x00\x01binary\xff")
 
     # -- driver (a): the recorded session -------------------------------------------------------
     def _load_recording(self, prefix: str) -> None:
@@ -866,7 +867,7 @@ class DeribitSimulator:
 
     def _next_change(self, g: _GenInstrument) -> dict:
         book = self._books[g.symbol]
-        (bb, _), (ba, _) = book.top()  # type: ignore[misc]
+        (bb, _), (ba, _) = book.top()  # type: ignore[misc]  # the generator's books are never empty
         bids: list = []
         asks: list = []
         for _ in range(self.rng.randint(1, 3)):

@@ -71,8 +71,8 @@ def test_decimals_never_go_through_float():
     ]:
         frame = (
             '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.X.100ms","data":'
-            '{"timestamp":1,"instrument_name":"X","best_bid_price":%s,"best_bid_amount":1,'
-            '"best_ask_price":null,"best_ask_amount":null}}}' % text
+            '{"timestamp":1,"instrument_name":"X","best_bid_price":' + text + ',"best_bid_amount":1,'
+            '"best_ask_price":null,"best_ask_amount":null}}}'
         )
         top = parse_frame(frame, 0)[0]
         assert isinstance(top, TopOfBook)
@@ -155,7 +155,7 @@ def test_session_ids_batches_and_heartbeat_reply():
     requests = session.subscribe(channels)
     assert [r.request_id for r in requests] == [2, 3, 4]
     assert [len(r.channels) for r in requests] == [config.MAX_CHANNELS_PER_REQUEST] * 2 + [5]
-    assert sum((json.loads(r.frame)["params"]["channels"] for r in requests), []) == channels
+    assert [c for r in requests for c in json.loads(r.frame)["params"]["channels"]] == channels
     assert all(json.loads(r.frame)["method"] == "public/subscribe" for r in requests)
     (unsub,) = session.unsubscribe(channels[:3])
     assert unsub.request_id == 5 and json.loads(unsub.frame)["method"] == "public/unsubscribe"
@@ -174,7 +174,7 @@ def test_session_rate_limited_request_can_be_resent():
     session = DeribitSession()
     (req,) = session.subscribe(["book.A.100ms", "ticker.A.100ms"])
     (ack,) = session.parse(
-        '{"jsonrpc":"2.0","id":%d,"error":{"code":10028,"message":"too_many_requests"}}' % req.request_id, 0
+        '{"jsonrpc":"2.0","id":' + str(req.request_id) + ',"error":{"code":10028,"message":"too_many_requests"}}', 0
     )
     assert DeribitSession.is_rate_limited(ack)
     again = session.resend(req.request_id)
@@ -196,10 +196,10 @@ def test_credentials_auth_first_and_never_in_repr():
 
 @pytest.mark.parametrize("text", ["43250.50", "0.30000000000000004441", "1.0", "123456789012345678.5", "1E+3"])
 def test_book_numbers_keep_their_exact_json_text(text):
+    entry = f'["new",{text},{text}]'
     frame = (
         '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.X.raw","data":{"type":"change",'
-        '"timestamp":1,"instrument_name":"X","prev_change_id":1,"change_id":2,"bids":[["new",%s,%s]],"asks":[]}}}'
-        % (text, text)
+        '"timestamp":1,"instrument_name":"X","prev_change_id":1,"change_id":2,"bids":[' + entry + '],"asks":[]}}}'
     )
     (delta,) = parse_frame(frame, 0)
     assert delta.bids == [(text, text)]

@@ -257,9 +257,12 @@ async def test_too_many_requests_on_subscribe_is_retried_after_a_backoff(logs):
     registry = discover()
     symbols = ["BTC-PERPETUAL", "ETH-PERPETUAL", "BTC-FUT", "ETH-FUT"]
     # a small credit pool: one subscribe request, then one every two seconds
-    async with registry.get(VENUE).simulator(
-        symbols=symbols, rate=20, heartbeat_interval=0.5, max_credits=3000, refill_per_second=1500
-    ) as sim, running(orchestrator(sim, [], registry, profiles=())) as orc:  # REST from the simulator
+    async with (
+        registry.get(VENUE).simulator(
+            symbols=symbols, rate=20, heartbeat_interval=0.5, max_credits=3000, refill_per_second=1500
+        ) as sim,
+        running(orchestrator(sim, [], registry, profiles=())) as orc,  # REST from the simulator
+    ):
         runtime = orc.runtimes[VENUE]
         # four Subscribe workflows one after the other (commands arriving together would
         # be batched into one request): four requests, faster than the pool refills
