@@ -94,6 +94,14 @@ class _RateWindow:
         self.sent.append(time.monotonic())
 
 
+def transport_message_cap(max_frame_bytes: int) -> int:
+    """The size at which the transport gives up on a message (closing the connection):
+    a memory guard well above ``max_frame_bytes``. Frames between the two are received,
+    counted as errors and skipped by the router, so one oversized frame costs nothing
+    else — no reconnect, no resync of the connection's other books."""
+    return max(64 * 2**20, 4 * max_frame_bytes)
+
+
 def request_rate(venue: Venue) -> int:
     """Requests per second we allow ourselves: the venue's limit less a reserve for the
     frames that cannot wait or that the transport sends by itself (heartbeat replies,
@@ -331,7 +339,7 @@ class WebSocketActor:
                 url,
                 transport=self.settings.transport,
                 ping_interval=self.settings.ping_interval,
-                max_frame_bytes=self.settings.max_frame_bytes,
+                max_frame_bytes=transport_message_cap(self.settings.max_frame_bytes),
             ) as ws:
                 link = _Link(ws, session, _RateWindow(request_rate(self.venue)))
                 link.replies = anyio.create_memory_object_stream[str](1000)

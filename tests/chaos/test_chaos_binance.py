@@ -93,7 +93,7 @@ FAULTS = [
     ),
     Fault("malformed JSON", _set(malformed=1), grew("parse_errors"), "bad frame skipped (protocol"),
     Fault("unknown JSON shape", _set(unknown_shape=1), grew("parse_errors"), "unknown frame shape"),
-    Fault("oversized frame", _set(oversized=1, oversized_bytes=300_000), grew("reconnects"), "exceeds the"),
+    Fault("oversized frame", _set(oversized=1, oversized_bytes=300_000), grew("parse_errors"), "exceeds the"),
     Fault("binary frame", _set(binary=1), grew("parse_errors"), "binary frame"),
     Fault("negative / non-numeric size", _set(bad_size=1), grew("gaps"), "malformed delta"),
     Fault("REST 5xx", _gap_with(rest_errors=[500, 503]), _rest_consumed, "HTTP 50"),

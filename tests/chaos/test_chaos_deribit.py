@@ -51,7 +51,7 @@ FAULTS = [
     Fault("change before snapshot", _set(reorder=1, gap=1), grew("gaps", "resyncs"), "gap: sequence gap"),
     Fault("malformed JSON", _set(malformed=1), grew("parse_errors"), "bad frame skipped (protocol"),
     Fault("unknown JSON shape", _set(unknown_shape=1), grew("parse_errors"), "unknown frame shape"),
-    Fault("oversized frame", _set(oversized=1, oversized_bytes=300_000), grew("reconnects"), "exceeds the"),
+    Fault("oversized frame", _set(oversized=1, oversized_bytes=300_000), grew("parse_errors"), "exceeds the"),
     Fault("binary frame", _set(binary=1), grew("parse_errors"), "binary frame"),
     Fault("negative / non-numeric size", _set(bad_size=1), grew("gaps"), "gap:"),
     Fault("subscription refused (resync)", _set(refuse_subscribe=1, gap=1), _resubscribed, "resubscribe failed"),

@@ -1,0 +1,3 @@
+"""SpiceFlow venue plugin for Bybit (venue ``bybit``)."""
+
+__version__ = "0.1.0"

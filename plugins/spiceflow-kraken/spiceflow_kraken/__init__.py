@@ -1,0 +1,3 @@
+"""SpiceFlow venue plugin for Kraken (venue ``kraken``)."""
+
+__version__ = "0.1.0"
