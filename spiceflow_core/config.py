@@ -96,6 +96,9 @@ class Settings(_Strict, frozen=True):
     api: ApiSettings = ApiSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     log: LogSettings = LogSettings()
+    #: ``[sinks.<name>]``: sink plugins to run besides ZeroMQ, each table decoded into
+    #: the plugin's options type once plugins are discovered
+    sinks: dict[str, dict[str, Any]] = {}
     fixtures_dir: str = "fixtures"
     duration: float | None = None  # stop after this many seconds (None = until signalled)
 
@@ -149,6 +152,12 @@ def check_profiles(profiles: list[str], where: str) -> None:
     for profile in profiles:
         if profile not in PROFILES:
             raise ConfigError(f"{where}: unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+
+
+def convert_options(raw: object, options_type: type[S], source: str, prefix: str) -> S:
+    """A plugin's options table (``raw``) decoded into its ``options_type``; errors name
+    the key (under ``prefix``) and the file."""
+    return _convert(raw, options_type, source, prefix)
 
 
 def venue_options(options_type: type[S], settings: Settings, venue: str, source: str) -> S:

@@ -229,7 +229,9 @@ class ControlApi:
                 "actors_last_heartbeat_s": runtime.health(),
                 "connection_states": connections,
             }
-        return _json({"status": "ok", "venues": venues})
+        broadcaster = self.orc.broadcaster
+        sinks = broadcaster.sink_stats() if broadcaster is not None else []
+        return _json({"status": "ok", "venues": venues, "sinks": sinks})
 
     async def status(self, request: Request) -> Response:
         out = {}

@@ -8,10 +8,11 @@ and flushes and closes the socket at shutdown."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 import anyio
+import msgspec
 from loguru import logger
 
 from spiceflow_core.broadcast.wire import BookLevel, BookMessage, StatusMessage, StatusState, WireMessage
@@ -21,12 +22,15 @@ from spiceflow_core.model import Instrument, Level, TopOfBook, Trade
 if TYPE_CHECKING:  # pragma: no cover
     from spiceflow_core.broadcast.publisher import Publisher
     from spiceflow_core.runtime.metrics import Metrics
+    from spiceflow_core.sinks.contract import Sink, SinkStats
 
 
 class BroadcastActor:
-    def __init__(self, address: str, *, hwm: int, status_interval: float) -> None:
+    def __init__(self, address: str, *, hwm: int, status_interval: float, sinks: Sequence[Sink] = ()) -> None:
         from spiceflow_core.broadcast.publisher import Publisher
 
+        #: the other sinks every published message is offered to (``[sinks.<name>]``)
+        self.sinks = list(sinks)
         self.publisher: Publisher | None = Publisher(address, hwm=hwm)
         self.address = getattr(self.publisher, "address", address)
         self.status_interval = status_interval
@@ -50,7 +54,10 @@ class BroadcastActor:
     def publish(self, message: WireMessage) -> bool:
         if self.publisher is None:  # closed during shutdown
             return False
-        ok = self.publisher.publish(message)
+        publisher = self.publisher
+        ok = publisher.publish(message)
+        for sink in self.sinks:
+            sink.offer(publisher.last_topic, publisher.last_body, message)
         metrics = self.metrics.get(message.venue)
         if metrics is not None:
             if ok:
@@ -122,20 +129,43 @@ class BroadcastActor:
         """Periodic stats on ``status.<venue>.*`` (the live view of ``spiceflow status``)
         and every feed's current state on ``status.<venue>.<symbol>``."""
         try:
-            while True:
-                await anyio.sleep(self.status_interval)
-                for venue, source in list(self.state_sources.items()):
-                    for symbol, (state, reason) in source().items():
-                        self.publish_status(venue, symbol, state, reason)
-                for venue, metrics in list(self.metrics.items()):
-                    counters = metrics.snapshot()
-                    lat = metrics.latency.percentiles(0.5, 0.99)
-                    counters["latency_p50_us"] = int(lat["p50"] * 1000)
-                    counters["latency_p99_us"] = int(lat["p99"] * 1000)
-                    self.publish_status(venue, "*", "stats", counters=counters)
+            async with anyio.create_task_group() as tg:
+                for sink in self.sinks:
+                    tg.start_soon(self._run_sink, sink)
+                while True:
+                    await anyio.sleep(self.status_interval)
+                    self._publish_stats()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.aclose()
+
+    def _publish_stats(self) -> None:
+        for venue, source in list(self.state_sources.items()):
+            for symbol, (state, reason) in source().items():
+                self.publish_status(venue, symbol, state, reason)
+        for venue, metrics in list(self.metrics.items()):
+            counters = metrics.snapshot()
+            lat = metrics.latency.percentiles(0.5, 0.99)
+            counters["latency_p50_us"] = int(lat["p50"] * 1000)
+            counters["latency_p99_us"] = int(lat["p99"] * 1000)
+            self.publish_status(venue, "*", "stats", counters=counters)
+        for stats in self.sink_stats():
+            counters = {k: v for k, v in msgspec.structs.asdict(stats).items() if isinstance(v, int)}
+            self.publish_status("sinks", stats.name, "stats", stats.last_error, counters=counters)
+
+    def sink_stats(self) -> list[SinkStats]:
+        return [sink.current_stats() for sink in self.sinks]
+
+    async def _run_sink(self, sink: Sink) -> None:
+        """A sink's own task; its failure is logged and counted, the others go on."""
+        try:
+            await sink.run()
+        except Exception as exc:
+            sink.stats.errors += 1
+            sink.stats.last_error = f"{type(exc).__name__}: {exc}"
+            self.log.bind(sink=sink.name).opt(exception=exc).error(
+                "sink {} stopped: {}; the pipeline and the other sinks go on", sink.name, sink.stats.last_error
+            )
 
     def close(self) -> None:
         """Close at once (no flush when called on the event loop; see ``Publisher.close``)."""
@@ -146,6 +176,12 @@ class BroadcastActor:
     async def aclose(self) -> None:
         """Flush what is queued for connected consumers (off the event loop) and close."""
         publisher, self.publisher = self.publisher, None
+        for sink in self.sinks:
+            with anyio.move_on_after(1.0):
+                try:
+                    await sink.aclose()
+                except Exception as exc:
+                    self.log.bind(sink=sink.name).error("sink {} failed to close: {}", sink.name, exc)
         if publisher is not None:
             started = time.monotonic()
             await publisher.aclose()

@@ -155,6 +155,10 @@ class Publisher:
         self.dropped = 0  # messages refused with zmq.Again
         self._topics: dict[tuple[type, str, str], _Topic] = {}
         self._closed = False
+        #: the topic and encoded body of the last message published (stamped, whether
+        #: ZeroMQ took it or not): what the other sinks receive, encoded once
+        self.last_topic = ""
+        self.last_body = b""
 
     # -- publishing -------------------------------------------------------------
 
@@ -174,7 +178,8 @@ class Publisher:
         counts.seq += 1
         message.topic_seq = counts.seq
         message.publish_ts_ns = time.time_ns()
-        body = encoder.encode(message)
+        body = self.last_body = encoder.encode(message)
+        self.last_topic = counts.topic
         try:
             # Frames are small (< pyzmq's 64 kB copy threshold), so copying is
             # cheaper than zero-copy tracking. ZeroMQ delivers multipart messages

@@ -237,6 +237,7 @@ def cmd_run(args: argparse.Namespace, recorder_factory: Callable[[Venue], Record
     """``recorder_factory(venue) -> recorder`` (``spiceflow record``) sees every frame and
     REST answer of every venue."""
     from spiceflow_core.runtime.orchestrator import Orchestrator
+    from spiceflow_core.sinks.registry import build_sinks, discover_sinks
 
     settings = _settings(args)
     registry = _configured_registry(args, settings)
@@ -273,6 +274,7 @@ def cmd_run(args: argparse.Namespace, recorder_factory: Callable[[Venue], Record
             registry.get(names[0]).default_endpoints, args.endpoint, args.rest_endpoint
         )
     sim_options = {"recording": args.recording} if args.recording else {}
+    sinks = build_sinks(discover_sinks(), settings, str(config_path(args.config)))
     orchestrator = Orchestrator(
         settings,
         registry,
@@ -280,6 +282,7 @@ def cmd_run(args: argparse.Namespace, recorder_factory: Callable[[Venue], Record
         endpoint_overrides=overrides,
         simulator_options=sim_options,
         recorder_factory=recorder_factory,
+        sinks=sinks,
     )
     return anyio.run(orchestrator.run)
 

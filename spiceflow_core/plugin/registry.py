@@ -141,7 +141,7 @@ def _conflict(registry: VenueRegistry, venue: Venue) -> str | None:
     return None
 
 
-def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
+def dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
     dist = getattr(ep, "dist", None)
     if dist is None:
         return ("<unknown distribution>", "?")
@@ -176,7 +176,7 @@ def discover() -> VenueRegistry:
     """Load every installed plugin of the ``spiceflow.venues`` entry-point group."""
     registry = VenueRegistry()
     for ep in metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
-        distribution, version = _dist_of(ep)
+        distribution, version = dist_of(ep)
         try:
             module = ep.load()
         except Exception as exc:

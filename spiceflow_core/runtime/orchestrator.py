@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from spiceflow_core.runtime.venue_runtime import VenueRuntime
 
 if TYPE_CHECKING:  # pragma: no cover
     from spiceflow_core.recording.sfrec import Recorder
+    from spiceflow_core.sinks.contract import Sink
 
 
 #: a venue that ran this long before failing was healthy: its backoff starts over
@@ -54,8 +55,11 @@ class Orchestrator:
         endpoint_overrides: dict[str, Endpoints] | None = None,
         simulator_options: dict[str, Any] | None = None,
         recorder_factory: Callable[[Venue], Recorder] | None = None,
+        sinks: Sequence[Sink] = (),
     ) -> None:
         self.settings = settings
+        #: sinks besides ZeroMQ (``[sinks.<name>]``), run by the broadcaster
+        self.sinks = list(sinks)
         self.registry = registry
         self.venue_names = venue_names
         self.endpoint_overrides = dict(endpoint_overrides or {})
@@ -93,6 +97,7 @@ class Orchestrator:
                         self.settings.broadcast.address,
                         hwm=self.settings.broadcast.hwm,
                         status_interval=self.settings.broadcast.status_interval,
+                        sinks=self.sinks,
                     )
                     stack.push_async_callback(self.broadcaster.aclose)
                     self.log.info("broadcasting on {}", self.broadcaster.address)
