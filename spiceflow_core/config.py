@@ -67,6 +67,14 @@ class BroadcastSettings(_Strict, frozen=True):
 class ApiSettings(_Strict, frozen=True):
     enabled: bool = True
     address: str = "127.0.0.1:3000"
+    #: bearer token every request must carry (``SPICEFLOW_API_TOKEN`` overrides it);
+    #: required when ``address`` is not a loopback address
+    token: str | None = None
+    #: origins allowed to call the API from a browser page (CORS); none by default
+    cors_origins: list[str] = []
+    #: ``GET /metrics``: instruments with series of their own; the others are summed into
+    #: ``symbol="_other"`` (bounds the number of series a scrape returns)
+    metrics_max_instruments: int = 1000
 
 
 class RuntimeSettings(_Strict, frozen=True):
@@ -83,6 +91,17 @@ class RuntimeSettings(_Strict, frozen=True):
     transport: Literal["httpx-ws", "websockets"] = "httpx-ws"
 
 
+class ClusterSettings(_Strict, frozen=True):
+    """``[cluster]``: share instruments with other ``spiceflow run`` processes through
+    NATS JetStream KV (``spiceflow_core.cluster``). No ``nats`` URL: no clustering."""
+
+    nats: str | None = None  # e.g. "nats://127.0.0.1:4222" (comma-separated for several servers)
+    member: str | None = None  # this member's id (default: host-pid); unique per running process
+    ttl: float = 3.0  # seconds without a heartbeat before a member is dead and loses its instruments
+    replicas: int = 1  # JetStream replicas of the cluster's KV buckets (3 on a 3-node NATS cluster)
+    answer_timeout: float = 30.0  # the API's wait for the owner to report a subscription
+
+
 class LogSettings(_Strict, frozen=True):
     level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -96,6 +115,7 @@ class Settings(_Strict, frozen=True):
     api: ApiSettings = ApiSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     log: LogSettings = LogSettings()
+    cluster: ClusterSettings = ClusterSettings()
     #: ``[sinks.<name>]``: sink plugins to run besides ZeroMQ, each table decoded into
     #: the plugin's options type once plugins are discovered
     sinks: dict[str, dict[str, Any]] = {}

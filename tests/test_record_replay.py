@@ -580,3 +580,20 @@ def test_replay_cli_publishes_the_same_messages_on_zeromq_and_in_json_lines(tmp_
         if line["type"] == "book":
             assert line.pop("best_bid") == line["bids"][0] and line.pop("best_ask") == line["asks"][0]
     assert received == lines
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_replay_stops_when_its_output_fails():
+    """A failing output (a full disk) ends the replay with the error; it is not taken for
+    a failure of the book being published (which would resync that book and go on)."""
+    prefix = _need("BINANCE")
+    proc = subprocess.run(
+        [*SPICEFLOW, "replay", str(prefix), "--jsonl", "/dev/full"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert proc.returncode == 1
+    assert "replay: output failed: [Errno 28] No space left on device" in proc.stderr
+    assert "gap" not in proc.stderr and "Traceback" not in proc.stderr

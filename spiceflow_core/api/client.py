@@ -46,10 +46,20 @@ def _base(args: argparse.Namespace) -> str:
     return f"http://{address}"
 
 
-def _call(method: str, url: str, body: dict[str, str] | None = None) -> Any:
+def _auth(args: argparse.Namespace) -> dict[str, str]:
+    """The bearer token the running spiceflow expects (``SPICEFLOW_API_TOKEN`` or the
+    config's ``[api] token``), if any."""
+    from spiceflow_core.api.guard import api_token
+    from spiceflow_core.config import load_settings
+
+    token = api_token(load_settings(args.config).api.token)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _call(method: str, url: str, body: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Any:
     """The JSON answer, as decoded (shapes: the control API's OpenAPI document)."""
     try:
-        response = httpx.request(method, url, json=body, timeout=30.0)
+        response = httpx.request(method, url, json=body, headers=headers, timeout=30.0)
     except httpx.HTTPError as exc:
         raise _ApiFailure(f"cannot reach the control API at {url}: {exc} (is `spiceflow run` running?)") from None
     data = response.json() if response.content else None
@@ -76,14 +86,14 @@ def _run(fn: Command) -> Command:
 @_run
 def cmd_subscribe(args: argparse.Namespace) -> int:
     body = {"venue": args.venue, "instrument": args.instrument, "feed": args.feed}
-    data = _call("POST", f"{_base(args)}/{args.command}", body)
+    data = _call("POST", f"{_base(args)}/{args.command}", body, _auth(args))
     print(f"{args.command}d {data['id']} topic={data['topic']} state={data['state']}")
     return 0
 
 
 @_run
 def cmd_subscriptions(args: argparse.Namespace) -> int:
-    data = _call("GET", f"{_base(args)}/subscriptions")
+    data = _call("GET", f"{_base(args)}/subscriptions", headers=_auth(args))
     for sub in data:
         if args.json:
             print(msgspec.json.encode(sub).decode())
@@ -95,7 +105,7 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
 
 @_run
 def cmd_status(args: argparse.Namespace) -> int:
-    data = _call("GET", f"{_base(args)}/status")
+    data = _call("GET", f"{_base(args)}/status", headers=_auth(args))
     if args.json:
         print(msgspec.json.encode(data).decode())
         return 0

@@ -25,10 +25,12 @@ import msgspec
 from anyio.abc import TaskStatus
 from loguru import logger
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from spiceflow_core.api.guard import Guard, api_token, quoted
 from spiceflow_core.instruments import (
     KIND_CODES,
     AmbiguousInstrument,
@@ -53,6 +55,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from hypercorn.typing import ASGIFramework
 
     from spiceflow_core.runtime.orchestrator import Orchestrator
+
+
+#: most rows ``/instruments`` returns at once
+MAX_LIMIT = 10_000
+#: longest error line
+MAX_ERROR_CHARS = 300
 
 
 class SubscribeRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -101,15 +109,25 @@ class ControlApi:
                 Route("/subscriptions", self.subscriptions, methods=["GET"]),
                 Route("/instruments", self.instruments, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
+                Route("/health/live", self.live, methods=["GET"]),
+                Route("/health/ready", self.ready, methods=["GET"]),
                 Route("/status", self.status, methods=["GET"]),
                 Route("/openapi.json", self.openapi, methods=["GET"]),
             ],
-            exception_handlers={ApiError: self._error},
+            exception_handlers={ApiError: self._error, HTTPException: self._http_error},
         )
 
     async def _error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return _json({"error": str(exc), **exc.extra}, exc.status)
+        message = str(exc)
+        if len(message) > MAX_ERROR_CHARS:  # whatever it quotes, an error stays one short line
+            message = message[:MAX_ERROR_CHARS] + "…"
+        return _json({"error": message, **exc.extra}, exc.status)
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        """Routing errors (unknown path, wrong method) answer JSON like every other error."""
+        assert isinstance(exc, HTTPException)
+        return _json({"error": exc.detail or "error"}, exc.status_code)
 
     # -- request parsing ------------------------------------------------------------
     async def _request(self, request: Request) -> SubscribeRequest:
@@ -126,14 +144,14 @@ class ControlApi:
                 "name an instrument: 'instrument' (symbol or normalized id) or normalized fields (kind, base, quote, ...)",
             )
         if req.kind and req.kind not in KIND_CODES:
-            raise ApiError(400, f"unknown kind {req.kind!r} (one of {', '.join(sorted(KIND_CODES))})")
+            raise ApiError(400, f"unknown kind {quoted(req.kind)} (one of {', '.join(sorted(KIND_CODES))})")
         return req
 
     def _locate(self, req: SubscribeRequest) -> tuple[VenueRuntime, str]:
         """(runtime, symbol) for a request, or an ApiError listing close matches."""
         runtimes = self.orc.runtimes
         if req.venue is not None and req.venue not in runtimes:
-            raise ApiError(404, f"unknown venue {req.venue!r} (running: {', '.join(sorted(runtimes)) or 'none'})")
+            raise ApiError(404, f"unknown venue {quoted(req.venue)} (running: {', '.join(sorted(runtimes)) or 'none'})")
         candidates = [runtimes[req.venue]] if req.venue else list(runtimes.values())
         if req.instrument:
             found = []
@@ -150,10 +168,10 @@ class ControlApi:
                 pool = [s for r in candidates for s in r.instruments]
                 near = close_matches(req.instrument, pool)
                 where = req.venue or "any running venue"
-                raise ApiError(404, f"unknown instrument {req.instrument!r} on {where}", close_matches=near)
+                raise ApiError(404, f"unknown instrument {quoted(req.instrument)} on {where}", close_matches=near)
             if len(found) > 1:
                 listed = [f"{r.venue.name}:{s}" for r, s in found]
-                raise ApiError(400, f"{req.instrument!r} is ambiguous; add 'venue'", matches=listed)
+                raise ApiError(400, f"{quoted(req.instrument)} is ambiguous; add 'venue'", matches=listed)
             return found[0]
         rule = _fields_filter(req)
         hits = [(r, i) for r in candidates for i in r.instruments.values() if i.active and matches(i, rule)]
@@ -198,14 +216,14 @@ class ControlApi:
         q = request.query_params
         venue = q.get("venue")
         if venue and venue not in self.orc.runtimes:
-            raise ApiError(404, f"unknown venue {venue!r}")
+            raise ApiError(404, f"unknown venue {quoted(venue)}")
         req = SubscribeRequest(kind=q.get("kind"), base=q.get("base"), quote=q.get("quote"), venue=venue)
         if req.kind and req.kind not in KIND_CODES:
-            raise ApiError(400, f"unknown kind {req.kind!r}")
-        try:
-            limit = int(q.get("limit", "1000"))
-        except ValueError:
-            raise ApiError(400, "limit must be an integer") from None
+            raise ApiError(400, f"unknown kind {quoted(req.kind)}")
+        raw_limit = q.get("limit", "1000")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            raise ApiError(400, f"limit must be an integer from 1 to {MAX_LIMIT} (got {quoted(raw_limit)})")
+        limit = int(raw_limit)
         symbol = q.get("symbol", "").upper()
         rule = _fields_filter(req)
         out = []
@@ -232,6 +250,23 @@ class ControlApi:
         broadcaster = self.orc.broadcaster
         sinks = broadcaster.sink_stats() if broadcaster is not None else []
         return _json({"status": "ok", "venues": venues, "sinks": sinks})
+
+    async def live(self, request: Request) -> Response:
+        """Liveness: the process answers (for orchestrators' probes; no token needed)."""
+        return _json({"status": "live"})
+
+    async def ready(self, request: Request) -> Response:
+        """Readiness: every configured subscription is synced (503 until then, with what
+        is not)."""
+        waiting = [
+            f"{sub.id}: {sub.state}"
+            for runtime in self.orc.runtimes.values()
+            for sub in runtime.list_subscriptions()
+            if sub.state != "synced"
+        ]
+        if not self.orc.runtimes or waiting:
+            return _json({"status": "not ready", "waiting": waiting[:50]}, 503)
+        return _json({"status": "ready"})
 
     async def status(self, request: Request) -> Response:
         out = {}
@@ -319,7 +354,25 @@ def openapi_schema() -> dict[str, Any]:
                     "responses": responses({"type": "array", "items": any_obj}, 400, 404),
                 }
             },
-            "/health": {"get": {"summary": "Liveness", "operationId": "health", "responses": responses(any_obj)}},
+            "/health": {
+                "get": {"summary": "Connections and actors", "operationId": "health", "responses": responses(any_obj)}
+            },
+            "/health/live": {
+                "get": {"summary": "Liveness probe (no token)", "operationId": "live", "responses": responses(any_obj)}
+            },
+            "/health/ready": {
+                "get": {
+                    "summary": "Readiness probe (no token): 200 once every subscription is synced, else 503",
+                    "operationId": "ready",
+                    "responses": {
+                        **responses(any_obj),
+                        "503": {
+                            "description": "Not every subscription is synced yet",
+                            "content": {"application/json": {"schema": any_obj}},
+                        },
+                    },
+                }
+            },
             "/status": {
                 "get": {"summary": "Counters and latency", "operationId": "status", "responses": responses(any_obj)}
             },
@@ -361,6 +414,11 @@ async def serve_api(orchestrator: Orchestrator, *, task_status: TaskStatus = any
     config.errorlog = None
     config.graceful_timeout = 0.2
     api = ControlApi(orchestrator)
+    app: Any = Guard(api.app, token=api_token(orchestrator.settings.api.token))
+    if orchestrator.settings.api.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app = CORSMiddleware(app, allow_origins=list(orchestrator.settings.api.cors_origins), allow_methods=["*"])
     orchestrator.api_address = f"{bound[0]}:{bound[1]}"
     logger.bind(actor="api").info("control API on http://{}:{}", *bound)
     stop = anyio.Event()
@@ -371,7 +429,7 @@ async def serve_api(orchestrator: Orchestrator, *, task_status: TaskStatus = any
         with anyio.CancelScope(shield=True):
             try:
                 # Starlette's ASGI types are looser than hypercorn's (pgjones/hypercorn#353)
-                await serve(cast("ASGIFramework", api.app), config, shutdown_trigger=stop.wait)
+                await serve(cast("ASGIFramework", app), config, shutdown_trigger=stop.wait)
             finally:
                 done.set()
 

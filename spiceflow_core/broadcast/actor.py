@@ -64,7 +64,9 @@ class BroadcastActor:
                 metrics.inc("published", message.symbol)
                 recv = getattr(message, "recv_ts_ns", 0)
                 if recv:
-                    metrics.latency.add(message.publish_ts_ns - recv)
+                    latency_ns = message.publish_ts_ns - recv
+                    metrics.latency.add(latency_ns)
+                    metrics.latency_histogram.add(latency_ns)
             else:
                 metrics.inc("publish_drops", message.symbol)
         return ok

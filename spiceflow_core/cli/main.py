@@ -198,6 +198,25 @@ def _configured_registry(args: argparse.Namespace, settings: Settings) -> VenueR
     return registry
 
 
+def _check_api_exposure(settings: Settings) -> None:
+    """The control API changes what runs: on an address others can reach, it needs a
+    token (refused at start otherwise, exit 2 with the reason)."""
+    from spiceflow_core.api.guard import TOKEN_ENV, api_token, is_loopback
+    from spiceflow_core.api.server import parse_address
+
+    if not settings.api.enabled or settings.ws_only:
+        return
+    try:
+        host, _ = parse_address(settings.api.address)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not is_loopback(host) and not api_token(settings.api.token):
+        raise UsageError(
+            f"the control API address {settings.api.address} is not a loopback address: set [api] token "
+            f"or {TOKEN_ENV} (anyone who can reach it could change the subscriptions), or use --no-api"
+        )
+
+
 def derive_endpoints(default: Endpoints, ws: str | None, rest: str | None) -> Endpoints:
     """``--endpoint ws://host:port`` keeps the venue's default paths on that host."""
     from spiceflow_core.plugin.contract import Endpoints
@@ -266,6 +285,7 @@ def cmd_run(args: argparse.Namespace, recorder_factory: Callable[[Venue], Record
     if args.transport:
         changes["runtime"] = msgspec.structs.replace(settings.runtime, transport=args.transport)
     settings = msgspec.structs.replace(settings, **changes)
+    _check_api_exposure(settings)
     overrides: dict[str, Endpoints] = {}
     if args.endpoint or args.rest_endpoint:
         if len(names) != 1:

@@ -14,6 +14,8 @@ per message (``--jsonl FILE`` or ``-`` for stdout; with ``--broadcast`` both).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -96,7 +98,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from spiceflow_core.cli.main import EXIT_FAILURE, EXIT_OK, UsageError, _registry, _settings
-    from spiceflow_core.recording.replay import JsonLines, ReplayError, replay
+    from spiceflow_core.recording.replay import JsonLines, OutputError, ReplayError, replay
 
     settings = _settings(args)
     registry = _registry()
@@ -151,15 +153,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
             max_buffer=settings.book.max_buffer,
             max_frame_bytes=settings.runtime.max_frame_bytes,
         )
+        if out is not None:
+            try:
+                out.flush()  # a full disk shows here (or in a write), not at close
+            except OSError as exc:
+                raise OutputError(f"cannot write {args.jsonl}: {exc}") from exc
     except ReplayError as exc:
         raise UsageError(str(exc)) from None
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
+    except OutputError as exc:
+        if isinstance(exc.__cause__, BrokenPipeError):  # the reader of ``--jsonl -`` stopped (``| head``)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+        print(f"replay: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     finally:
         if out is not None and out is not sys.stdout.buffer:
-            out.close()
-        elif out is not None:
-            out.flush()
+            with contextlib.suppress(OSError):  # already reported above
+                out.close()
         if publisher is not None:
             time.sleep(args.linger)
             publisher.close()

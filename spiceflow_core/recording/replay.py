@@ -14,12 +14,14 @@ as a live connection's reading task does. What a replay supplies instead of the 
   the actor's resync task applies a fetched snapshot. A replay cannot fetch anything, so
   a gap is reported (state ``stale`` then ``resyncing``, with the reason) and the book
   waits for the next snapshot in the recording;
-* reference data: the venue's own ``fetch_instruments`` answered from the recorded REST
-  answers (``Venue.fetch_instruments`` of a live run records them), merged over the
-  plugin's packaged fixtures, so ``instrument`` carries the normalized id;
-* the broadcaster: :class:`ReplayBroadcast` turns the actor's and the router's calls
-  into the wire structs of ``spiceflow_core.broadcast.wire`` and hands each to ``emit``
-  (the ZeroMQ ``Publisher.publish``, :class:`JsonLines.publish`, or a test's list).
+* reference data: the venue's own ``fetch_instruments`` answered from the REST answers
+  recorded before the first subscription (a live run records its reference data first),
+  merged over the plugin's packaged fixtures, so ``instrument`` carries the normalized id;
+* the broadcaster: :class:`ReplayBroadcast` is the live ``BroadcastActor``'s message
+  building (the wire structs of ``spiceflow_core.broadcast.wire``) with each message
+  handed to ``emit`` (the ZeroMQ ``Publisher.publish``, :meth:`JsonLines.publish`, or a
+  test's list) instead of its own socket. A failing ``emit`` ends the replay
+  (``OutputError``).
 
 Batches: a live connection routes every frame of one read and then calls
 ``end_of_batch`` (where ``book.publish = "conflate"`` publishes); frames of one read share
@@ -104,6 +106,10 @@ class ReplayError(Exception):
     """The source cannot be replayed (message says why)."""
 
 
+class OutputError(Exception):
+    """Writing the replay's output failed (the cause is the output's own error)."""
+
+
 @dataclass(slots=True)
 class Item:
     """One replayable input in time order: a WebSocket frame (``kind="recv"``, ``conn``
@@ -144,7 +150,9 @@ class ReplayBroadcast(BroadcastActor):
 
     def __init__(self, emit: Callable[[WireMessage], object] | None, stats: ReplayStats) -> None:
         # not BroadcastActor.__init__: that binds the ZeroMQ socket, and a replay's output
-        # is the caller's ``emit``. Only the state the publish_* methods read is set up.
+        # is the caller's ``emit``. Its state is set up as it would be, with no socket
+        # and no other sinks (``publish`` below replaces the sending).
+        self.sinks = []
         self.publisher = None
         self.address = ""
         self.status_interval = 0.0
@@ -168,8 +176,21 @@ class ReplayBroadcast(BroadcastActor):
         elif type(message) is Trade:
             stats.trades += 1
         if self.emit is not None:
-            self.emit(message)
+            try:
+                self.emit(message)
+            except Exception as exc:
+                raise _OutputFailed(exc) from exc
         return True
+
+
+class _OutputFailed(BaseException):
+    """The replay's output failed (``emit`` raised ``error``): the replay ends with an
+    ``OutputError``. Not an ``Exception``, so the order book actor's isolation of book
+    failures (a failing book resyncs, the others go on) does not take it for one."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class JsonLines:
@@ -181,9 +202,12 @@ class JsonLines:
     def __init__(self, out: IO[bytes]) -> None:
         self._write = out.write
         self._encode_into = msgspec.json.Encoder().encode_into
+        #: reused for every line: ``encode_into`` rewrites it from the start and cuts it to
+        #: the line's length, which saves an allocation per message
+        self._buf = bytearray()
 
     def publish(self, message: WireMessage) -> bool:
-        buf = bytearray()
+        buf = self._buf
         encode_into = self._encode_into
         encode_into(message, buf)
         if type(message) is BookMessage:
@@ -462,14 +486,21 @@ class Replayer:
 
     # -- feeding ---------------------------------------------------------------------
     def feed(self, item: Item) -> None:
-        if item.kind == "recv":
-            conn = self.connections.get(item.conn)
-            if conn is None:
-                conn = self.connections[item.conn] = _RecordedConnection(
-                    item.conn, _SubscribingSession(self.venue.new_session(), self)
-                )
-            self.router.route(conn, item.data, item.ts_ns)  # type: ignore[arg-type]
-            return
+        """Route one frame, or apply one REST answer (``OutputError`` when ``emit`` fails)."""
+        try:
+            if item.kind == "recv":
+                conn = self.connections.get(item.conn)
+                if conn is None:
+                    conn = self.connections[item.conn] = _RecordedConnection(
+                        item.conn, _SubscribingSession(self.venue.new_session(), self)
+                    )
+                self.router.route(conn, item.data, item.ts_ns)  # type: ignore[arg-type]
+            else:
+                self._rest(item)
+        except _OutputFailed as failed:
+            raise OutputError(f"output failed: {failed.error}") from failed.error
+
+    def _rest(self, item: Item) -> None:
         self.stats.rest += 1
         body = item.data if isinstance(item.data, bytes) else item.data.encode()
         if self.instruments is None:
@@ -489,7 +520,10 @@ class Replayer:
             self.books.on_event(book, snapshot)  # as the actor applies a fetched snapshot
 
     def end_of_batch(self) -> None:
-        self.router.end_of_batch()
+        try:
+            self.router.end_of_batch()
+        except _OutputFailed as failed:
+            raise OutputError(f"output failed: {failed.error}") from failed.error
 
     def finish(self) -> ReplayStats:
         """The stats, with the router's and the actor's counters folded in."""

@@ -1,7 +1,9 @@
-"""Counters per venue and instrument, and receive->publish latency percentiles."""
+"""Counters per venue and instrument, and receive->publish latency (percentiles over a
+recent window, and a cumulative histogram for the Prometheus exporter)."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -44,6 +46,37 @@ class LatencyWindow:
         return {f"p{int(q * 100)}": data[min(len(data) - 1, int(q * len(data)))] / 1e6 for q in qs}
 
 
+#: upper bounds (seconds) of the receive->publish latency histogram: 10 µs to 10 s, 1-2.5-5 steps
+LATENCY_BUCKETS_S = (
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+
+class LatencyHistogram:
+    """Every latency since start (ns) counted in fixed buckets: one bisect and two integer
+    additions per sample, so it can sit on the publish path; cumulated only when read."""
+
+    def __init__(self, bounds_s: tuple[float, ...] = LATENCY_BUCKETS_S) -> None:
+        self.bounds_s = bounds_s
+        self._bounds_ns = [round(b * 1e9) for b in bounds_s]
+        #: per bucket (not cumulative); the last one counts what is above every bound
+        self.counts = [0] * (len(bounds_s) + 1)
+        self.sum_ns = 0
+
+    def add(self, ns: int) -> None:
+        self.counts[bisect_left(self._bounds_ns, ns)] += 1  # bisect_left: a sample equal to a bound is in it (le)
+        self.sum_ns += ns
+
+    def cumulative(self) -> list[int]:
+        """Counts of samples <= each bound, then the total (the ``+Inf`` bucket)."""
+        out, running = [], 0
+        for count in self.counts:
+            running += count
+            out.append(running)
+        return out
+
+
 class Metrics:
     """One per venue: ``venue`` counters plus ``instrument`` counters."""
 
@@ -54,6 +87,7 @@ class Metrics:
         self.totals: defaultdict[str, int] = defaultdict(int)
         self.by_instrument: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.latency = LatencyWindow()
+        self.latency_histogram = LatencyHistogram()
 
     def inc(self, name: str, symbol: str | None = None, n: int = 1) -> None:
         self.totals[name] += n
