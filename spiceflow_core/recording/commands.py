@@ -182,6 +182,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         books = rep.book_feeds
         synced = sum(1 for f in books.values() if f.state == "synced")
         extra = "".join(f", {n} {what}" for n, what in ((s.tops, "tops"), (s.trades, "trades")) if n)
+        verified = sum(f.sync.counters.checksums_verified for f in books.values())
+        failed = sum(f.sync.counters.checksum_failures for f in books.values())
+        if verified or failed:  # venues that send checksums (OKX, Kraken)
+            extra += f", checksums {verified} verified {failed} failed"
         print(
             f"replay {name}: {s.frames} frames, {s.rest} REST answers, {s.snapshots} snapshots, {s.deltas} deltas, "
             f"{s.updates} book updates{extra}, {synced}/{len(books)} books in sync, {s.gaps} gaps, "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -70,6 +71,8 @@ def test_spiceflow_replay_reads_a_kraken_capture(tmp_path):
     assert proc.returncode == 0, report
     assert "replay kraken:" in report and "1 REST answers, 2 snapshots" in report, report
     assert "2/2 books in sync, 0 gaps, 0 bad frames" in report, report
+    verified = re.search(r"checksums (\d+) verified (\d+) failed", report)
+    assert verified is not None and int(verified.group(1)) > 0 and verified.group(2) == "0", report
     last = {}
     for line in out.read_text().splitlines():
         msg = json.loads(line)
