@@ -137,6 +137,10 @@ class Broadcast(msgspec.Struct, kw_only=True, tag_field="type"):
     instrument: str = ""  # normalized id, e.g. binance.spot.BTC.USDT
     topic_seq: int = 0
     publish_ts_ns: int = 0
+    #: ownership epoch of the instrument when several processes share instruments
+    #: (``spiceflow_core.cluster``); 0 otherwise. Consumers drop a topic's messages whose
+    #: epoch is below the highest seen (a deposed owner's late messages)
+    epoch: int = 0
 
 
 class Trade(Broadcast, tag=FEED_CHANNEL["trades"]):

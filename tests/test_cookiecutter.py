@@ -1,5 +1,6 @@
-"""cookiecutter-venue: a generated plugin installs, passes its own tests and runs the
-WebSocketOnly workflow against its simulator; bad answers are refused by the hook.
+"""cookiecutter-venue: a generated plugin passes the project's checks (ruff, ruff format,
+mypy with the plugin rules), installs, passes its own tests and runs the WebSocketOnly
+workflow against its simulator; bad answers are refused by the hook.
 
 The slow tests share ONE clean virtual environment per session (spiceflow-core from
 this checkout, editable, plus pytest) and install each generated plugin into it under
@@ -22,6 +23,12 @@ from cookiecutter.exceptions import FailedHookException  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "cookiecutter-venue"
 FIRST_PARTY = ROOT / "plugins" / "spiceflow-binance" / "spiceflow_binance"
+#: plugins whose test files every generated plugin has too (the template's are shaped like theirs)
+FIRST_PARTY_TESTS = [
+    ROOT / "plugins" / name / "tests" for name in ("spiceflow-binance", "spiceflow-deribit", "spiceflow-okx")
+]
+#: the development tools of this checkout (spiceflow-core[dev]) that `./dev test` runs
+BIN = Path(sys.executable).parent
 
 #: generated, pip-installed into the session venv, tests + CLI run there
 INSTALLED = [
@@ -35,6 +42,16 @@ INSTALLED = [
 IN_PLACE = [
     ("beat", "plain-json", "server-heartbeat"),
     ("rws", "json-rpc", "websocket-ping"),
+]
+#: every combination, for the static checks; one slug is long, since class names,
+#: import lines and the lines the formatter wraps grow with it
+ALL_STYLES = [
+    ("acme", "plain-json", "websocket-ping"),
+    ("beat", "plain-json", "server-heartbeat"),
+    ("coinbase_international_derivatives", "plain-json", "client-ping"),
+    ("rws", "json-rpc", "websocket-ping"),
+    ("rpcx", "json-rpc", "server-heartbeat"),
+    ("rping", "json-rpc", "client-ping"),
 ]
 
 
@@ -81,6 +98,13 @@ def venv(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory) -> Path:
+    """One mypy cache for every generated plugin (the core's modules are analysed once),
+    outside the checkout so it never meets the cache of `./dev test`."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
 # -- fast checks -----------------------------------------------------------------------
 def test_generated_layout_matches_the_first_party_plugins(tmp_path):
     project = generate(tmp_path, venue_name="Layout Check", venue_slug="layout_check", license="Apache-2.0")
@@ -111,6 +135,12 @@ def test_generated_layout_matches_the_first_party_plugins(tmp_path):
     assert "spiceflow-core>=0.1.0" in meta["project"]["dependencies"]
     assert meta["project"]["entry-points"]["spiceflow.venues"] == {"layout_check": "spiceflow_layout_check.plugin"}
     assert meta["build-system"]["build-backend"] == "hatchling.build"
+    # no pytest section: in the repository it would shadow the root configuration
+    assert "pytest" not in meta.get("tool", {})
+    # the test files every first-party plugin has, under the same names
+    shared = set.intersection(*({p.name for p in tests.glob("*.py")} for tests in FIRST_PARTY_TESTS))
+    assert {"test_pipeline.py", "test_pipeline_cli.py"} <= shared
+    assert shared <= {p.name for p in (project / "tests").glob("*.py")}
     # no Jinja left behind, and every place to fill in is marked
     for path in project.rglob("*"):
         if path.is_file():
@@ -135,6 +165,64 @@ def test_bad_answers_are_refused_by_the_hook(tmp_path, capfd, answers, message):
     err = capfd.readouterr().err
     assert f"cookiecutter-venue: error: {message}" in err
     assert not any(tmp_path.iterdir()), "a refused answer must leave nothing behind"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slug, protocol, heartbeat", ALL_STYLES)
+def test_generated_plugin_passes_ruff_format_and_mypy(tmp_path, mypy_cache, slug, protocol, heartbeat):
+    """What `./dev test` checks, with the root pyproject's settings: ruff and ruff format
+    run from the checkout's root (so imports sort as in plugins/), mypy with the rules
+    the root configuration gives every plugins/*/spiceflow_* package."""
+    project = generate(
+        tmp_path,
+        venue_name=f"{slug.replace('_', ' ').title()} Exchange",
+        venue_slug=slug,
+        protocol_style=protocol,
+        heartbeat_style=heartbeat,
+    )
+    config = str(ROOT / "pyproject.toml")
+    env = clean_env()
+    lint = [str(BIN / "ruff"), "check", "--config", config, "--no-cache", "--output-format", "concise", str(project)]
+    check(run(lint, cwd=ROOT, env=env), "ruff check")
+    check(
+        run([str(BIN / "ruff"), "format", "--config", config, "--no-cache", "--diff", str(project)], cwd=ROOT, env=env),
+        "ruff format --check",
+    )
+    mypy = [str(BIN / "mypy"), "--config-file", config, "--cache-dir", str(mypy_cache), f"spiceflow_{slug}"]
+    result = check(run(mypy, cwd=project, env=env), "mypy")
+    assert "Success: no issues found in 9 source files" in result.stdout, result.stdout
+
+
+@pytest.mark.slow
+def test_a_checksum_written_in_sync_py_is_sent_verified_and_healed(tmp_path):
+    """The checksum hook is wired end to end: writing ``sync.CHECKSUM`` is all it takes
+    for the simulator to send it, the parser to pass it on, the core to verify every
+    book and heal the ``corrupt_checksum`` fault, which the pipeline tests then run."""
+    project = generate(tmp_path, venue_name="Crc Exchange", venue_slug="crc", protocol_style="plain-json")
+    sync = project / "spiceflow_crc" / "sync.py"
+    text = sync.read_text()
+    assert "CHECKSUM: BookChecksum | None = None" in text
+    sync.write_text(
+        text.replace(
+            "CHECKSUM: BookChecksum | None = None",
+            "class Crc32:\n"
+            "    depth = 10\n\n"
+            "    def compute(self, bids, asks):\n"
+            "        import zlib\n\n"
+            '        return zlib.crc32(":".join(f"{p}:{s}" for p, s in [*bids[:10], *asks[:10]]).encode())\n\n\n'
+            "CHECKSUM: BookChecksum | None = Crc32()",
+        )
+    )
+    result = check(
+        run(
+            [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "tests/test_pipeline.py"],
+            cwd=project,
+            env=clean_env(),
+        ),
+        "crc pipeline tests",
+    )
+    assert "test_fault_heals_with_an_exact_book[corrupt_checksum] PASSED" in result.stdout, result.stdout
+    assert "test_books_are_exact PASSED" in result.stdout  # every published book verified
 
 
 @pytest.mark.slow

@@ -141,6 +141,8 @@ def test_core_wheel_carries_the_compiled_loop_or_falls_back_to_pure_python(wheel
     names = zipfile.ZipFile(core).namelist()
     assert any(n.startswith("spiceflow_core/book/_levels_c.") and n.endswith(".so") for n in names), names
     assert "spiceflow_core/book/_levels.py" in names  # the fallback always ships
+    for page_file in ("index.html", "status.css", "status.js"):  # the status page is package data
+        assert f"spiceflow_core/api/page/{page_file}" in names, names
     assert not core.name.endswith("-none-any.whl"), core.name  # a platform wheel
     env = dict(os.environ, SPICEFLOW_NO_EXTENSIONS="1")
     out = tmp_path / "pure"

@@ -29,6 +29,7 @@ def add_control_commands(sub: Subcommands, common: AddCommon) -> None:
         p.add_argument("instrument", help="exchange symbol (BTCUSDT) or normalized id (VENUE.spot.BTC.USDT)")
         p.add_argument("--feed", default="book", choices=["book", "trades", "top"])
         p.add_argument("--api", default=None, metavar="HOST:PORT", help="control API address (default: the config's)")
+        p.add_argument("--cluster", metavar="URL", help="edit a cluster's desired state in NATS instead (nats://...)")
     p = sub.add_parser("subscriptions", help="list live subscriptions of a running spiceflow")
     common(p)
     p.add_argument("--api", default=None, metavar="HOST:PORT")
@@ -36,6 +37,7 @@ def add_control_commands(sub: Subcommands, common: AddCommon) -> None:
     p = sub.add_parser("status", help="counters and latency of a running spiceflow")
     common(p)
     p.add_argument("--api", default=None, metavar="HOST:PORT")
+    p.add_argument("--cluster", metavar="URL", help="a cluster's members and who owns what (nats://...)")
     p.add_argument("--json", action="store_true")
 
 
@@ -85,6 +87,10 @@ def _run(fn: Command) -> Command:
 
 @_run
 def cmd_subscribe(args: argparse.Namespace) -> int:
+    if args.cluster:
+        from spiceflow_core.cluster.commands import cluster_subscribe
+
+        return cluster_subscribe(args)
     body = {"venue": args.venue, "instrument": args.instrument, "feed": args.feed}
     data = _call("POST", f"{_base(args)}/{args.command}", body, _auth(args))
     print(f"{args.command}d {data['id']} topic={data['topic']} state={data['state']}")
@@ -105,6 +111,10 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
 
 @_run
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.cluster:
+        from spiceflow_core.cluster.commands import cluster_status
+
+        return cluster_status(args)
     data = _call("GET", f"{_base(args)}/status", headers=_auth(args))
     if args.json:
         print(msgspec.json.encode(data).decode())

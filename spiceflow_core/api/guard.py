@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 
+from spiceflow_core.api.page import PAGE_PATHS
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -25,8 +27,9 @@ Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: request bodies larger than this are refused with 413
 MAX_BODY_BYTES = 64 * 1024
 #: health probes answer without a token (orchestrators probe without credentials; the
-#: answers hold no market data and no configuration)
-PUBLIC_PATHS = frozenset({"/health/live", "/health/ready"})
+#: answers hold no market data and no configuration), and so do the status page's static
+#: files (the page asks for the token and sends it on its data requests)
+PUBLIC_PATHS = frozenset({"/health/live", "/health/ready"}) | PAGE_PATHS
 TOKEN_ENV = "SPICEFLOW_API_TOKEN"
 
 

@@ -7,6 +7,10 @@ both running on the same event loop as the actors).
     GET  /instruments    ?venue=&kind=&base=&quote=&symbol=  (reference data search)
     GET  /health         liveness and per-venue connection state
     GET  /status         per-venue counters and latency percentiles
+    GET  /metrics        Prometheus metrics (spiceflow_core.observability.prometheus)
+    GET  /live           ?instrument=VENUE:SYMBOL  server-sent events: top-10 book and
+                         latency 5 times a second (spiceflow_core.api.live)
+    GET  /               the status page (spiceflow_core.api.page; no token: it holds no data)
     GET  /openapi.json   the OpenAPI 3.1 schema of all of the above
 
 An instrument is named by the venue's symbol, by its normalized id
@@ -31,6 +35,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from spiceflow_core.api.guard import Guard, api_token, quoted
+from spiceflow_core.api.live import LiveFeed
+from spiceflow_core.api.live import openapi_paths as live_openapi_paths
+from spiceflow_core.api.page import openapi_paths as page_openapi_paths
+from spiceflow_core.api.page import page_routes
 from spiceflow_core.instruments import (
     KIND_CODES,
     AmbiguousInstrument,
@@ -42,6 +50,7 @@ from spiceflow_core.instruments import (
     matches,
 )
 from spiceflow_core.model import Feed
+from spiceflow_core.observability.prometheus import metrics_endpoint
 from spiceflow_core.runtime.venue_runtime import (
     DuplicateSubscription,
     NotSubscribed,
@@ -102,6 +111,7 @@ def _fields_filter(req: SubscribeRequest) -> InstrumentFilter:
 class ControlApi:
     def __init__(self, orchestrator: Orchestrator) -> None:
         self.orc = orchestrator
+        self.live_feed = LiveFeed(orchestrator)
         self.app = Starlette(
             routes=[
                 Route("/subscribe", self.subscribe, methods=["POST"]),
@@ -112,10 +122,16 @@ class ControlApi:
                 Route("/health/live", self.live, methods=["GET"]),
                 Route("/health/ready", self.ready, methods=["GET"]),
                 Route("/status", self.status, methods=["GET"]),
+                Route("/metrics", metrics_endpoint(orchestrator), methods=["GET"]),  # Prometheus text format
                 Route("/openapi.json", self.openapi, methods=["GET"]),
+                Route("/live", self.live_feed, methods=["GET"]),
+                *page_routes(),
             ],
             exception_handlers={ApiError: self._error, HTTPException: self._http_error},
         )
+        # "/subscribe/" answers 404 like any unknown path, not a 307 to a URL built from
+        # the client's Host header
+        self.app.router.redirect_slashes = False
 
     async def _error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -187,8 +203,12 @@ class ControlApi:
     async def subscribe(self, request: Request) -> Response:
         req = await self._request(request)
         runtime, symbol = self._locate(req)
+        cluster = self.orc.cluster  # clustered: the cluster's desired state, answered by the owner
         try:
-            sub = await runtime.subscribe(symbol, req.feed)
+            if cluster is not None:
+                sub = await cluster.subscribe(runtime, symbol, req.feed)
+            else:
+                sub = await runtime.subscribe(symbol, req.feed)
         except DuplicateSubscription as exc:
             raise ApiError(409, str(exc)) from None
         except SubscriptionRefused as exc:
@@ -200,10 +220,16 @@ class ControlApi:
     async def unsubscribe(self, request: Request) -> Response:
         req = await self._request(request)
         runtime, symbol = self._locate(req)
+        cluster = self.orc.cluster
         try:
-            sub = await runtime.unsubscribe(symbol, req.feed)
+            if cluster is not None:
+                sub = await cluster.unsubscribe(runtime, symbol, req.feed)
+            else:
+                sub = await runtime.unsubscribe(symbol, req.feed)
         except NotSubscribed as exc:
             raise ApiError(404, str(exc)) from None
+        except SubscriptionTimeout as exc:
+            raise ApiError(504, str(exc)) from None
         return _json(sub)
 
     async def subscriptions(self, request: Request) -> Response:
@@ -376,9 +402,20 @@ def openapi_schema() -> dict[str, Any]:
             "/status": {
                 "get": {"summary": "Counters and latency", "operationId": "status", "responses": responses(any_obj)}
             },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (text exposition format)",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {"summary": "This schema", "operationId": "openapi", "responses": responses(any_obj)}
             },
+            **live_openapi_paths(),
+            **page_openapi_paths(),
         },
         "components": {"schemas": components},
     }
@@ -439,6 +476,7 @@ async def serve_api(orchestrator: Orchestrator, *, task_status: TaskStatus = any
         try:
             await anyio.sleep_forever()
         finally:
+            api.live_feed.close()  # live streams send their last event and end before the server stops
             stop.set()
             with anyio.CancelScope(shield=True), anyio.move_on_after(2):
                 await done.wait()

@@ -111,12 +111,14 @@ class TopicCounts:
 
 
 class _Topic:
-    # The hot path looks this up once per message: pre-encoded topic frame + counters.
-    __slots__ = ("counts", "frame")
+    # The hot path looks this up once per message: pre-encoded topic frame + counters,
+    # and the ownership epoch stamped on the topic's messages (clustering; else 0).
+    __slots__ = ("counts", "epoch", "frame")
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, epoch: int = 0) -> None:
         self.counts = TopicCounts(topic)
         self.frame = topic.encode()
+        self.epoch = epoch
 
 
 class Publisher:
@@ -154,6 +156,8 @@ class Publisher:
         self.published = 0  # messages accepted by ZeroMQ (not: delivered to anyone)
         self.dropped = 0  # messages refused with zmq.Again
         self._topics: dict[tuple[type, str, str], _Topic] = {}
+        #: (venue, symbol) -> ownership epoch (``set_epoch``); absent = 0
+        self._epochs: dict[tuple[str, str], int] = {}
         self._closed = False
         #: the topic and encoded body of the last message published (stamped, whether
         #: ZeroMQ took it or not): what the other sinks receive, encoded once
@@ -178,6 +182,7 @@ class Publisher:
         counts.seq += 1
         message.topic_seq = counts.seq
         message.publish_ts_ns = time.time_ns()
+        message.epoch = entry.epoch
         body = self.last_body = encoder.encode(message)
         self.last_topic = counts.topic
         try:
@@ -223,6 +228,7 @@ class Publisher:
             counts.seq += 1
             message.topic_seq = counts.seq
             message.publish_ts_ns = time.time_ns()
+            message.epoch = e.epoch
             frames.append(encode(message))
         if entry is not None:
             accepted += self._send_frames(entry, frames)
@@ -252,9 +258,17 @@ class Publisher:
             channel = CHANNEL_OF[cls]
         except KeyError:
             raise TypeError(f"not a wire message: {cls.__name__}") from None
-        entry = _Topic(f"{channel}.{venue}.{symbol}")
+        entry = _Topic(f"{channel}.{venue}.{symbol}", self._epochs.get((venue, symbol), 0))
         self._topics[key] = entry
         return entry
+
+    def set_epoch(self, venue: str, symbol: str, epoch: int) -> None:
+        """Stamp ``epoch`` on every later message of the instrument's topics (the cluster
+        member sets it when it becomes the owner, and 0 when it stops owning)."""
+        self._epochs[(venue, symbol)] = epoch
+        for (_, v, s), entry in self._topics.items():
+            if v == venue and s == symbol:
+                entry.epoch = epoch
 
     # -- introspection ----------------------------------------------------------
 

@@ -32,6 +32,16 @@ Notes:
 * One ZeroMQ message may carry several bodies of the same topic
   (``Publisher.publish_many``); each becomes its own ``Received``.
 * zmq.asyncio needs an asyncio event loop; under anyio use the asyncio backend.
+* ``address`` may list several publishers separated by commas (the workers of
+  ``spiceflow run --workers N``, the members of a cluster): one socket reads them all.
+* Ownership epochs (clustering): a message whose ``epoch`` is below the highest seen
+  on its topic comes from a deposed owner and is dropped (counted in ``fenced``); when
+  the epoch rises, a new owner publishes with its own ``topic_seq``, so gap tracking
+  starts again from its first message.
+* Other transports: an address whose scheme a plugin registers (``nats://...`` with
+  spiceflow-nats installed; see :mod:`spiceflow_core.broadcast.sources`) works the same
+  way -- same prefixes, same decoding and ``missed`` counts. Open such a subscriber with
+  ``async with`` (or ``await aopen()`` / ``await aclose()``): connecting is async.
 """
 
 from __future__ import annotations
@@ -40,11 +50,13 @@ import collections
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, NamedTuple
 
+import anyio
 import msgspec
 import zmq
 import zmq.asyncio
 from loguru import logger
 
+from spiceflow_core.broadcast import sources
 from spiceflow_core.broadcast.wire import WireMessage, decoder
 
 __all__ = ["DEFAULT_ADDRESS", "Received", "Subscriber", "SyncSubscriber"]
@@ -73,13 +85,18 @@ class _Base:
         self.received = 0
         self.missed_total = 0
         self.malformed = 0
+        self.fenced = 0  # messages of a deposed owner (lower epoch), dropped
         self._last_seq: dict[str, int] = {}
+        self._epoch: dict[str, int] = {}
         self._ready: collections.deque[Received] = collections.deque()
+        #: the plugin serving a non-ZeroMQ address (None: ZeroMQ)
+        self._factory = sources.find_source(address)
 
     def _configure(self, sock: zmq.Socket[Any]) -> None:  # sync or asyncio socket
         sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.address)
+        for address in self.address.split(","):
+            sock.connect(address.strip())
         for prefix in self.topics:
             sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
 
@@ -106,6 +123,13 @@ class _Base:
             except msgspec.DecodeError as exc:
                 self._malformed(exc)
                 continue
+            epoch = message.epoch
+            if epoch != self._epoch.get(topic, 0):
+                if epoch < self._epoch.get(topic, 0):
+                    self.fenced += 1
+                    continue
+                self._epoch[topic] = epoch
+                last = None
             seq = message.topic_seq
             missed = 0
             if last is not None and seq > last + 1:
@@ -147,15 +171,34 @@ class Subscriber(_Base):
         super().__init__(address, topics, rcvhwm)
         self._socket: zmq.asyncio.Socket | None = None
         self._sync: zmq.Socket[bytes] | None = None
+        self._source: sources.AsyncSource | None = None
 
     async def __aenter__(self) -> Subscriber:
-        self.open()
+        await self.aopen()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aopen(self) -> None:
+        """Open for any address (a plugin's source connects here: SourceError)."""
+        if self._factory is None:
+            self.open()
+        elif self._source is None:
+            source = self._factory.async_source(self.address, self.topics, capacity=self.rcvhwm)
+            await source.open()
+            self._source = source
+
+    async def aclose(self) -> None:
         self.close()
+        source, self._source = self._source, None
+        if source is not None:
+            with anyio.CancelScope(shield=True):
+                await source.aclose()
 
     def open(self) -> None:
+        if self._factory is not None:
+            raise RuntimeError(f"{self.address!r}: use 'async with' or 'await aopen()' (connecting is async)")
         if self._socket is not None:
             return
         sock = zmq.asyncio.Context.instance().socket(zmq.SUB)
@@ -178,6 +221,11 @@ class Subscriber(_Base):
     async def receive(self) -> Received:
         """Wait for the next message on any subscribed topic."""
         ready = self._ready
+        if not ready and self._source is not None:
+            source = self._source
+            while not ready:
+                for frames in await source.receive_many():
+                    self._accept(frames)
         if not ready:
             sock, sync = self._socket, self._sync
             if sock is None or sync is None:
@@ -208,9 +256,15 @@ class SyncSubscriber(_Base):
         super().__init__(address, topics, rcvhwm)
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket[bytes] | None = None
+        self._source: sources.SyncSource | None = None
 
     def __enter__(self) -> SyncSubscriber:
-        if self._socket is None:
+        if self._factory is not None:
+            if self._source is None:
+                source = self._factory.sync_source(self.address, self.topics, capacity=self.rcvhwm)
+                source.open()
+                self._source = source
+        elif self._socket is None:
             sock = self._context.socket(zmq.SUB)
             try:
                 self._configure(sock)
@@ -224,10 +278,21 @@ class SyncSubscriber(_Base):
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+        source, self._source = self._source, None
+        if source is not None:
+            source.close()
 
     def receive(self, timeout_ms: int | None = None) -> Received | None:
         """Next message, or None if ``timeout_ms`` passes first (None waits forever)."""
         ready = self._ready
+        if not ready and self._source is not None:
+            source = self._source
+            while not ready:
+                batch = source.receive_many(timeout_ms)
+                if not batch:
+                    return None
+                for frames in batch:
+                    self._accept(frames)
         if not ready:
             sock = self._socket
             if sock is None:

@@ -161,8 +161,8 @@ async def tail(
     count = 0
     try:
         sub = Subscriber(address, prefixes or [""])
-        sub.open()
-    except zmq.ZMQError as exc:
+        await sub.aopen()  # a plugin's address (nats://...) connects here
+    except (zmq.ZMQError, OSError) as exc:
         print(f"spiceflow tail: cannot connect to {address!r}: {exc}", file=sys.stderr)
         return 2
     try:
@@ -201,7 +201,7 @@ async def tail(
                 out.flush()
                 return 0
     finally:
-        sub.close()
+        await sub.aclose()
         try:
             out.flush()
         except (ValueError, OSError):

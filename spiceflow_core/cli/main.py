@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PREFIX",
         help="demo: drive the simulator with a recorded session instead of the generator",
     )
+    p.add_argument("--cluster", metavar="URL", help="share instruments with other runs through NATS (nats://...)")
+    p.add_argument("--member", metavar="ID", help="this run's member id in the cluster (default: host-pid)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run N worker processes sharing the instruments (an embedded NATS unless --cluster/[cluster] nats)",
+    )
 
     p = sub.add_parser("venues", help="list installed venues: name, distribution, version")
     _common(p)
@@ -143,7 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tail", help="print live books from the broadcast (top of book per topic)")
     _common(p)
     p.add_argument("prefix", nargs="*", default=[], help="topic prefixes, e.g. book.VENUE (default: everything)")
-    p.add_argument("--address", default=None, help="ZeroMQ address (default: the config's broadcast address)")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="ZeroMQ address, or one a subscriber plugin serves (nats://...; may also come first among the "
+        "positional arguments); default: the config's broadcast address",
+    )
     p.add_argument("--json", action="store_true", help="print each decoded message as one JSON line")
     p.add_argument("--limit", type=int, metavar="N", help="exit after N messages")
 
@@ -284,7 +297,19 @@ def cmd_run(args: argparse.Namespace, recorder_factory: Callable[[Venue], Record
         changes["duration"] = args.duration
     if args.transport:
         changes["runtime"] = msgspec.structs.replace(settings.runtime, transport=args.transport)
+    if args.cluster or args.member:
+        changes["cluster"] = msgspec.structs.replace(
+            settings.cluster, nats=args.cluster or settings.cluster.nats, member=args.member or settings.cluster.member
+        )
     settings = msgspec.structs.replace(settings, **changes)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise UsageError("--workers must be at least 1")
+        if args.endpoint or args.rest_endpoint or args.recording or recorder_factory is not None:
+            raise UsageError("--workers: use [venues.<name>] ws_url/rest_url instead of --endpoint/--recording")
+        from spiceflow_core.cluster.workers import run_workers
+
+        return run_workers(settings, registry, names, args.workers)
     _check_api_exposure(settings)
     overrides: dict[str, Endpoints] = {}
     if args.endpoint or args.rest_endpoint:
@@ -375,8 +400,11 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from spiceflow_core.broadcast.tail import tail
 
     settings = _settings(args)
+    prefixes = list(args.prefix)
+    if args.address is None and prefixes and "://" in prefixes[0]:
+        args.address = prefixes.pop(0)  # `spiceflow tail nats://host:4222 book.`: an address first
     address = args.address or settings.broadcast.address
-    return anyio.run(lambda: tail(address, list(args.prefix), as_json=args.json, limit=args.limit))
+    return anyio.run(lambda: tail(address, prefixes, as_json=args.json, limit=args.limit))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

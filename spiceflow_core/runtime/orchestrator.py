@@ -27,6 +27,7 @@ from spiceflow_core.runtime.supervision import restart_on_failure
 from spiceflow_core.runtime.venue_runtime import VenueRuntime
 
 if TYPE_CHECKING:  # pragma: no cover
+    from spiceflow_core.cluster.member import ClusterMember
     from spiceflow_core.recording.sfrec import Recorder
     from spiceflow_core.sinks.contract import Sink
 
@@ -71,6 +72,8 @@ class Orchestrator:
         self.report = RunReport()
         self.api_address: str | None = None  # set once the control API listens
         self.ready = anyio.Event()
+        #: this process as a cluster member (``[cluster] nats``), once it joined
+        self.cluster: ClusterMember | None = None
         self._stopping = False
         self.log = logger.bind(actor="orchestrator")
 
@@ -121,6 +124,14 @@ class Orchestrator:
                     tg.start_soon(self.broadcaster.run)
                 tg.start_soon(self._status_loop)
                 await self._start_api(tg)
+                if self.settings.cluster.nats and not ws_only:
+                    try:
+                        await tg.start(self._run_cluster)
+                    except Exception as exc:
+                        self.log.error("cluster: {}", describe_error(exc))
+                        self.report.exit_code = 1
+                        tg.cancel_scope.cancel()
+                        return 1
                 self.ready.set()
                 if ws_only:
                     await self._await_first_heartbeats()
@@ -162,6 +173,7 @@ class Orchestrator:
                 self.broadcaster,
                 ws_only=self.settings.ws_only,
                 recorder=recorder,
+                subscribe_configured=not self.settings.cluster.nats,
             )
             self.runtimes[name] = runtime
             try:
@@ -220,6 +232,24 @@ class Orchestrator:
         from spiceflow_core.api.server import serve_api
 
         await tg.start(serve_api, self)
+
+    async def _run_cluster(self, *, task_status: TaskStatus[None]) -> None:
+        """Membership and reconciliation (``spiceflow_core.cluster``): the cluster's
+        desired subscriptions, split between the live members, become this process's."""
+        from spiceflow_core.cluster.member import ClusterMember
+        from spiceflow_core.cluster.store import open_store
+
+        cs = self.settings.cluster
+        assert cs.nats is not None
+        async with open_store(cs.nats, ttl=cs.ttl, replicas=cs.replicas) as store:
+            member = ClusterMember(self, store, cs)
+            try:
+                async with anyio.create_task_group() as tg:
+                    await tg.start(member.run)
+                    self.cluster = member
+                    task_status.started()
+            finally:
+                self.cluster = None
 
     async def _signals(self, scope: anyio.CancelScope) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

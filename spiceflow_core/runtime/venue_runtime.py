@@ -82,8 +82,11 @@ class VenueRuntime:
         *,
         ws_only: bool = False,
         recorder: Any = None,
+        subscribe_configured: bool = True,
     ) -> None:
         self.venue = venue
+        #: False when a cluster decides what this process subscribes (``spiceflow_core.cluster``)
+        self.subscribe_configured = subscribe_configured
         self.settings = settings
         self.vsettings: VenueSettings = settings.venues.get(venue.name, VenueSettings())
         self.endpoints = endpoints
@@ -152,7 +155,7 @@ class VenueRuntime:
                 tg.start_soon(self._serve_commands)
                 if self.books is not None:
                     tg.start_soon(self._supervised, "books", self.books.run_resyncs, self._resubscribe_book)
-                chosen = self.configured_instruments()
+                chosen = self.configured_instruments() if self.subscribe_configured else []
                 self.log.info("subscribing {} instrument(s): {}", len(chosen), ", ".join(i.symbol for i in chosen[:10]))
                 for feed in self.vsettings.feeds:
                     if chosen:

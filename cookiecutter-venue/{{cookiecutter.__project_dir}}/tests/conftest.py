@@ -1,5 +1,11 @@
-"""Shared fixtures: the venue, a registry holding it (no install needed), settings for
-in-process runs of the orchestrator, and the simulator."""
+"""Shared fixtures: the venue, a registry holding it (no install needed) and settings for
+in-process runs of the orchestrator.
+
+The plugin has no pytest configuration of its own: inside the SpiceFlow repository
+(``plugins/{{ cookiecutter.__project_dir }}``) the root pyproject's applies (its import mode and
+``pythonpath``, which a plugin-level ``[tool.pytest.ini_options]`` would shadow when
+pytest is pointed at this directory); on its own, pytest's defaults do.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +20,14 @@ try:  # make the plugin importable before it is pip-installed
 except ImportError:
     sys.path.insert(0, str(PLUGIN))
 
+from {{ cookiecutter.__package }} import __version__, config, plugin  # noqa: E402
+
 from spiceflow_core.config import Settings, decode_settings  # noqa: E402
 from spiceflow_core.plugin.registry import VenueRegistry, register_venues  # noqa: E402
 
-from {{ cookiecutter.__package }} import __version__, config, plugin  # noqa: E402
-
 
 @pytest.fixture
-def anyio_backend():
+def anyio_backend() -> str:
     return "asyncio"
 
 
@@ -47,8 +53,14 @@ def settings_for():
             "venues": {config.VENUE: {"instruments": instruments}},
             "broadcast": {"address": "tcp://127.0.0.1:*", "status_interval": 0.5},
             "api": {"enabled": False, "address": "127.0.0.1:0"},
-            "runtime": {"silence_timeout": 5.0, "reconnect_initial": 0.05, "reconnect_max": 0.5,
-                        "ack_timeout": 3.0, "first_heartbeat_timeout": 10.0, **runtime},
+            "runtime": {
+                "silence_timeout": 5.0,
+                "reconnect_initial": 0.05,
+                "reconnect_max": 0.5,
+                "ack_timeout": 3.0,
+                "first_heartbeat_timeout": 10.0,
+                **runtime,
+            },
         }
         return decode_settings(raw, "<test>")
 

@@ -6,21 +6,24 @@ parsing.py until these tests pass again; keep the expectations (exact decimal st
 exchange symbols, ids) as they are: the book engine relies on them.
 """
 
-import msgspec
 import pytest
-from spiceflow_core.plugin import BookDelta, BookSnapshot, Heartbeat, ProtocolError, SubscribeAck, Verdict
-
 from {{ cookiecutter.__package }}.parsing import parse_frame
-from {{ cookiecutter.__package }}.sync import POLICY
 from {{ cookiecutter.__package }}.simulator import {{ cookiecutter.__class_prefix }}Simulator
+from {{ cookiecutter.__package }}.sync import POLICY
+
+from spiceflow_core.plugin import BookDelta, BookSnapshot, Heartbeat, ProtocolError, SubscribeAck, Verdict
 
 VENUE = "{{ cookiecutter.venue_slug }}"
 
 {% if cookiecutter.protocol_style == "plain-json" %}
-SNAPSHOT = ('{"stream":"btcusdt@book","data":{"type":"snapshot","s":"BTCUSDT","U":1000,"u":1000,'
-            '"b":[["64999.90","1.500"],["64999.80","0.25"]],"a":[["65000.10","2"]],"E":1700000000000}}')
-DELTA = ('{"stream":"btcusdt@book","data":{"type":"delta","s":"BTCUSDT","U":1001,"u":1003,'
-         '"b":[["64999.90","0"]],"a":[["65000.20","0.00100"]],"E":1700000000100}}')
+SNAPSHOT = (
+    '{"stream":"btcusdt@book","data":{"type":"snapshot","s":"BTCUSDT","U":1000,"u":1000,'
+    '"b":[["64999.90","1.500"],["64999.80","0.25"]],"a":[["65000.10","2"]],"E":1700000000000}}'
+)
+DELTA = (
+    '{"stream":"btcusdt@book","data":{"type":"delta","s":"BTCUSDT","U":1001,"u":1003,'
+    '"b":[["64999.90","0"]],"a":[["65000.20","0.00100"]],"E":1700000000100}}'
+)
 ACK = '{"result":null,"id":1}'
 REFUSED = '{"error":{"code":2,"msg":"Invalid request: unknown stream"},"id":2}'
 UNCONSUMED = '{"stream":"btcusdt@kline_1m","data":{"e":"kline","s":"BTCUSDT"}}'
@@ -31,16 +34,22 @@ HEARTBEAT = '{"event":"heartbeat","time":1700000000000}'
 HEARTBEAT = '{"pong":1}'  # the answer to our ping
 {% endif %}
 {% else %}
-SNAPSHOT = ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTCUSDT","data":'
-            '{"type":"snapshot","instrument_name":"BTCUSDT","change_id":1000,"timestamp":1700000000000,'
-            '"bids":[["64999.90","1.500"],["64999.80","0.25"]],"asks":[["65000.10","2"]]}}}')
-DELTA = ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTCUSDT","data":'
-         '{"type":"change","instrument_name":"BTCUSDT","change_id":1003,"prev_change_id":1000,'
-         '"timestamp":1700000000100,"bids":[["64999.90","0"]],"asks":[["65000.20","0.00100"]]}}}')
+SNAPSHOT = (
+    '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTCUSDT","data":'
+    '{"type":"snapshot","instrument_name":"BTCUSDT","change_id":1000,"timestamp":1700000000000,'
+    '"bids":[["64999.90","1.500"],["64999.80","0.25"]],"asks":[["65000.10","2"]]}}}'
+)
+DELTA = (
+    '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTCUSDT","data":'
+    '{"type":"change","instrument_name":"BTCUSDT","change_id":1003,"prev_change_id":1000,'
+    '"timestamp":1700000000100,"bids":[["64999.90","0"]],"asks":[["65000.20","0.00100"]]}}}'
+)
 ACK = '{"jsonrpc":"2.0","id":1,"result":["book.BTCUSDT"],"usIn":1700000000000000}'
 REFUSED = '{"jsonrpc":"2.0","id":2,"error":{"code":11050,"message":"bad_request"}}'
 UNCONSUMED = '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"chart.BTCUSDT.1","data":{}}}'
-BOOK_MISSING_FIELDS = '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTCUSDT","data":{"type":"change"}}}'
+BOOK_MISSING_FIELDS = (
+    '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTCUSDT","data":{"type":"change"}}}'
+)
 {% if cookiecutter.heartbeat_style == "server-heartbeat" %}
 HEARTBEAT = '{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"heartbeat"}}'
 TEST_REQUEST = '{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}'
@@ -125,20 +134,24 @@ def test_bad_frames_raise_protocol_error(frame):
         parse_frame(VENUE, frame, 0)
 
 
+def test_a_book_message_passes_the_venues_checksum_on():
+    """The core verifies it against the local book when sync.CHECKSUM is set."""
+    with_checksum = SNAPSHOT.replace('"{{ "E" if cookiecutter.protocol_style == "plain-json" else "timestamp" }}":', '"checksum":-12345,"{{ "E" if cookiecutter.protocol_style == "plain-json" else "timestamp" }}":')
+    [event] = parse_frame(VENUE, with_checksum, 0)
+    assert isinstance(event, BookSnapshot) and event.checksum == -12345
+    [event] = parse_frame(VENUE, SNAPSHOT, 0)
+    assert event.checksum is None  # none sent: nothing to verify
+
+
 def test_the_simulator_speaks_what_the_parser_reads():
     """Keeps simulator.py and parsing.py in step when either changes."""
     sim = {{ cookiecutter.__class_prefix }}Simulator(symbols=["BTCUSDT"])
-    channel = sim.channel("BTCUSDT")
     seq, bids, asks = sim.truth("BTCUSDT")
-    [snap] = parse_frame(VENUE, msgspec.json.encode(sim._book_frame(channel, "snapshot")), 0)
+    [snap] = parse_frame(VENUE, sim._snapshot_frame("BTCUSDT"), 0)
     assert isinstance(snap, BookSnapshot)
     assert (snap.symbol, snap.sequence, snap.bids, snap.asks) == ("BTCUSDT", seq, bids, asks)
-    prev, new_seq, b, a = sim.books["BTCUSDT"].step()
-{% if cookiecutter.protocol_style == "plain-json" %}
-    frame = sim._book_frame(channel, "delta", (new_seq, new_seq, b, a))
-{% else %}
-    frame = sim._book_frame(channel, "change", (prev, new_seq, b, a))
-{% endif %}
-    [delta] = parse_frame(VENUE, msgspec.json.encode(frame), 0)
+    prev, new_seq, changed_bids, changed_asks = sim.books["BTCUSDT"].step()
+    [delta] = parse_frame(VENUE, sim._update_frame("BTCUSDT", prev, new_seq, changed_bids, changed_asks), 0)
     assert isinstance(delta, BookDelta)
+    assert (delta.sequence, delta.bids, delta.asks) == (new_seq, changed_bids, changed_asks)
     assert POLICY.first(snap.sequence, delta) is Verdict.APPLY  # the stream continues the snapshot

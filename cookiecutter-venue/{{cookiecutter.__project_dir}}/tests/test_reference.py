@@ -5,9 +5,9 @@ expected symbols and fields here.
 """
 
 import pytest
-from spiceflow_core.plugin.rest import RestClient
-
 from {{ cookiecutter.__package }} import config
+
+from spiceflow_core.plugin.rest import RestClient
 
 pytestmark = pytest.mark.anyio
 
@@ -15,9 +15,8 @@ pytestmark = pytest.mark.anyio
 def test_the_hook_registers_the_venue(registry):
     venue = registry.get(config.VENUE)
     assert venue.name == "{{ cookiecutter.venue_slug }}"
-    assert venue.display_name == {{ cookiecutter.venue_name | jsonify }}
-    assert venue.default_endpoints.ws_url == {{ cookiecutter.ws_url | jsonify }}
-    assert venue.default_endpoints.rest_url == {{ cookiecutter.rest_url | jsonify }}
+    assert (venue.display_name, venue.default_endpoints) == (config.DISPLAY_NAME, config.ENDPOINTS)
+    assert venue.capture_prefixes == (config.CAPTURE_PREFIX,)
 
 
 def test_packaged_fixtures_parse_into_instruments(venue):
@@ -26,10 +25,10 @@ def test_packaged_fixtures_parse_into_instruments(venue):
     instruments = {i.symbol: i for i in venue.parse_instruments(files)}
     assert {"BTCUSDT", "ETHUSDT", "OLDUSDT"} <= set(instruments)
     btc = instruments["BTCUSDT"]
-    assert (btc.venue, btc.base, btc.quote, btc.kind) == ("{{ cookiecutter.venue_slug }}", "BTC", "USDT", "spot")
+    assert (btc.venue, btc.base, btc.quote, btc.kind) == (config.VENUE, "BTC", "USDT", "spot")
     assert (btc.tick_size, btc.lot_size) == ("0.01", "0.00001")  # exact strings
     assert btc.active and not instruments["OLDUSDT"].active
-    assert btc.normalized == "{{ cookiecutter.venue_slug }}.spot.BTC.USDT"
+    assert btc.normalized == f"{config.EXCHANGE}.spot.BTC.USDT"
 
 
 def test_missing_fixture_file_is_named(venue):
@@ -38,15 +37,18 @@ def test_missing_fixture_file_is_named(venue):
 
 
 def test_book_channel_names(venue):
-    [btc] = [i for i in venue.parse_instruments({config.INSTRUMENTS_FIXTURE: (venue.fixtures_dir() / config.INSTRUMENTS_FIXTURE).read_bytes()}) if i.symbol == "BTCUSDT"]
+    fixture = (venue.fixtures_dir() / config.INSTRUMENTS_FIXTURE).read_bytes()
+    [btc] = [i for i in venue.parse_instruments({config.INSTRUMENTS_FIXTURE: fixture}) if i.symbol == "BTCUSDT"]
     assert venue.channels(btc, "book") == ["{{ "btcusdt@book" if cookiecutter.protocol_style == "plain-json" else "book.BTCUSDT" }}"]
     with pytest.raises(ValueError, match="not implemented"):
         venue.channels(btc, "trades")
 
 
 async def test_instruments_over_rest_from_the_simulator(venue):
-    async with venue.simulator(symbols=["BTCUSDT", "NEWUSD"]) as sim:
-        async with RestClient(sim.endpoints.rest_url, retries=0) as rest:
-            instruments = {i.symbol: i for i in await venue.fetch_instruments(rest)}
+    async with (
+        venue.simulator(symbols=["BTCUSDT", "NEWUSD"]) as sim,
+        RestClient(sim.endpoints.rest_url, retries=0) as rest,
+    ):
+        instruments = {i.symbol: i for i in await venue.fetch_instruments(rest)}
     assert set(instruments) == {"BTCUSDT", "NEWUSD"}
     assert instruments["BTCUSDT"].tick_size == "0.01"

@@ -5,10 +5,18 @@ the exchange documents here first.
 """
 
 import msgspec
-from spiceflow_core.plugin import {% if cookiecutter.heartbeat_style != "websocket-ping" %}Heartbeat, {% endif %}SubscribeAck
-
 from {{ cookiecutter.__package }} import config
 from {{ cookiecutter.__package }}.session import {{ cookiecutter.__class_prefix }}Session
+
+from spiceflow_core.plugin import {% if cookiecutter.heartbeat_style != "websocket-ping" %}Heartbeat, {% endif %}SubscribeAck
+
+{% if cookiecutter.protocol_style == "plain-json" %}
+ANSWER = '{{ '{{' }}"result":null,"id":{id}{{ '}}' }}'
+ERROR_WITHOUT_ID = '{"error":{"code":2,"msg":"Invalid JSON"},"id":null}'
+{% else %}
+ANSWER = '{{ '{{' }}"jsonrpc":"2.0","id":{id},"result":["book.BTCUSDT"]{{ '}}' }}'
+ERROR_WITHOUT_ID = '{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}'
+{% endif %}
 
 
 def decode(frame: str) -> dict:
@@ -27,7 +35,10 @@ def test_subscribe_sends_one_request_per_chunk_with_increasing_ids():
     [request] = session.subscribe(["book.BTCUSDT", "book.ETHUSDT"])
     first_id = 1
     assert decode(request.frame) == {
-        "jsonrpc": "2.0", "id": first_id, "method": "public/subscribe", "params": {"channels": ["book.BTCUSDT", "book.ETHUSDT"]},
+        "jsonrpc": "2.0",
+        "id": first_id,
+        "method": "public/subscribe",
+        "params": {"channels": ["book.BTCUSDT", "book.ETHUSDT"]},
     }
     assert request.request_id == first_id and request.channels == ["book.BTCUSDT", "book.ETHUSDT"]
     [again] = session.unsubscribe(["book.BTCUSDT"])
@@ -41,20 +52,32 @@ def test_subscribe_sends_one_request_per_chunk_with_increasing_ids():
 
 def test_a_new_session_restarts_ids():
     """One session per connection: ids never leak across reconnects."""
-    assert {{ cookiecutter.__class_prefix }}Session().subscribe(["x"])[0].request_id == {{ cookiecutter.__class_prefix }}Session().subscribe(["y"])[0].request_id
+    [first] = {{ cookiecutter.__class_prefix }}Session().subscribe(["x"])
+    [again] = {{ cookiecutter.__class_prefix }}Session().subscribe(["y"])
+    assert first.request_id == again.request_id == 1
 
 
 def test_acks_are_matched_and_forgotten():
     session = {{ cookiecutter.__class_prefix }}Session()
     [request] = session.subscribe([config.BOOK_CHANNEL.format(symbol="BTCUSDT", symbol_lower="btcusdt")])
     assert request.request_id in session.pending
-{% if cookiecutter.protocol_style == "plain-json" %}
-    [ack] = session.parse(f'{{ '{{' }}"result":null,"id":{request.request_id}{{ '}}' }}', 0)
-{% else %}
-    [ack] = session.parse(f'{{ '{{' }}"jsonrpc":"2.0","id":{request.request_id},"result":["book.BTCUSDT"]{{ '}}' }}', 0)
-{% endif %}
+    [ack] = session.parse(ANSWER.format(id=request.request_id), 0)
     assert isinstance(ack, SubscribeAck) and ack.request_id == request.request_id
+    assert ack.channels == request.channels and ack.error is None
     assert request.request_id not in session.pending
+    assert session.parse(ANSWER.format(id=request.request_id), 0) == []  # nobody waits for it now
+
+
+def test_an_error_without_a_usable_id_refuses_the_oldest_pending_request():
+    """One connection answers in order: an error naming no request (the venue could not
+    read a frame) answers the oldest request still waiting."""
+    session = {{ cookiecutter.__class_prefix }}Session()
+    [first] = session.subscribe(["a"])
+    [second] = session.subscribe(["b"])
+    [ack] = session.parse(ERROR_WITHOUT_ID, 0)
+    assert isinstance(ack, SubscribeAck) and ack.error
+    assert (ack.request_id, ack.channels) == (first.request_id, ["a"])
+    assert list(session.pending) == [second.request_id]
 {% if cookiecutter.heartbeat_style == "websocket-ping" %}
 
 
@@ -89,7 +112,10 @@ def test_the_server_sends_heartbeats():
 {% if cookiecutter.protocol_style == "json-rpc" %}
     [set_heartbeat] = session.on_open()
     assert decode(set_heartbeat.frame) == {
-        "jsonrpc": "2.0", "id": 1, "method": "public/set_heartbeat", "params": {"interval": config.HEARTBEAT_INTERVAL},
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "public/set_heartbeat",
+        "params": {"interval": config.HEARTBEAT_INTERVAL},
     }
 
 

@@ -4,14 +4,16 @@ FILL IN: when you change the policy to the exchange's documented procedure, rest
 these expectations first: they are what keeps books exact.
 """
 
+from {{ cookiecutter.__package }}.sync import POLICY
+
 from spiceflow_core.plugin import BookDelta, Verdict
 
-from {{ cookiecutter.__package }}.sync import POLICY
+VENUE = "{{ cookiecutter.venue_slug }}"
 
 
 {% if cookiecutter.protocol_style == "plain-json" %}
 def delta(first: int, last: int) -> BookDelta:
-    return BookDelta(venue="{{ cookiecutter.venue_slug }}", symbol="BTCUSDT", first_sequence=first, sequence=last, bids=[], asks=[])
+    return BookDelta(venue=VENUE, symbol="BTCUSDT", first_sequence=first, sequence=last, bids=[], asks=[])
 
 
 def test_first_delta_after_a_snapshot_must_straddle_it():
@@ -27,8 +29,15 @@ def test_next_deltas_must_be_contiguous():
     assert POLICY.next(1001, delta(1003, 1003)) is Verdict.GAP  # 1002 missing
 {% else %}
 def change(prev: int, seq: int) -> BookDelta:
-    return BookDelta(venue="{{ cookiecutter.venue_slug }}", symbol="BTCUSDT", first_sequence=seq, sequence=seq,
-                     prev_sequence=prev, bids=[], asks=[])
+    return BookDelta(
+        venue=VENUE,
+        symbol="BTCUSDT",
+        first_sequence=seq,
+        sequence=seq,
+        prev_sequence=prev,
+        bids=[],
+        asks=[],
+    )
 
 
 def test_first_change_after_a_snapshot_must_name_it():

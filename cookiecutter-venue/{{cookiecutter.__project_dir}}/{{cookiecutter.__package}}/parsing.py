@@ -5,7 +5,7 @@ What the core expects from the parser (``tests/test_parsing.py`` checks each poi
 - a book snapshot -> ``BookSnapshot``; a book update -> ``BookDelta`` (exact decimal
   strings, exchange symbol as ``symbol``);
 - the answer to a request -> ``SubscribeAck`` with the request's id (``error`` set when
-  the venue refused it);
+  the venue refused it; the session matches answers without a usable id);
 {% if cookiecutter.heartbeat_style == "server-heartbeat" %}
 - a heartbeat -> ``Heartbeat`` (with ``reply`` when the venue wants an answer);
 {% elif cookiecutter.heartbeat_style == "client-ping" %}
@@ -14,6 +14,9 @@ What the core expects from the parser (``tests/test_parsing.py`` checks each poi
 - no heartbeat message: WebSocket pings keep the connection alive and any frame is a
   sign of life (``sends_heartbeats = False`` in session.py);
 {% endif %}
+- a book message's checksum, when the venue sends one -> ``checksum`` (sync.CHECKSUM);
+- a snapshot sent on the stream while the book is in sync (a venue restarting its
+  stream) -> ``BookSnapshot(reset=True)``: it replaces the book at once;
 - a valid channel we do not consume -> no event (not an error);
 - anything else (invalid JSON, unknown shape, missing fields) -> ``ProtocolError``,
   which the core counts and logs before moving on.
@@ -22,7 +25,7 @@ What the core expects from the parser (``tests/test_parsing.py`` checks each poi
 from __future__ import annotations
 
 {% if cookiecutter.protocol_style == "json-rpc" and cookiecutter.heartbeat_style == "server-heartbeat" %}
-from typing import Callable
+from collections.abc import Callable
 
 {% endif %}
 import msgspec
@@ -31,10 +34,11 @@ from spiceflow_core.plugin import BookDelta, BookSnapshot, Event, {% if cookiecu
 
 from . import {% if cookiecutter.protocol_style == "json-rpc" and cookiecutter.heartbeat_style == "client-ping" %}config, {% endif %}schemas
 
-{% if cookiecutter.protocol_style == "plain-json" %}
-#: request id used for error answers that carry no id (e.g. to invalid JSON)
+#: request id of an error answer that carries none (e.g. to a frame the venue could not
+#: read); the session matches it with the oldest request still waiting
 NO_REQUEST_ID = -1
 
+{% if cookiecutter.protocol_style == "plain-json" %}
 
 def parse_frame(venue: str, frame: str | bytes, recv_ts_ns: int = 0) -> list[Event]:
     try:
@@ -81,11 +85,30 @@ def _book(venue: str, data: msgspec.Raw, recv_ts_ns: int, frame: str | bytes) ->
         raise ProtocolError(f"{venue}: bad book payload ({exc}): {_preview(frame)}") from None
     if book.type == "snapshot":
         # FILL IN: ``depth_limit`` = levels per side if the venue truncates its snapshots
-        return BookSnapshot(venue=venue, symbol=book.s, sequence=book.u, bids=book.b, asks=book.a,
-                            exchange_ts_ms=book.E, recv_ts_ns=recv_ts_ns, depth_limit=None)
-    return BookDelta(venue=venue, symbol=book.s, first_sequence=book.U, sequence=book.u,
-                     bids=book.b, asks=book.a, exchange_ts_ms=book.E, recv_ts_ns=recv_ts_ns)
+        return BookSnapshot(
+            venue=venue,
+            symbol=book.s,
+            sequence=book.u,
+            bids=book.b,
+            asks=book.a,
+            exchange_ts_ms=book.E,
+            recv_ts_ns=recv_ts_ns,
+            depth_limit=None,
+            checksum=book.checksum,
+        )
+    return BookDelta(
+        venue=venue,
+        symbol=book.s,
+        first_sequence=book.U,
+        sequence=book.u,
+        bids=book.b,
+        asks=book.a,
+        exchange_ts_ms=book.E,
+        recv_ts_ns=recv_ts_ns,
+        checksum=book.checksum,
+    )
 {% else %}
+
 def error_text(error: schemas.RpcError) -> str:
     return f"{error.code}: {error.message}"
 
@@ -133,7 +156,7 @@ def parse_frame(
                 channels = []  # "ok" and other non-list results
             return [SubscribeAck(venue=venue, request_id=env.id, channels=channels)]
         if env.error is not None:
-            raise ProtocolError(f"JSON-RPC error without request id: {error_text(env.error)}")
+            return [SubscribeAck(venue=venue, request_id=NO_REQUEST_ID, error=error_text(env.error))]
         raise ProtocolError(f"unknown frame shape (method={env.method!r}, id={env.id!r}): {_preview(frame)}")
     except msgspec.DecodeError as exc:  # includes ValidationError (missing/mistyped field)
         raise ProtocolError(f"{venue}: bad frame ({exc}): {_preview(frame)}") from None
@@ -145,19 +168,38 @@ def parse_notification(venue: str, channel: str, data: msgspec.Raw, recv_ts_ns: 
         book = schemas.book_decoder.decode(data)
         if book.type == "snapshot":
             # FILL IN: ``depth_limit`` = levels per side if the venue truncates its snapshots
-            return [BookSnapshot(venue=venue, symbol=book.instrument_name, sequence=book.change_id,
-                                 bids=book.bids, asks=book.asks, exchange_ts_ms=book.timestamp,
-                                 recv_ts_ns=recv_ts_ns, depth_limit=None)]
+            snapshot = BookSnapshot(
+                venue=venue,
+                symbol=book.instrument_name,
+                sequence=book.change_id,
+                bids=book.bids,
+                asks=book.asks,
+                exchange_ts_ms=book.timestamp,
+                recv_ts_ns=recv_ts_ns,
+                depth_limit=None,
+                checksum=book.checksum,
+            )
+            return [snapshot]
         if book.prev_change_id is None:
             raise ProtocolError(f"book change without prev_change_id on {channel}")
-        return [BookDelta(venue=venue, symbol=book.instrument_name, first_sequence=book.change_id,
-                          sequence=book.change_id, prev_sequence=book.prev_change_id,
-                          bids=book.bids, asks=book.asks, exchange_ts_ms=book.timestamp, recv_ts_ns=recv_ts_ns)]
+        delta = BookDelta(
+            venue=venue,
+            symbol=book.instrument_name,
+            first_sequence=book.change_id,
+            sequence=book.change_id,
+            prev_sequence=book.prev_change_id,
+            bids=book.bids,
+            asks=book.asks,
+            exchange_ts_ms=book.timestamp,
+            recv_ts_ns=recv_ts_ns,
+            checksum=book.checksum,
+        )
+        return [delta]
     # FILL IN: other feeds (trades -> Trade, ticker -> TopOfBook) go here.
     return []  # a valid channel we do not consume
 {% endif %}
 
 
 def _preview(frame: str | bytes, n: int = 160) -> str:
-    text = frame.decode("utf-8", "replace") if isinstance(frame, (bytes, bytearray)) else frame
+    text = frame.decode("utf-8", "replace") if isinstance(frame, bytes | bytearray) else frame
     return text if len(text) <= n else text[:n] + "..."

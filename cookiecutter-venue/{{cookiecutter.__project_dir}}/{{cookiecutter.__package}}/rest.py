@@ -22,7 +22,7 @@ def parse_instruments(body: bytes, venue: str = config.VENUE) -> list[Instrument
     return [
         Instrument(
             venue=venue,
-            exchange=venue,  # FILL IN: the family name if several venues share one exchange
+            exchange=config.EXCHANGE,
             symbol=row.symbol,
             kind=row.kind,
             base=row.base,

@@ -77,6 +77,8 @@ class BookData(msgspec.Struct, kw_only=True):
     b: list[Level]
     a: list[Level]
     E: int | None = None  # event time, ms
+    #: the venue's checksum of its book after this message (sync.CHECKSUM), if it sends one
+    checksum: int | None = None
 
 
 encoder = msgspec.json.Encoder()
@@ -140,6 +142,8 @@ class BookData(msgspec.Struct, kw_only=True):
     bids: list[Level]
     asks: list[Level]
     timestamp: int | None = None  # ms
+    #: the venue's checksum of its book after this message (sync.CHECKSUM), if it sends one
+    checksum: int | None = None
 {% if cookiecutter.heartbeat_style == "server-heartbeat" %}
 
 

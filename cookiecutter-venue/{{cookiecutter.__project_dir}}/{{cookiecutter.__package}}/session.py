@@ -2,6 +2,13 @@
 unsubscribe{% if cookiecutter.heartbeat_style != "websocket-ping" %}, keep-alive{% endif %}) and request ids matched with the acknowledgements.
 A new session per connection, so ids restart at 1 and no state leaks across reconnects.
 
+Acknowledgements. The core expects one ``SubscribeAck`` per request, with the id the
+session gave it. An answer carrying that id settles its request; an error answer
+without a usable id (to a frame the venue could not read) refuses the oldest request
+still waiting, since one connection answers in order. FILL IN: a venue that echoes no
+request id at all (OKX) or answers each channel separately (Kraken) is matched by the
+echoed channels instead: keep, per pending request, the channels not yet confirmed.
+
 Heartbeat style: {{ cookiecutter.heartbeat_style }}.
 {% if cookiecutter.heartbeat_style == "websocket-ping" %}
 The venue keeps the connection alive with WebSocket ping/pong frames, answered by the
@@ -23,9 +30,10 @@ right after connecting. ``sends_heartbeats = True``: the workflow waits for that
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 from typing import ClassVar
 
-from spiceflow_core.plugin import Event, Request, WsSession
+from spiceflow_core.plugin import Event, Request, SubscribeAck, WsSession
 
 from . import config, schemas
 from .parsing import parse_frame
@@ -37,8 +45,8 @@ class {{ cookiecutter.__class_prefix }}Session(WsSession):
     def __init__(self, venue: str = config.VENUE) -> None:
         self.venue = venue
         self._ids = itertools.count(1)
-        #: request id -> channels, for requests still awaiting their answer
-        self.pending: dict[int, list[str]] = {}
+        #: request id -> its channels, for requests still awaiting their answer, oldest first
+        self.pending: OrderedDict[int, list[str]] = OrderedDict()
 {% if cookiecutter.protocol_style == "json-rpc" and cookiecutter.heartbeat_style == "server-heartbeat" %}
         #: ids of our public/test answers, whose responses are swallowed
         self._test_ids: set[int] = set()
@@ -61,10 +69,10 @@ class {{ cookiecutter.__class_prefix }}Session(WsSession):
         return out
 
     def subscribe(self, channels: list[str]) -> list[Request]:
-        return self._requests("SUBSCRIBE", channels)
+        return self._requests(config.SUBSCRIBE_METHOD, channels)
 
     def unsubscribe(self, channels: list[str]) -> list[Request]:
-        return self._requests("UNSUBSCRIBE", channels)
+        return self._requests(config.UNSUBSCRIBE_METHOD, channels)
 {% if cookiecutter.heartbeat_style == "client-ping" %}
 
     def on_open(self) -> list[Request]:
@@ -73,19 +81,13 @@ class {{ cookiecutter.__class_prefix }}Session(WsSession):
     def client_ping(self) -> str | None:
         return config.PING_FRAME
 {% endif %}
-
-    def parse(self, frame: str | bytes, recv_ts_ns: int) -> list[Event]:
-        events = parse_frame(self.venue, frame, recv_ts_ns)
-        for event in events:
-            if getattr(event, "request_id", None) is not None:
-                self.pending.pop(event.request_id, None)
-        return events
 {% else %}
 
     def _request(self, method: str, params: dict, channels: list[str] | None = None) -> Request:
         request_id = next(self._ids)
         self.pending[request_id] = list(channels or [])
-        frame = schemas.encoder.encode(schemas.RpcRequest(jsonrpc="2.0", id=request_id, method=method, params=params)).decode()
+        request = schemas.RpcRequest(jsonrpc="2.0", id=request_id, method=method, params=params)
+        frame = schemas.encoder.encode(request).decode()
         return Request(frame=frame, request_id=request_id, channels=list(channels or []))
 
     def _batched(self, method: str, channels: list[str]) -> list[Request]:
@@ -96,10 +98,10 @@ class {{ cookiecutter.__class_prefix }}Session(WsSession):
         ]
 
     def subscribe(self, channels: list[str]) -> list[Request]:
-        return self._batched("public/subscribe", channels)
+        return self._batched(config.SUBSCRIBE_METHOD, channels)
 
     def unsubscribe(self, channels: list[str]) -> list[Request]:
-        return self._batched("public/unsubscribe", channels)
+        return self._batched(config.UNSUBSCRIBE_METHOD, channels)
 {% if cookiecutter.heartbeat_style == "server-heartbeat" %}
 
     def on_open(self) -> list[Request]:
@@ -110,22 +112,9 @@ class {{ cookiecutter.__class_prefix }}Session(WsSession):
         """The ``public/test`` answer to a ``test_request`` heartbeat."""
         request_id = next(self._ids)
         self._test_ids.add(request_id)
-        return schemas.encoder.encode(schemas.RpcRequest(jsonrpc="2.0", id=request_id, method="public/test", params={})).decode()
-
-    def parse(self, frame: str | bytes, recv_ts_ns: int) -> list[Event]:
-        events = parse_frame(self.venue, frame, recv_ts_ns, test_reply=self.test_reply)
-        out: list[Event] = []
-        for event in events:
-            request_id = getattr(event, "request_id", None)
-            if request_id is not None:
-                self.pending.pop(request_id, None)
-                if request_id in self._test_ids:
-                    self._test_ids.discard(request_id)
-                    continue  # the answer to our public/test: nothing to report
-            out.append(event)
-        return out
-{% else %}
-{% if cookiecutter.heartbeat_style == "client-ping" %}
+        request = schemas.RpcRequest(jsonrpc="2.0", id=request_id, method="public/test", params={})
+        return schemas.encoder.encode(request).decode()
+{% elif cookiecutter.heartbeat_style == "client-ping" %}
 
     def _ping(self) -> str:
         request = schemas.RpcRequest(jsonrpc="2.0", id=config.PING_ID, method=config.PING_METHOD, params={})
@@ -137,12 +126,37 @@ class {{ cookiecutter.__class_prefix }}Session(WsSession):
     def client_ping(self) -> str | None:
         return self._ping()
 {% endif %}
+{% endif %}
 
     def parse(self, frame: str | bytes, recv_ts_ns: int) -> list[Event]:
+{% if cookiecutter.protocol_style == "json-rpc" and cookiecutter.heartbeat_style == "server-heartbeat" %}
+        events = parse_frame(self.venue, frame, recv_ts_ns, test_reply=self.test_reply)
+{% else %}
         events = parse_frame(self.venue, frame, recv_ts_ns)
+{% endif %}
+        out: list[Event] = []
         for event in events:
-            if getattr(event, "request_id", None) is not None:
-                self.pending.pop(event.request_id, None)
-        return events
+            if isinstance(event, SubscribeAck):
+{% if cookiecutter.protocol_style == "json-rpc" and cookiecutter.heartbeat_style == "server-heartbeat" %}
+                if event.request_id in self._test_ids:
+                    self._test_ids.discard(event.request_id)
+                    continue  # the answer to our public/test: nothing to report
 {% endif %}
-{% endif %}
+                ack = self._matched(event)
+                if ack is not None:
+                    out.append(ack)
+            else:
+                out.append(event)
+        return out
+
+    def _matched(self, ack: SubscribeAck) -> SubscribeAck | None:
+        """``ack`` for the pending request it answers, with that request's channels, or
+        None when no request waits for it (it timed out already)."""
+        if ack.request_id in self.pending:
+            request_id = ack.request_id
+        elif ack.error is not None and self.pending:
+            request_id = next(iter(self.pending))  # an error without a usable id: the oldest
+        else:
+            return None
+        channels = self.pending.pop(request_id)
+        return SubscribeAck(venue=self.venue, request_id=request_id, error=ack.error, channels=channels)

@@ -26,6 +26,9 @@ Two drivers feed it:
 - a generator (default): an endless consistent diff-depth stream for ``symbols`` (a
   count or names) at ``rate`` depth frames per second in total, 1,000 levels a side,
   a few level changes per frame, with ``bookTicker`` and trades derived from the truth.
+  Books start at the asset's reference price on the symbol's tick grid with sizes in
+  its lot (COIN-M: in contracts), from ``spiceflow_core.testkit.market``; the side a
+  level improves or retreats on leans towards that module's walked fair value.
 
 Soak knobs: ``weight_limit`` sets the REQUEST_WEIGHT/min the served exchangeInfo
 announces; ``burst`` (seconds) sends the generator's updates in bursts instead of evenly
@@ -71,6 +74,7 @@ from spiceflow_core.model import Level
 from spiceflow_core.plugin.contract import Endpoints
 from spiceflow_core.recording.capture import read_capture
 from spiceflow_core.testkit import FaultSwitches, LoopbackServer, json_answer
+from spiceflow_core.testkit.market import BookGenerator, InstrumentShape, Kind, instrument_rng
 from spiceflow_core.testkit.server import HttpAnswer, LimitViolation, MessageLimit
 
 from . import schemas
@@ -79,6 +83,8 @@ from .config import BY_PATH, COINM, SPOT, USDM, MarketSpec
 FIXTURES = Path(__file__).parent / "fixtures"
 _STREAM_RE = re.compile(r"^[a-z0-9_\-]+@[A-Za-z0-9_@]+$")
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
+#: quote assets a generated symbol's name may end with (``SIM0USDT``)
+_QUOTES = ("USDT", "BUSD", "USDC", "USD", "BTC", "ETH", "BNB", "EUR")
 
 
 def _error(code: int, msg: str, request_id: object) -> str:
@@ -126,7 +132,7 @@ class _GenSymbol:
     tick: Decimal
     lot: Decimal
     book: Book
-    mid: int  # in ticks
+    market: BookGenerator  # prices and sizes
     next_id: int
     trade_id: int = 1
     pending_trade: tuple[str, str, bool] | None = None
@@ -141,31 +147,30 @@ def _fmt(value: Decimal, step: Decimal) -> str:
 class Generator:
     """Endless, self-consistent diff-depth streams (plus bookTicker and trades)."""
 
-    def __init__(
-        self, spec: MarketSpec, symbols: list[tuple[str, str, str]], *, levels: int = 1000, seed: int = 7
-    ) -> None:
+    def __init__(self, spec: MarketSpec, symbols: list[InstrumentShape], *, levels: int = 1000, seed: int = 7) -> None:
         self.spec = spec
         self.rng = random.Random(seed)
+        self.seed = seed
         self.levels = levels
         self.symbols: dict[str, _GenSymbol] = {}
-        for symbol, tick, lot in symbols:
-            self.add(symbol, tick, lot)
+        for shape in symbols:
+            self.add(shape)
 
-    def add(self, symbol: str, tick: str, lot: str) -> _GenSymbol:
+    def add(self, shape: InstrumentShape) -> _GenSymbol:
         """Start generating one more symbol (also on demand, when a client subscribes)."""
-        t, step = Decimal(tick), Decimal(lot)
-        levels = self.levels
-        mid = self.rng.randint(20_000, 200_000)
+        t, step = shape.tick, shape.lot
+        market = BookGenerator(shape, instrument_rng(self.seed, self.spec.market, shape.symbol))
         start_id = 1_000_000 * (len(self.symbols) + 1) + self.rng.randint(0, 1000)
-        g = _GenSymbol(symbol, t, step, Book(start_id), mid, start_id + 1)
-        bids = [(_fmt((mid - k) * t, t), self._size(g)) for k in range(1, levels + 1)]
-        asks = [(_fmt((mid + k) * t, t), self._size(g)) for k in range(1, levels + 1)]
+        g = _GenSymbol(shape.symbol, t, step, Book(start_id), market, start_id + 1)
+        bid_levels, ask_levels = market.initial_levels(self.levels)
+        bids = [(_fmt(market.price(k), t), _fmt(size, step)) for k, size in bid_levels]
+        asks = [(_fmt(market.price(k), t), _fmt(size, step)) for k, size in ask_levels]
         g.book.apply(bids, asks)
-        self.symbols[symbol] = g
+        self.symbols[shape.symbol] = g
         return g
 
     def _size(self, g: _GenSymbol) -> str:
-        return _fmt(g.lot * self.rng.randint(1, 5000), g.lot)
+        return _fmt(g.market.size(), g.lot)
 
     def step(self, symbol: str) -> tuple[dict, dict, dict | None]:
         """One depth event (applied to the truth), the bookTicker after it, maybe a trade."""
@@ -189,11 +194,15 @@ class Generator:
                 put(on_bid, price, _fmt(max(left, Decimal(0)), g.lot))
             g.pending_trade = None
         for _ in range(rng.randint(1, 4)):
-            on_bid = rng.random() < 0.5
-            side = book.bids if on_bid else book.asks
             best_bid = int(book.bids.keys()[0] / g.tick)
             best_ask = int(book.asks.keys()[0] / g.tick)
             r = rng.random()
+            if r < 0.55:
+                on_bid = rng.random() < 0.5
+            else:  # the book leans towards the walked fair value: up = bids improve, asks retreat
+                up = g.market.prefer_bid(best_bid, best_ask)
+                on_bid = up if r >= 0.75 else not up
+            side = book.bids if on_bid else book.asks
             if r < 0.55:  # change the size of a level near the top
                 k = min(int(rng.expovariate(0.2)), len(side) - 1)
                 put(on_bid, side.values()[k][0], self._size(g))
@@ -253,7 +262,7 @@ class Generator:
         if rng.random() < 0.3:  # a trade against the top of one side
             on_bid = rng.random() < 0.5
             price, size = (bp, bq) if on_bid else (ap, aq)
-            qty = _fmt(min(Decimal(size), g.lot * rng.randint(1, 50)), g.lot)
+            qty = _fmt(g.market.trade_size(at_most=Decimal(size)), g.lot)
             g.pending_trade = (price, qty, on_bid)
             tid, g.trade_id = g.trade_id, g.trade_id + 1
             if self.spec.futures:
@@ -469,10 +478,10 @@ class BinanceSimulator:
     async def __aenter__(self) -> BinanceSimulator:
         if self.recording is None:
             self._list_generated_symbols()
-            ticks = self._ticks()
+            shapes = self._shapes()
             self.generator = Generator(
                 self.spec,
-                [(s, *ticks.get(s, ("0.01", "0.001"))) for s in self._symbols],
+                [shapes.get(s) or self._shape(s, "0.01", "0.001") for s in self._symbols],
                 levels=self._levels,
                 seed=self._seed,
             )
@@ -508,25 +517,42 @@ class BinanceSimulator:
         starts it, so instruments can be added at runtime (demo + control API)."""
         if self.generator is None:
             return
-        ticks = None
+        shapes = None
         for stream in streams:
             symbol = stream.partition("@")[0].upper()
             if symbol in self._books:
                 continue
-            ticks = ticks if ticks is not None else self._ticks()
-            if symbol in ticks:
-                self._books[symbol] = self.generator.add(symbol, *ticks[symbol]).book
+            shapes = shapes if shapes is not None else self._shapes()
+            if symbol in shapes:
+                self._books[symbol] = self.generator.add(shapes[symbol]).book
                 self._symbols.append(symbol)
 
-    def _ticks(self) -> dict[str, tuple[str, str]]:
+    def _shapes(self) -> dict[str, InstrumentShape]:
+        """What the generator needs of each listed symbol: the served exchangeInfo's
+        tick and lot, its assets, and (COIN-M) the USD value of a contract."""
         info = schemas.exchange_info_decoder.decode(self._exchange_info[self.spec.exchange_info_path])
         out = {}
         for s in info.symbols:
             price = next((f.tickSize for f in s.filters if f.filterType == "PRICE_FILTER"), None)
             lot = next((f.stepSize for f in s.filters if f.filterType == "LOT_SIZE"), None)
             if price and lot:
-                out[s.symbol] = (price, lot)
+                out[s.symbol] = self._shape(s.symbol, price, lot, s)
         return out
+
+    def _shape(self, symbol: str, tick: str, lot: str, info: schemas.SymbolInfo | None = None) -> InstrumentShape:
+        base, quote = (info.baseAsset, info.quoteAsset) if info is not None else ("", "")
+        if not symbol.startswith(base + quote):  # a generated symbol (cloned entry): read its name
+            quote = next((q for q in _QUOTES if symbol.endswith(q) and symbol != q), "USDT")
+            base = symbol.removesuffix(quote)
+        if not self.spec.futures:
+            return InstrumentShape(symbol, base, quote, Decimal(tick), Decimal(lot))
+        kind: Kind = "perpetual" if info is None or info.contractType in (None, "", "PERPETUAL") else "future"
+        if info is not None and info.contractSize:  # COIN-M: quantities are contracts worth contractSize USD
+            size = Decimal(str(info.contractSize))
+            return InstrumentShape(
+                symbol, base, quote, Decimal(tick), Decimal(lot), kind, size_currency=quote, contract_size=size
+            )
+        return InstrumentShape(symbol, base, quote, Decimal(tick), Decimal(lot), kind)
 
     # -- WebSocket ------------------------------------------------------------------------
     async def _serve_ws(self, conn: ServerConnection) -> None:

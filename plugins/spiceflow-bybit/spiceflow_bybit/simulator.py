@@ -27,6 +27,11 @@ and ``restart`` (Bybit's service restart: every book topic gets a new snapshot w
 ``u = 1``); ``paused`` holds the market (pongs go on). There is no ``corrupt_checksum``:
 Bybit sends no checksum.
 
+The market: books start at the asset's reference price with the packaged fixture's tick
+size and quantity step for the symbol (``fixtures/instruments_info.<category>.json``; a
+price-derived tick and step for symbols it does not list), quantities in the coin (spot,
+linear) or in USD contracts (inverse), from ``spiceflow_core.testkit.market``.
+
 ``on_update(symbol, u)`` is called after each change of the truth (the top ``depth``
 levels), before it is sent: the chaos oracle keeps the truth per ``u`` with it.
 """
@@ -34,12 +39,14 @@ levels), before it is sent: the chaos oracle keeps the truth per ``u`` with it.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -50,11 +57,52 @@ from websockets.exceptions import ConnectionClosed
 
 from spiceflow_core.plugin import Endpoints, Level
 from spiceflow_core.testkit import FaultSwitches, HttpAnswer, LoopbackServer, json_answer
+from spiceflow_core.testkit.market import (
+    BookGenerator,
+    InstrumentShape,
+    Kind,
+    default_lot,
+    default_tick,
+    instrument_rng,
+    reference_price,
+)
 from spiceflow_core.testkit.server import LimitViolation, MessageLimit
 
 from . import config
 
 _encode = msgspec.json.encode
+_FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@functools.cache
+def _fixture_rows(category: str) -> dict[str, dict[str, Any]]:
+    """symbol -> its row in the packaged ``instruments_info.<category>.json``."""
+    path = _FIXTURES / f"instruments_info.{category}.json"
+    rows = msgspec.json.decode(path.read_bytes())["result"]["list"] if path.exists() else []
+    return {row["symbol"]: row for row in rows}
+
+
+def _shape(spec: config.CategorySpec, symbol: str) -> InstrumentShape:
+    """What the market generator needs of a symbol: the fixture's tick, step and minimum
+    when it lists the symbol, else values that fit the reference price."""
+    row = _fixture_rows(spec.category).get(symbol)
+    inverse = spec.category == "inverse"
+    if row is not None:
+        base, quote = row["baseCoin"], row["quoteCoin"]
+        lots = row["lotSizeFilter"]
+        tick = Decimal(row["priceFilter"]["tickSize"])
+        lot = Decimal(lots.get("qtyStep") or lots["basePrecision"])
+        min_size = Decimal(lots["minOrderQty"]) if lots.get("minOrderQty") else None
+    else:
+        quote = next((q for q in ("USDT", "USDC", "USD") if symbol.endswith(q) and symbol != q), "USDT")
+        base = symbol.removesuffix(quote)
+        price = reference_price(base, quote)
+        tick, lot, min_size = default_tick(price), Decimal(1) if inverse else default_lot(price), None
+    kind: Kind = "spot" if spec.category == "spot" else "future" if "-" in symbol else "perpetual"
+    # inverse contracts are 1 USD each
+    return InstrumentShape(
+        symbol, base, quote, tick, lot, kind, size_currency="USD" if inverse else None, min_size=min_size
+    )
 
 
 def _text(obj: object) -> str:
@@ -79,22 +127,23 @@ class _View:
 class _Book:
     """The exchange's full book of one symbol: price in ticks -> size string."""
 
-    def __init__(self, symbol: str, tick: Decimal, lot: Decimal, mid: int, rng: random.Random, levels: int) -> None:
-        self.symbol = symbol
-        self.tick = tick
-        self.lot = lot
+    def __init__(self, market: BookGenerator, rng: random.Random, levels: int) -> None:
+        self.symbol = market.shape.symbol
+        self.market = market
+        self.tick = market.shape.tick
+        self.lot = market.shape.lot
         self.rng = rng
         self.levels = levels
         self.bids: dict[int, str] = {}
         self.asks: dict[int, str] = {}
-        for i in range(1, levels + 1):
-            self.bids[mid - i] = self.size()
-            self.asks[mid + i] = self.size()
+        bids, asks = market.initial_levels(levels)
+        self.bids.update((ticks, str(size)) for ticks, size in bids)
+        self.asks.update((ticks, str(size)) for ticks, size in asks)
         self.views: dict[int, _View] = {}
         self._prices: dict[int, str] = {}
 
     def size(self) -> str:
-        return str(self.lot * self.rng.randint(1, 500))
+        return str(self.market.size())
 
     def price(self, ticks: int) -> str:
         text = self._prices.get(ticks)
@@ -115,10 +164,14 @@ class _Book:
     def step(self) -> None:
         """One random change near the top, never crossing."""
         rng = self.rng
-        is_bid = rng.random() < 0.5
-        side = self.bids if is_bid else self.asks
         best_bid, best_ask = max(self.bids), min(self.asks)
         op = rng.random()
+        if op < 0.45:
+            is_bid = rng.random() < 0.5
+        else:  # a new level (improving when inside the spread) or one leaving: towards the walked fair value
+            up = self.market.prefer_bid(best_bid, best_ask)
+            is_bid = up if op < 0.75 else not up
+        side = self.bids if is_bid else self.asks
         if op < 0.45:  # a size change among the best levels
             keys = sorted(side, reverse=is_bid)[:20]
             side[rng.choice(keys)] = self.size()
@@ -195,8 +248,8 @@ class BybitSimulator:
             names = list(symbols)
         self._books: dict[str, _Book] = {}
         for i, name in enumerate(names):
-            tick = Decimal("0.10") if i % 2 == 0 else Decimal("0.01")
-            book = _Book(name, tick, Decimal("0.001"), 200_000 + 1000 * i, self.rng, levels)
+            market = BookGenerator(_shape(spec, name), instrument_rng(seed, spec.venue, name))
+            book = _Book(market, self.rng, levels)
             self._books[name] = book
             book.views[self.depth] = _View(u=1_000_000 + 10_000 * i)
             book.views[self.depth].bids, book.views[self.depth].asks = book.top(self.depth)
@@ -279,14 +332,15 @@ class BybitSimulator:
             "quoteCoin": quote,
             "priceFilter": {"tickSize": str(book.tick)},
         }
+        minimum = str(book.market.shape.min_size or book.lot)
         if category == "spot":
-            row["lotSizeFilter"] = {"basePrecision": str(book.lot), "minOrderQty": str(book.lot)}
+            row["lotSizeFilter"] = {"basePrecision": str(book.lot), "minOrderQty": minimum}
         else:
             row.update(
                 contractType="InversePerpetual" if category == "inverse" else "LinearPerpetual",
                 deliveryTime="0",
                 settleCoin=base if category == "inverse" else quote,
-                lotSizeFilter={"qtyStep": str(book.lot), "minOrderQty": str(book.lot)},
+                lotSizeFilter={"qtyStep": str(book.lot), "minOrderQty": minimum},
             )
         return row
 
@@ -507,7 +561,7 @@ class BybitSimulator:
             "T": now,
             "s": book.symbol,
             "S": "Buy" if buy else "Sell",
-            "v": str(book.lot * self.rng.randint(1, 20)),
+            "v": str(book.market.trade_size()),
             "p": book.price(price),
             "L": "PlusTick",
             "i": f"sim-{next(self._trade_ids)}",

@@ -32,7 +32,12 @@ Drivers:
   ``get_instruments`` answers.
 - generator (default): ``instruments=N`` (or a list of names) endless, consistent books
   (never crossed) with tickers derived from the book and occasional trades; REST serves
-  matching reference data whose expiries lie in the future.
+  matching reference data whose expiries lie in the future. Tick sizes, minimum amounts
+  and contract sizes are the packaged fixtures' (``fixtures/get_instruments.*.json``) for
+  the named instrument, else for its currency and kind; books start at the currency's
+  reference price (options: a small premium in the coin), amounts in USD for the inverse
+  futures and in the coin for options and USDC-margined perpetuals, from
+  ``spiceflow_core.testkit.market``; ``seed`` makes them the same every run.
 
 Fault switches (``sim.faults``) are consumed at the next opportunity: ``drop`` (clean
 close), ``reset`` (TCP abort), ``stall`` (seconds of silence, heartbeats included),
@@ -57,13 +62,15 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import itertools
 import random
 import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import anyio
 import msgspec
@@ -75,6 +82,7 @@ from spiceflow_core.model import Level
 from spiceflow_core.plugin.contract import Endpoints
 from spiceflow_core.recording.capture import read_capture
 from spiceflow_core.testkit import FaultSwitches, HttpAnswer, LoopbackServer, json_answer
+from spiceflow_core.testkit.market import BookGenerator, InstrumentShape, default_tick, instrument_rng, usd_price
 from spiceflow_core.testkit.server import LimitViolation
 
 from . import config, schemas
@@ -84,6 +92,8 @@ from .rest import instrument_name_date
 _CHANNEL = re.compile(r"^(?P<kind>book|ticker|trades)\.(?P<symbol>[A-Za-z0-9_\-]+)\.(?P<interval>100ms|raw|agg2)$")
 _MALFORMED = '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.'
 _UNKNOWN_SHAPE = '{"jsonrpc":"2.0","surprise":{"nobody":"expects"}}'
+_FIXTURES = Path(__file__).parent / "fixtures"
+_PERPETUAL_EXPIRY_MS = 32503708800000  # what Deribit answers for a perpetual (year 3000)
 
 _encode = schemas.encoder.encode
 
@@ -217,15 +227,72 @@ class _Conn:
 @dataclass
 class _GenInstrument:
     symbol: str
-    kind: str
+    kind: str  # perpetual | future | option
     base: str
     tick: Decimal
-    lot: Decimal
-    mid: Decimal
+    lot: Decimal  # min_trade_amount: the step of amounts
     expiry_ms: int
     strike: Decimal | None = None
     option_type: str | None = None
     settlement_period: str = "perpetual"
+    #: USD for the inverse futures, USDC for the linear perpetuals, the coin for options
+    quote: str = "USD"
+    contract_size: Decimal = Decimal(10)
+    #: prices and amounts (set when the simulator seeds the book)
+    market: BookGenerator | None = None
+    mid: Decimal = Decimal(0)
+
+    def shape(self) -> InstrumentShape:
+        kind: Literal["perpetual", "future", "option"] = (
+            "option" if self.kind == "option" else "perpetual" if self.kind == "perpetual" else "future"
+        )
+        option_type: Literal["call", "put"] | None = None
+        if self.option_type in ("call", "put"):
+            option_type = "call" if self.option_type == "call" else "put"
+        # inverse futures trade an amount in USD; options and USDC perpetuals in the coin
+        size_currency = "USD" if kind != "option" and self.quote == "USD" else None
+        return InstrumentShape(
+            self.symbol,
+            self.base,
+            self.quote,
+            self.tick,
+            self.lot,
+            kind,
+            size_currency=size_currency,
+            strike=self.strike,
+            option_type=option_type,
+        )
+
+
+@dataclass(frozen=True)
+class _FixtureSpec:
+    """Tick, amount step, contract size and quote currency of a fixture instrument."""
+
+    tick: Decimal
+    lot: Decimal
+    contract_size: Decimal
+    quote: str
+
+
+@functools.cache
+def _fixture_specs() -> dict[str, _FixtureSpec]:
+    """Instrument name -> its reference data in the packaged fixtures, plus one entry per
+    (currency, kind) under ``"<BASE>:<kind>"`` for instruments the fixtures do not name."""
+    out: dict[str, _FixtureSpec] = {}
+    for path in sorted(_FIXTURES.glob("get_instruments.*.json")):
+        for entry in msgspec.json.decode(path.read_bytes(), type=_RawResult).result:
+            info = msgspec.json.decode(entry, type=dict)
+            spec = _FixtureSpec(
+                Decimal(str(info["tick_size"])),
+                Decimal(str(info["min_trade_amount"])),
+                Decimal(str(info.get("contract_size", 1))),
+                str(info.get("quote_currency", "USD")),
+            )
+            name = str(info["instrument_name"])
+            kind = "option" if info["kind"] == "option" else "perpetual" if name.endswith("PERPETUAL") else "future"
+            out[name] = spec
+            out.setdefault(f"{name.split('-')[0]}:{kind}", spec)
+    return out
 
 
 @dataclass
@@ -270,6 +337,7 @@ class DeribitSimulator:
         self.close_on_rate_limit = close_on_rate_limit
         self.require_auth_for_raw = require_auth_for_raw
         self.levels = levels
+        self.seed = seed
         self.rng = random.Random(seed)
         self.faults = FaultSwitches()
         self.client_frames: list[str] = []
@@ -416,20 +484,21 @@ class DeribitSimulator:
 
     @staticmethod
     def _gen_info(g: _GenInstrument) -> dict:
+        linear = g.kind != "option" and g.quote != "USD"  # USDC-margined: amounts and settlement in USDC
         info: dict[str, Any] = {
             "instrument_name": g.symbol,
             "kind": "option" if g.kind == "option" else "future",
             "base_currency": g.base,
-            "quote_currency": g.base if g.kind == "option" else "USD",
-            "counter_currency": "USD",
-            "settlement_currency": g.base,
+            "quote_currency": g.quote,
+            "counter_currency": g.quote if linear else "USD",
+            "settlement_currency": g.quote if linear else g.base,
             "tick_size": g.tick,
             "min_trade_amount": g.lot,
-            "contract_size": Decimal(1) if g.kind == "option" else Decimal(10),
+            "contract_size": g.contract_size,
             "expiration_timestamp": g.expiry_ms,
             "settlement_period": g.settlement_period,
             "is_active": True,
-            "instrument_type": "reversed",
+            "instrument_type": "linear" if linear else "reversed",
         }
         if g.kind == "option":
             info.update(strike=g.strike, option_type=g.option_type)
@@ -757,103 +826,59 @@ class DeribitSimulator:
         friday = today + dt.timedelta(days=(4 - today.weekday()) % 7 or 7)
         expiry_ms = int(dt.datetime.combine(friday, dt.time(8), tzinfo=dt.UTC).timestamp() * 1000)
         code = instrument_name_date(friday)
-        defaults = [
-            _GenInstrument(
-                "BTC-PERPETUAL", "perpetual", "BTC", Decimal("0.5"), Decimal("10"), Decimal("43250.5"), 32503708800000
-            ),
-            _GenInstrument(
-                "ETH-PERPETUAL", "perpetual", "ETH", Decimal("0.05"), Decimal("1"), Decimal("3000.05"), 32503708800000
-            ),
-            _GenInstrument(
-                f"BTC-{code}",
-                "future",
-                "BTC",
-                Decimal("2.5"),
-                Decimal("10"),
-                Decimal("43500"),
-                expiry_ms,
-                settlement_period="week",
-            ),
-            _GenInstrument(
-                f"ETH-{code}",
-                "future",
-                "ETH",
-                Decimal("0.25"),
-                Decimal("1"),
-                Decimal("3010"),
-                expiry_ms,
-                settlement_period="week",
-            ),
-        ]
-        strikes = itertools.count(40000, 1000)
         if isinstance(spec, int):
-            out = defaults[:spec]
-            while len(out) < spec:
+            names = ["BTC-PERPETUAL", "ETH-PERPETUAL", f"BTC-{code}", f"ETH-{code}"][:spec]
+            # options around the money: strikes from the reference price up, calls and puts
+            atm = int(usd_price("BTC") / 1000) * 1000
+            strikes = itertools.count(atm, 1000)
+            while len(names) < spec:
                 strike = next(strikes)
-                for opt in ("C", "P"):
-                    if len(out) < spec:
-                        out.append(
-                            _GenInstrument(
-                                f"BTC-{code}-{strike}-{opt}",
-                                "option",
-                                "BTC",
-                                Decimal("0.0005"),
-                                Decimal("0.1"),
-                                Decimal("0.05"),
-                                expiry_ms,
-                                Decimal(strike),
-                                "call" if opt == "C" else "put",
-                                "week",
-                            )
-                        )
-            return out
-        out = []
-        for name in spec:
-            base = name.split("-")[0].split("_")[0]
-            if name.endswith(("-C", "-P")):
-                option_strike = Decimal(name.split("-")[2])
-                out.append(
-                    _GenInstrument(
-                        name,
-                        "option",
-                        base,
-                        Decimal("0.0005"),
-                        Decimal("0.1"),
-                        Decimal("0.05"),
-                        expiry_ms,
-                        option_strike,
-                        "call" if name.endswith("C") else "put",
-                        "week",
-                    )
-                )
-            elif name.endswith("PERPETUAL"):
-                out.append(
-                    _GenInstrument(
-                        name, "perpetual", base, Decimal("0.5"), Decimal("10"), Decimal("1000.5"), 32503708800000
-                    )
-                )
-            else:
-                out.append(
-                    _GenInstrument(
-                        name,
-                        "future",
-                        base,
-                        Decimal("0.5"),
-                        Decimal("10"),
-                        Decimal("1000"),
-                        expiry_ms,
-                        settlement_period="week",
-                    )
-                )
-        return out
+                names += [f"BTC-{code}-{strike}-C", f"BTC-{code}-{strike}-P"][: spec - len(names)]
+        else:
+            names = list(spec)
+        return [self._instrument(name, expiry_ms) for name in names]
+
+    @staticmethod
+    def _instrument(name: str, expiry_ms: int) -> _GenInstrument:
+        """One generated instrument with the fixtures' reference data for its name, else
+        for its currency and kind, else Deribit's BTC values."""
+        base = name.split("-")[0].split("_")[0]
+        fixtures = _fixture_specs()
+        if name.endswith(("-C", "-P")):
+            kind = "option"
+        elif name.endswith("PERPETUAL"):
+            kind = "perpetual"
+        else:
+            kind = "future"
+        fallback = {
+            "option": _FixtureSpec(Decimal("0.0005"), Decimal("0.1"), Decimal(1), base),
+            "perpetual": _FixtureSpec(Decimal("0.5"), Decimal("10"), Decimal("10"), "USD"),
+            "future": _FixtureSpec(Decimal("2.5"), Decimal("10"), Decimal("10"), "USD"),
+        }[kind]
+        ref = fixtures.get(name) or fixtures.get(f"{name.split('-')[0]}:{kind}") or fallback
+        tick = ref.tick
+        if ref is fallback and base != "BTC" and kind != "option":  # a currency the fixtures lack
+            tick = default_tick(usd_price(base))
+        g = _GenInstrument(name, kind, base, tick, ref.lot, expiry_ms, quote=ref.quote, contract_size=ref.contract_size)
+        if kind == "perpetual":
+            g.expiry_ms = _PERPETUAL_EXPIRY_MS
+        else:
+            g.settlement_period = "week"
+        if kind == "option":
+            g.strike = Decimal(name.split("-")[2])
+            g.option_type = "call" if name.endswith("C") else "put"
+        return g
 
     def _amount(self, g: _GenInstrument) -> Decimal:
-        return g.lot * self.rng.randint(1, 200)
+        assert g.market is not None
+        return g.market.size()
 
     def _seed_book(self, g: _GenInstrument) -> None:
-        mid_ticks = int(g.mid / g.tick)
-        bids = [["new", (mid_ticks - i) * g.tick, self._amount(g)] for i in range(1, self.levels + 1)]
-        asks = [["new", (mid_ticks + i) * g.tick, self._amount(g)] for i in range(1, self.levels + 1)]
+        g.market = BookGenerator(g.shape(), instrument_rng(self.seed, config.VENUE, g.symbol))
+        g.mid = g.market.mid
+        bid_levels, ask_levels = g.market.initial_levels(self.levels)
+        bids = [["new", g.market.price(ticks), size] for ticks, size in bid_levels]
+        asks = [["new", g.market.price(ticks), size] for ticks, size in ask_levels]
         cid = 1_000_000 + len(self._books) * 1000
         data = {
             "type": "snapshot",
@@ -870,11 +895,18 @@ class DeribitSimulator:
         (bb, _), (ba, _) = book.top()  # type: ignore[misc]  # the generator's books are never empty
         bids: list = []
         asks: list = []
+        assert g.market is not None
         for _ in range(self.rng.randint(1, 3)):
-            is_bid = self.rng.random() < 0.5
+            op = self.rng.random()
+            if op < 0.4 or op >= 0.75:
+                # a new level (improving when it lands inside the spread) or a deleted one
+                # (retreating): the side leans towards the walked fair value
+                up = g.market.prefer_bid(int(bb / g.tick), int(ba / g.tick))
+                is_bid = up if op < 0.4 else not up
+            else:
+                is_bid = self.rng.random() < 0.5
             side, entries, other = (book.bids, bids, ba) if is_bid else (book.asks, asks, bb)
             touched = {e[1] for e in entries}
-            op = self.rng.random()
             existing = [p for p in side if p not in touched]
             if op < 0.4 or len(existing) <= 3:
                 # a new level: inside the spread when there is room, else behind the book
@@ -916,6 +948,7 @@ class DeribitSimulator:
     def _ticker(self, g: _GenInstrument, timestamp: int) -> dict:
         bid, ask = self._books[g.symbol].top()
         zero = Decimal("0.0")
+        index = self._index_price(g)
         return {
             "timestamp": timestamp,
             "instrument_name": g.symbol,
@@ -925,11 +958,21 @@ class DeribitSimulator:
             "best_ask_price": ask[0] if ask else zero,
             "best_ask_amount": ask[1] if ask else zero,
             "mark_price": g.mid,
-            "index_price": g.mid,
+            "index_price": index,
             "last_price": g.mid,
             "open_interest": Decimal(0),
             "stats": {"volume": Decimal(0), "price_change": Decimal(0), "low": g.mid, "high": g.mid},
         }
+
+    @staticmethod
+    def _index_price(g: _GenInstrument) -> Decimal:
+        """Deribit's index of the currency (USD), what its tickers and trades carry."""
+        return usd_price(g.base).quantize(Decimal("0.01"))
+
+    @staticmethod
+    def _trade_amount(g: _GenInstrument, available: Decimal) -> Decimal:
+        assert g.market is not None
+        return g.market.trade_size(at_most=available)
 
     async def _generate(self) -> None:
         while True:
@@ -957,11 +1000,11 @@ class DeribitSimulator:
                                     "trade_seq": n,
                                     "instrument_name": g.symbol,
                                     "price": level[0],
-                                    "amount": g.lot,
+                                    "amount": self._trade_amount(g, level[1]),
                                     "direction": "buy" if buy else "sell",
                                     "timestamp": change["timestamp"],
                                     "tick_direction": 0,
-                                    "index_price": g.mid,
+                                    "index_price": self._index_price(g),
                                 }
                             ],
                         )

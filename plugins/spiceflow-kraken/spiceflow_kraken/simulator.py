@@ -17,7 +17,10 @@ protocol, for the tests, the chaos suite, the ``demo`` profile and ``spiceflow s
   a connection closes it; every crossing is a ``LimitViolation`` in ``violations``.
 
 The market: a random walk of levels per symbol at ``rate`` steps per second, advancing
-whether or not anyone is subscribed. ``truth(symbol)`` is the full book and the
+whether or not anyone is subscribed, starting at the asset's reference price on the
+pair's tick grid with quantities of a few thousand USD rounded to its lot decimals and
+at least its ``ordermin``; the side that steps into the spread is drawn by that
+module's walk (``spiceflow_core.testkit.market``). ``truth(symbol)`` is the full book and the
 timestamp (in microseconds, the id the plugin's ``Sequencer`` gives that state) of the
 last step; ``on_update(symbol, sequence)`` is called after every step, before it is sent.
 ``paused = True`` holds the market (heartbeats and answers go on).
@@ -47,6 +50,7 @@ import msgspec
 
 from spiceflow_core.plugin import Endpoints, Level
 from spiceflow_core.testkit import FaultSwitches, LoopbackServer, json_answer
+from spiceflow_core.testkit.market import BookGenerator, InstrumentShape, instrument_rng
 from spiceflow_core.testkit.server import HttpAnswer, LimitViolation, MessageLimit
 
 from . import config
@@ -78,21 +82,30 @@ def _rfc3339(ts_us: int) -> str:
 class _Book:
     """One symbol's truth: a random walk of levels on the pair's tick grid."""
 
-    def __init__(self, rng: random.Random, mid: Decimal, tick: Decimal, levels: int) -> None:
+    def __init__(self, rng: random.Random, market: BookGenerator, levels: int) -> None:
         self.rng = rng
-        self.tick = tick
+        self.market = market
+        self.tick = market.shape.tick
         self.qty_unit = Decimal(1).scaleb(-QTY_DECIMALS)
         self.min_levels = levels
         self.bids: dict[Decimal, Decimal] = {}
         self.asks: dict[Decimal, Decimal] = {}
-        for i in range(1, levels + 1):
-            self.bids[mid - i * tick] = self._qty()
-            self.asks[mid + i * tick] = self._qty()
+        bids, asks = market.initial_levels(levels)
+        for ticks, qty in bids:
+            self.bids[market.price(ticks)] = self._exact(qty)
+        for ticks, qty in asks:
+            self.asks[market.price(ticks)] = self._exact(qty)
         self.ts_us = _now_us()
 
     def _qty(self) -> Decimal:
-        # at least 0.000001: smaller Decimals print with an exponent (1E-8)
-        return (Decimal(self.rng.randint(100, 5_000_000_000)) * self.qty_unit).quantize(self.qty_unit)
+        return self._exact(self.market.size())
+
+    def trade_qty(self, at_most: Decimal) -> Decimal:
+        return self._exact(self.market.trade_size(at_most=at_most))
+
+    def _exact(self, qty: Decimal) -> Decimal:
+        # at QTY_DECIMALS places, and at least 0.000001: smaller Decimals print with an exponent (1E-8)
+        return max(qty, Decimal("0.000001")).quantize(self.qty_unit)
 
     def top(self, depth: int) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
         bids = sorted(self.bids.items(), reverse=True)[:depth]
@@ -105,6 +118,8 @@ class _Book:
             for _ in range(self.rng.randint(1, 3)):
                 best = max(self.bids) if sign < 0 else min(self.asks)
                 price = best + sign * self.rng.randint(0, 12) * self.tick
+                if price <= 0:
+                    continue  # a cheap pair's bids end above zero
                 if price in side and len(side) > self.min_levels and self.rng.random() < 0.3:
                     del side[price]
                 else:
@@ -112,12 +127,15 @@ class _Book:
             # the far end refills, so every subscribed depth stays full
             while len(side) < self.min_levels:
                 worst = min(side) if sign < 0 else max(side)
+                if worst + sign * self.tick <= 0:
+                    break  # a cheap pair's bids end above zero
                 side[worst + sign * self.tick] = self._qty()
-        # a step inside the spread now and then moves the mid
+        # a step inside the spread now and then moves the mid (towards the walked fair value)
         if self.rng.random() < 0.2:
             bid, ask = max(self.bids), min(self.asks)
             if ask - bid > self.tick:
-                side, price = (self.bids, bid + self.tick) if self.rng.random() < 0.5 else (self.asks, ask - self.tick)
+                up = self.market.prefer_bid(int(bid / self.tick), int(ask / self.tick))
+                side, price = (self.bids, bid + self.tick) if up else (self.asks, ask - self.tick)
                 side[price] = self._qty()
         self.ts_us = max(_now_us(), self.ts_us + 1)
 
@@ -167,11 +185,9 @@ class KrakenSimulator:
         self.pairs = self._pairs()
         self.books: dict[str, _Book] = {}
         self.checksums: dict[str, KrakenChecksum] = {}
-        for i, symbol in enumerate(self._symbols):
-            pair = self.pairs[symbol]
-            tick = Decimal(pair["tick_size"])
-            mid = (Decimal(100 + 10 * i) if symbol not in _MIDS else _MIDS[symbol]).quantize(tick)
-            self.books[symbol] = _Book(self.rng, mid, tick, levels)
+        for symbol in self._symbols:
+            market = BookGenerator(self._shape(symbol), instrument_rng(seed, config.VENUE, symbol))
+            self.books[symbol] = _Book(self.rng, market, levels)
             self.checksums[symbol] = KrakenChecksum()
         self._clients: list[_Client] = []
         self._stall_until = 0.0
@@ -204,6 +220,14 @@ class KrakenSimulator:
                 if isinstance(msg, dict) and msg.get("method") == method:
                     out.append(msg)
         return out
+
+    def _shape(self, symbol: str) -> InstrumentShape:
+        """The pair's tick, lot (``lot_decimals``) and ``ordermin`` for the market generator."""
+        pair = self.pairs[symbol]
+        base, _, quote = symbol.partition("/")
+        lot = Decimal(1).scaleb(-min(int(pair.get("lot_decimals", QTY_DECIMALS)), QTY_DECIMALS))
+        minimum = Decimal(str(pair["ordermin"])) if pair.get("ordermin") else None
+        return InstrumentShape(symbol, base, quote or "USD", Decimal(pair["tick_size"]), lot, min_size=minimum)
 
     # -- REST ---------------------------------------------------------------------------------
     def _pairs(self) -> dict[str, dict[str, Any]]:
@@ -399,7 +423,8 @@ class KrakenSimulator:
                 await self._send(client, self._ticker_frame(symbol))
             if symbol in client.trades:
                 bids, _ = self.books[symbol].top(1)
-                trade = {"symbol": symbol, "side": "sell", "price": bids[0][0], "qty": Decimal("0.00100000"),
+                qty = self.books[symbol].trade_qty(at_most=bids[0][1])
+                trade = {"symbol": symbol, "side": "sell", "price": bids[0][0], "qty": qty,
                          "ord_type": "market", "trade_id": trade_id, "timestamp": _rfc3339(self.books[symbol].ts_us)}  # fmt: skip
                 await self._send(client, {"channel": "trade", "type": "update", "data": [trade]})
 
@@ -479,7 +504,3 @@ def _diff(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal], *, reverse: 
     out = [(p, Decimal(0)) for p in old if p not in new]
     out += [(p, q) for p, q in new.items() if old.get(p) != q]
     return sorted(out, key=lambda level: level[0], reverse=reverse)
-
-
-#: realistic mids for the fixture's pairs (the others start at 100 + 10 x index)
-_MIDS = {"BTC/USD": Decimal("60000.0"), "ETH/USD": Decimal("3000.00"), "SOL/USD": Decimal("150.00")}

@@ -20,6 +20,12 @@ frequent"), 64 KB per request (60012), and the plugin's declared
 ``max_messages_per_second`` per connection (LoopbackServer ``message_limit``: the
 connection is closed).
 
+The market: books start at the asset's reference price with the packaged fixtures' tick
+size, lot size and contract value (``fixtures/instruments.*.json``; a price-derived tick
+for instruments they do not list), sizes in the coin for spot and in contracts for
+swaps, futures and options, from ``spiceflow_core.testkit.market``; ``seed`` makes them
+the same every run.
+
 The truth: every instrument's full book (``truth``/``truth_top``), updated before each
 message is sent; ``on_update(symbol, seqId)`` is called after each change (the chaos
 oracle keeps the truth per seqId with it).
@@ -36,12 +42,14 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import itertools
 import random
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -53,6 +61,15 @@ from websockets.exceptions import ConnectionClosed
 from spiceflow_core.model import Level
 from spiceflow_core.plugin.contract import Endpoints
 from spiceflow_core.testkit import FaultSwitches, HttpAnswer, LoopbackServer, json_answer
+from spiceflow_core.testkit.market import (
+    BookGenerator,
+    InstrumentShape,
+    Kind,
+    default_lot,
+    default_tick,
+    instrument_rng,
+    reference_price,
+)
 from spiceflow_core.testkit.server import LimitViolation, MessageLimit
 
 from . import config
@@ -62,6 +79,51 @@ from .sync import CHECKSUM
 _MALFORMED = '{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[['
 _UNKNOWN_SHAPE = '{"surprise":{"nobody":"expects"}}'
 _CHANNELS = (config.BOOK_CHANNEL, config.TOP_CHANNEL, config.TRADES_CHANNEL)
+_FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@functools.cache
+def _fixture_rows() -> dict[str, dict[str, str]]:
+    """instId -> its row in the packaged ``instruments.<INSTTYPE>.json`` fixtures."""
+    rows: dict[str, dict[str, str]] = {}
+    for path in sorted(_FIXTURES.glob("instruments.*.json")):
+        for row in msgspec.json.decode(path.read_bytes())["data"]:
+            rows[row["instId"]] = row
+    return rows
+
+
+def _shape(symbol: str) -> InstrumentShape:
+    """What the market generator needs of an instId: the fixture's tickSz, lotSz, minSz
+    and contract value when it lists it, else values that fit the reference price
+    (contracts of 100 USD for inverse, of 0.01-ish coin for linear derivatives)."""
+    parts = symbol.split("-")
+    base, quote = parts[0], parts[1] if len(parts) > 1 else "USDT"
+    kind: Kind = "spot"
+    if len(parts) > 2:
+        kind = "perpetual" if parts[2] == "SWAP" else "future" if len(parts) == 3 else "option"
+    inverse = kind != "spot" and quote == "USD"
+    row = _fixture_rows().get(symbol)
+    price = reference_price(base, quote)
+    if row is not None:
+        tick, lot = Decimal(row["tickSz"]), Decimal(row["lotSz"])
+        min_size = Decimal(row["minSz"]) if row.get("minSz") else None
+        ct_val = Decimal(row["ctVal"]) if row.get("ctVal") else Decimal(1)
+    else:
+        tick = default_tick(price) if kind != "option" else Decimal("0.0005")
+        lot, min_size = (default_lot(price), None) if kind == "spot" else (Decimal(1), None)
+        ct_val = Decimal(100) if inverse else default_lot(price) * 10 if kind != "spot" else Decimal(1)
+    if kind == "spot":
+        return InstrumentShape(symbol, base, quote, tick, lot, kind, min_size=min_size)
+    if kind == "option":  # premium in the coin, contracts of ctVal coins
+        option_type: Literal["call", "put"] = "call" if parts[4] == "C" else "put"
+        strike = Decimal(parts[3])
+        return InstrumentShape(
+            symbol, base, base, tick, lot, kind, contract_size=ct_val, strike=strike, option_type=option_type
+        )
+    size_currency = quote if inverse else None  # inverse contracts are worth ctVal USD
+    return InstrumentShape(
+        symbol, base, quote, tick, lot, kind, size_currency=size_currency, contract_size=ct_val, min_size=min_size
+    )
 
 
 @dataclass
@@ -82,20 +144,23 @@ def _now_ms() -> str:
 class _Book:
     """The exchange's book of one instrument (Decimal price -> Decimal size)."""
 
-    def __init__(self, symbol: str, rng: random.Random, mid: Decimal, tick: Decimal, levels: int) -> None:
-        self.symbol = symbol
+    def __init__(self, market: BookGenerator, rng: random.Random, levels: int) -> None:
+        self.symbol = market.shape.symbol
+        self.market = market
         self.rng = rng
-        self.tick = tick
+        self.tick = market.shape.tick
         self.levels = levels
         self.seq = rng.randint(1_000_000, 9_000_000)
         self.bids: dict[Decimal, Decimal] = {}
         self.asks: dict[Decimal, Decimal] = {}
-        for i in range(1, levels + 1):
-            self.bids[mid - i * tick] = self._size()
-            self.asks[mid + i * tick] = self._size()
+        bids, asks = market.initial_levels(levels)
+        for ticks, size in bids:
+            self.bids[market.price(ticks)] = size
+        for ticks, size in asks:
+            self.asks[market.price(ticks)] = size
 
     def _size(self) -> Decimal:
-        return Decimal(self.rng.randint(1, 5000)) / 100
+        return self.market.size()
 
     @staticmethod
     def _text(value: Decimal) -> str:
@@ -110,10 +175,16 @@ class _Book:
         """One change of 1..3 levels, never crossing: (prevSeqId, seqId, bids, asks)."""
         changed: dict[str, dict[Decimal, Decimal]] = {"bids": {}, "asks": {}}
         for _ in range(self.rng.randint(1, 3)):
-            is_bid = self.rng.random() < 0.5
+            op = self.rng.random()
+            if op < 0.4 or op >= 0.75:
+                # a new level (improving when it lands inside the spread) or a deleted one
+                # (retreating): the side leans towards the walked fair value
+                up = self.market.prefer_bid(int(max(self.bids) / self.tick), int(min(self.asks) / self.tick))
+                is_bid = up if op < 0.4 else not up
+            else:
+                is_bid = self.rng.random() < 0.5
             side, other = (self.bids, self.asks) if is_bid else (self.asks, self.bids)
             best = max(side) if is_bid else min(side)
-            op = self.rng.random()
             if op < 0.4 or len(side) <= 5:
                 offset = self.rng.randint(-1, 8) * self.tick
                 price = best - offset if is_bid else best + offset
@@ -196,9 +267,9 @@ class OkxSimulator:
         #: called with (symbol, seqId) after each book change hits the truth
         self.on_update: Any = None
         self.books: dict[str, _Book] = {}
-        for i, symbol in enumerate(self._symbols):
-            tick = Decimal("0.1") if i % 2 == 0 else Decimal("0.01")
-            self.books[symbol] = _Book(symbol, self.rng, Decimal(100 + 37 * i), tick, levels)
+        for symbol in self._symbols:
+            market = BookGenerator(_shape(symbol), instrument_rng(seed, config.VENUE, symbol))
+            self.books[symbol] = _Book(market, self.rng, levels)
         self._conns: dict[int, _Conn] = {}
         self._conn_ids = itertools.count(1)
         self._trade_ids = itertools.count(100_000)
@@ -286,14 +357,15 @@ class OkxSimulator:
 
     def _row(self, symbol: str) -> dict[str, str]:
         parts = symbol.split("-")
-        book = self.books[symbol]
-        row = {"instId": symbol, "tickSz": str(book.tick), "lotSz": "0.01", "minSz": "0.01", "state": "live"}
+        shape = self.books[symbol].market.shape
+        lot, min_size = str(shape.lot), str(shape.min_size or shape.lot)
+        row = {"instId": symbol, "tickSz": str(shape.tick), "lotSz": lot, "minSz": min_size, "state": "live"}
         row |= {"baseCcy": "", "quoteCcy": "", "instFamily": "", "uly": "", "settleCcy": "", "ctVal": ""}
         row |= {"ctType": "", "ctValCcy": "", "expTime": "", "stk": "", "optType": "", "alias": ""}
         family = f"{parts[0]}-{parts[1]}" if len(parts) > 1 else parts[0]
         inverse = len(parts) > 1 and parts[1] == "USD"
         derivative = {"instFamily": family, "uly": family, "settleCcy": parts[0] if inverse else parts[1]}
-        derivative |= {"ctType": "inverse" if inverse else "linear", "ctVal": "100" if inverse else "0.01"}
+        derivative |= {"ctType": "inverse" if inverse else "linear", "ctVal": str(shape.contract_size)}
         if len(parts) == 2:
             return row | {"instType": "SPOT", "baseCcy": parts[0], "quoteCcy": parts[1]}
         if parts[2] == "SWAP":
@@ -487,12 +559,13 @@ class OkxSimulator:
         if trade_conns and self.rng.random() < 0.2:
             buy = self.rng.random() < 0.5
             all_bids, all_asks = book.sides()
-            price = (all_asks if buy else all_bids)[0][0]
+            price, available = (all_asks if buy else all_bids)[0]
+            size = book.market.trade_size(at_most=Decimal(available))
             trade = {
                 "instId": symbol,
                 "tradeId": str(next(self._trade_ids)),
                 "px": price,
-                "sz": "0.01",
+                "sz": _Book._text(size),
                 "side": "buy" if buy else "sell",
                 "ts": _now_ms(),
                 "count": "1",

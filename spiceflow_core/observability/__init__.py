@@ -1,0 +1,1 @@
+"""The pipeline seen from outside: Prometheus metrics (``prometheus``)."""
