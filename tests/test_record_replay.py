@@ -10,6 +10,7 @@ import collections
 import itertools
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -597,3 +598,50 @@ def test_replay_stops_when_its_output_fails():
     assert proc.returncode == 1
     assert "replay: output failed: [Errno 28] No space left on device" in proc.stderr
     assert "gap" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- the progress bar ---------------------------------------------------------------
+
+
+def _replay_stderr(args: list[str], *, terminal: bool) -> bytes:
+    """What ``spiceflow replay ARGS`` writes to stderr: a pseudo-terminal, or a pipe."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TTY_INTERACTIVE", "TTY_COMPATIBLE", "NO_COLOR")}
+    env.update(TERM="xterm", COLUMNS="100")
+    argv = [*SPICEFLOW, "replay", *args]
+    if not terminal:
+        proc = subprocess.run(argv, capture_output=True, timeout=60, cwd=REPO, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr
+    import pty
+
+    master, slave = pty.openpty()
+    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, cwd=REPO, env=env)
+    os.close(slave)  # the child holds the terminal now: reading ends when it exits
+    out = bytearray()
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every holder of the terminal closed it
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+    assert child.wait(60) == 0, bytes(out)
+    return bytes(out)
+
+
+def test_replay_shows_a_progress_bar_on_a_terminal_and_none_elsewhere(tmp_path):
+    """On a terminal, a bar (source name, bytes replayed of the source's size) that ends
+    complete; on a pipe, only the summary: no bar, no escape sequences."""
+    prefix = _need("BINANCE")
+    args = [str(prefix), "--jsonl", str(tmp_path / "out.jsonl")]
+    shown = _replay_stderr(args, terminal=True)
+    assert b"replay BINANCE" in shown and "━".encode() in shown
+    assert re.search(rb"(\d+\.\d)/\1 MB", shown), shown  # e.g. "2.1/2.1 MB": all of it
+    assert b"replay binance: " in shown  # the summary follows the bar
+    piped = _replay_stderr(args, terminal=False)
+    assert b"replay binance: " in piped
+    assert "━".encode() not in piped and b"\x1b[" not in piped and b"MB" not in piped

@@ -55,6 +55,9 @@ def quoted(text: str, limit: int = 64) -> str:
 
 
 async def _answer(send: Send, status: int, error: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A refusal before the body is read. The server closes the connection after a
+    response that leaves request bytes unread; ``connection: close`` tells the client,
+    which would otherwise send its next request on a connection about to close."""
     body = msgspec.json.encode({"error": error})
     await send(
         {
@@ -63,6 +66,7 @@ async def _answer(send: Send, status: int, error: str, headers: list[tuple[bytes
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
                 *(headers or []),
             ],
         }
@@ -94,7 +98,9 @@ class Guard:
         # as soon as it crosses the limit, never read whole.
         chunks: list[bytes] = []
         received = 0
-        more = scope.get("method") in ("POST", "PUT", "PATCH")
+        # whatever the method: a body left unread (a GET may carry one) would close the
+        # connection under the client's next request
+        more = True
         while more:
             message = await receive()
             if message["type"] != "http.request":

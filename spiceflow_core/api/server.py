@@ -135,7 +135,9 @@ class ControlApi:
 
     async def _error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        message = str(exc)
+        # a parser's message quotes the input raw (an unknown field named "a\nb"): escape
+        # what is not printable, so the error stays one line
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc))
         if len(message) > MAX_ERROR_CHARS:  # whatever it quotes, an error stays one short line
             message = message[:MAX_ERROR_CHARS] + "…"
         return _json({"error": message, **exc.extra}, exc.status)
@@ -247,7 +249,8 @@ class ControlApi:
         if req.kind and req.kind not in KIND_CODES:
             raise ApiError(400, f"unknown kind {quoted(req.kind)}")
         raw_limit = q.get("limit", "1000")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        # ASCII digits only: str.isdigit() also holds for "²" and "①", which int() refuses
+        if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_LIMIT:
             raise ApiError(400, f"limit must be an integer from 1 to {MAX_LIMIT} (got {quoted(raw_limit)})")
         limit = int(raw_limit)
         symbol = q.get("symbol", "").upper()

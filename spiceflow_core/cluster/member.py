@@ -49,6 +49,8 @@ RECONCILE_INTERVAL = 1.0
 RETRY_AFTER = 5.0
 #: longest wait of a release for a Subscribe in flight on the same instrument
 INFLIGHT_WAIT_S = 60.0
+#: a failed heartbeat is tried again after this long (at most ttl/3)
+HEARTBEAT_RETRY_S = 0.25
 
 
 def default_member_id() -> str:
@@ -139,8 +141,9 @@ class ClusterMember:
             self.log.info("seeded {} desired subscription(s) from the configuration", seeded)
 
     async def _join(self) -> None:
+        sent = time.monotonic()
         self._member_rev = await self.store.put(self.store.members, self.id, K.encode(self.info()))
-        self._last_beat = time.monotonic()
+        self._last_beat = sent
         self.joined = True
 
     async def _leave(self) -> None:
@@ -155,28 +158,52 @@ class ClusterMember:
 
     async def _heartbeats(self, tg: TaskGroup) -> None:
         period = self.ttl / 3
+        delay, failures = period, 0
         while True:
-            await anyio.sleep(period)
+            await anyio.sleep(delay)
+            delay = period
             if self._lease_lost():
+                failures = 0
                 await self._step_down(tg, "no heartbeat for longer than the TTL")
                 continue
+            # the lease counts from when a heartbeat was sent: the server stored it later,
+            # so the key never outlives what this member believes
+            sent = time.monotonic()
             try:
-                rev = await self.store.update(self.store.members, self.id, K.encode(self.info()), self._member_rev)
+                # no longer than the lease has left (OP_TIMEOUT is longer than the TTL):
+                # past it, the next turn steps down instead of publishing on
+                with anyio.fail_after(max(self._last_beat + self.ttl - sent, 0.01)):
+                    rev = await self.store.update(self.store.members, self.id, K.encode(self.info()), self._member_rev)
             except Exception as exc:
-                self.log.warning("heartbeat failed: {}", exc)
+                # retried soon rather than a period later: the key lives until ttl after
+                # the last beat, and a NATS stream that lost its leader answers again
+                # once it has elected another (seconds)
+                failures += 1
+                log = self.log.warning if failures == 1 else self.log.debug
+                log("heartbeat failed: {}: {}", type(exc).__name__, exc)
+                delay = min(period, HEARTBEAT_RETRY_S)
                 continue
+            if failures:
+                self.log.info("heartbeat answered again after {} failure(s)", failures)
+                failures = 0
             if rev is None:
                 await self._step_down(tg, "membership key expired")
                 continue
             self._member_rev = rev
-            self._last_beat = time.monotonic()
+            self._last_beat = sent
 
     def _lease_lost(self) -> bool:
         return self.joined and time.monotonic() - self._last_beat > self.ttl
 
     async def _step_down(self, tg: TaskGroup, why: str) -> None:
         """Lost membership: whatever it owned may be someone else's now. Fence first
-        (epoch 0 is below any real epoch: consumers drop it), unsubscribe all, rejoin."""
+        (epoch 0 is below any real epoch: consumers drop it), unsubscribe all, rejoin.
+
+        The fence goes first, before the lock: a reconcile round holding the lock may be
+        stuck in a NATS call for up to OP_TIMEOUT (longer than the TTL while NATS elects
+        a leader), and the others may own these instruments already."""
+        for held in list(self.held.values()):
+            self._fence(held.venue, held.symbol, 0)
         async with self._lock:
             self.step_downs += 1
             self.joined = False
@@ -252,8 +279,8 @@ class ClusterMember:
             if self._lease_lost():
                 return  # the heartbeat task steps down; nothing is claimed meanwhile
             view = await self.read()
-            if self.id not in view.members:
-                return  # expired: the heartbeat's CAS fails and steps down
+            if self.id not in view.members or self._lease_lost():
+                return  # expired (or lost while reading): the heartbeat task steps down
             self.view = view
             self.rounds += 1
             wanted = self._wanted(view)

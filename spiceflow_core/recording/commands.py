@@ -9,6 +9,11 @@ thread per venue so the event loop never waits for the disk.
 runtime's router and order book actor without sockets (``spiceflow_core.recording.replay``)
 and publishes the wire messages on the ZeroMQ broadcast (default), or writes one JSON line
 per message (``--jsonl FILE`` or ``-`` for stdout; with ``--broadcast`` both).
+
+Both show a progress bar (``rich``) when stderr is a terminal, and nothing else when it is
+not (a pipe or a file gets only the summary): ``replay`` the recorded bytes replayed out
+of the source's size, ``record`` the frames recorded, the bytes written and the elapsed
+time. Log lines are routed above the bar meanwhile.
 """
 
 from __future__ import annotations
@@ -18,10 +23,16 @@ import contextlib
 import os
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from spiceflow_core.recording.sfrec import SUFFIX, Recorder
+
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+
+    from rich.progress import Progress, ProgressColumn, Task
+    from rich.text import Text
 
     from spiceflow_core.broadcast.wire import WireMessage
     from spiceflow_core.cli.main import AddCommon, Command, Subcommands
@@ -88,12 +99,117 @@ def add_recording_commands(sub: Subcommands, common: AddCommon) -> None:
     )
 
 
+# -- progress on a terminal ------------------------------------------------------------
+
+
+def _on_terminal() -> bool:
+    """A progress bar only where a person watches it."""
+    return sys.stderr.isatty()
+
+
+def _progress(*columns: str | ProgressColumn) -> Progress:
+    """A bar on stderr that takes over stderr while it runs (log lines and prints go above
+    it); stdout is left alone (``--jsonl -`` writes there)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    return Progress(*columns, console=Console(stderr=True), redirect_stdout=False, redirect_stderr=True)
+
+
+class _CountingRecorder(Recorder):
+    """A recorder that also counts the frames it is handed, for the progress bar."""
+
+    frames = 0
+
+    def frame(self, conn_id: int, frame: str | bytes, recv_ts_ns: int) -> None:
+        self.frames += 1
+        super().frame(conn_id, frame, recv_ts_ns)
+
+
+def _counting_recorders(out: str, recorders: list[_CountingRecorder]) -> Callable[[Venue], Recorder]:
+    """``recorder_factory(out)``'s files (``OUT/<venue>-<start>.sfrec``, the same metadata),
+    written by counting recorders collected in ``recorders``."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    meta = {"argv": sys.argv[1:]}
+
+    def factory(venue: Venue) -> Recorder:
+        recorder = _CountingRecorder(Path(out) / f"{venue.name}-{stamp}{SUFFIX}", venue.name, meta)
+        recorders.append(recorder)
+        return recorder
+
+    return factory
+
+
+def _recording_columns(recorders: list[_CountingRecorder]) -> list[ProgressColumn]:
+    from rich.progress import ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class Recorded(ProgressColumn):
+        # read at each refresh: the recorders count, nothing updates the task per frame
+        def render(self, task: Task) -> Text:
+            frames = sum(r.frames for r in recorders)
+            written = sum(r.writer.written_bytes for r in recorders)
+            return Text(f"{frames:,} frames, {written / 1e6:,.1f} MB written")
+
+    return [SpinnerColumn(), TextColumn("record {task.description}"), Recorded(), TimeElapsedColumn()]
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from spiceflow_core.cli.main import cmd_run
     from spiceflow_core.recording.sfrec import recorder_factory
 
-    factory = recorder_factory(args.out)
-    return cmd_run(args, recorder_factory=factory)
+    if not _on_terminal():
+        return cmd_run(args, recorder_factory=recorder_factory(args.out))
+    recorders: list[_CountingRecorder] = []
+    with _progress(*_recording_columns(recorders)) as bar:
+        bar.add_task(f"-> {args.out}", total=None)
+        # the bar runs first: the run configures its logging on the stderr the bar took over
+        return cmd_run(args, recorder_factory=_counting_recorders(args.out, recorders))
+
+
+def _source_bytes(source: str) -> int | None:
+    """The size of a replay source's files, or None when it is not one (the replay says why)."""
+    from spiceflow_core.recording.capture import capture_files
+    from spiceflow_core.recording.sfrec import recording_files
+
+    try:
+        files = recording_files(source) or capture_files(source)
+        return sum(f.stat().st_size for f in files)
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def _replay_progress(source: str, reroute_logs: Callable[[], None]) -> Iterator[Callable[[int], object] | None]:
+    """``progress(bytes replayed)`` for :func:`replay` while a bar shows it on a terminal,
+    or None (no bar) when stderr is not one. ``reroute_logs`` is called once the bar has
+    taken stderr over and again after it gave it back."""
+    if not _on_terminal():
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    total = _source_bytes(source)
+    with _progress(
+        TextColumn("replay {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task(Path(source).name, total=total)
+        reroute_logs()
+
+        def update(done: int) -> None:
+            bar.update(task, completed=min(done, total) if total else done)
+
+        try:
+            yield update
+            # the recorded data is the source less its framing: the whole of it was read
+            bar.update(task, completed=total)
+        finally:
+            bar.stop()
+            reroute_logs()
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -138,21 +254,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for output in outputs:
             output(message)
 
+    from spiceflow_core.logs import configure_logging
+
+    def reroute_logs() -> None:
+        configure_logging(settings.log.level, settings.log.format)  # to whatever sys.stderr is now
+
     started = time.perf_counter()
     try:
-        replayers = replay(
-            args.source,
-            get,
-            venue=args.venue,
-            capture_prefixes=registry.capture_prefixes(),
-            depth=depth,
-            speed=args.speed,
-            publish=publish,
-            feeds=feeds,
-            emit=outputs[0] if len(outputs) == 1 else emit,
-            max_buffer=settings.book.max_buffer,
-            max_frame_bytes=settings.runtime.max_frame_bytes,
-        )
+        with _replay_progress(args.source, reroute_logs) as progress:
+            replayers = replay(
+                args.source,
+                get,
+                venue=args.venue,
+                capture_prefixes=registry.capture_prefixes(),
+                depth=depth,
+                speed=args.speed,
+                publish=publish,
+                feeds=feeds,
+                emit=outputs[0] if len(outputs) == 1 else emit,
+                max_buffer=settings.book.max_buffer,
+                max_frame_bytes=settings.runtime.max_frame_bytes,
+                progress=progress,
+            )
         if out is not None:
             try:
                 out.flush()  # a full disk shows here (or in a write), not at close

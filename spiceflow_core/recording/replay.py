@@ -77,6 +77,8 @@ from spiceflow_core.runtime.router import FrameRouter
 from spiceflow_core.runtime.subscriptions import Entry, SubscriptionTable
 
 T = TypeVar("T")
+#: one merged input of :func:`replay`: (ts_ns, source index, position, item, its replayer)
+_Entry = tuple[int, int, int, "Item", "Replayer"]
 
 #: the live default of ``runtime.max_frame_bytes``
 MAX_FRAME_BYTES = 4 * 2**20
@@ -543,6 +545,20 @@ class Replayer:
         return {symbol: feed.sync for symbol, feed in self.book_feeds.items()}
 
 
+def _reporting(entries: Iterator[_Entry], progress: Callable[[int], object], every: int = 4096) -> Iterator[_Entry]:
+    """``entries`` unchanged, calling ``progress`` with the recorded bytes passed on so
+    far after every ``every`` entries and at the end (a wrapper, so a replay without a
+    progress display pays nothing per item)."""
+    done = 0
+    for n, entry in enumerate(entries, 1):
+        item = entry[3]
+        done += len(item.data) + len(item.url)
+        if not n % every:
+            progress(done)
+        yield entry
+    progress(done)
+
+
 def replay(
     source: str | Path,
     registry_get: Callable[[str], Venue],
@@ -556,11 +572,13 @@ def replay(
     emit: Callable[[WireMessage], object] | None = None,
     max_buffer: int = 10_000,
     max_frame_bytes: int = MAX_FRAME_BYTES,
+    progress: Callable[[int], object] | None = None,
 ) -> dict[str, Replayer]:
     """Replay a source (every venue in it, merged in time order); returns the
     replayers (books, stats) by venue name. ``capture_prefixes`` (capture name -> venue)
     finds the venue of a text capture when ``venue`` is not given; ``emit`` gets every
-    wire message (see :class:`Replayer`)."""
+    wire message (see :class:`Replayer`); ``progress``, now and then, the bytes of
+    recorded data (frames, answers, URLs) replayed so far."""
     sources = open_source(source, venue, capture_prefixes)
     replayers: dict[str, Replayer] = {}
     streams = []
@@ -578,7 +596,11 @@ def replay(
             )
         # (ts, source index, sequence) keeps equal timestamps in file order
         streams.append(((item.ts_ns, index, n, item, rep) for n, item in enumerate(factory(rep.stats))))
-    merged = heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2])) if len(streams) > 1 else streams[0]
+    merged: Iterator[_Entry] = (
+        heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2])) if len(streams) > 1 else streams[0]
+    )
+    if progress is not None:
+        merged = _reporting(merged, progress)
     # a batch: consecutive frames of one connection received at the same time
     batch_rep: Replayer | None = None
     batch_conn = batch_ts = -1

@@ -172,7 +172,14 @@ async def converge(sim, oracle: Oracle, runtime, symbols: list[str], timeout: fl
                 out.append((s, runtime.books.state_of(s), getattr(msg, "sequence", None), oracle.history.latest(s)))
         return out
 
+    retry = False
     while True:
+        if retry:
+            # let the market move before freezing it again: an update the client could
+            # not see (a lost one) may be the last before the freeze, and only the next
+            # one tells the book it is wrong
+            await anyio.sleep(0.5)
+        retry = True
         left = deadline - time.monotonic()
         try:
             await wait_for(lambda: not unsynced(), max(left, 0.1), what="every book synced")
