@@ -12,6 +12,7 @@ import importlib.metadata as metadata
 import inspect
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -172,21 +173,34 @@ def register_venues(registry: VenueRegistry, module: object, distribution: str, 
             registry.venues[venue.name] = LoadedVenue(venue, distribution, version)
 
 
-def discover() -> VenueRegistry:
-    """Load every installed plugin of the ``spiceflow.venues`` entry-point group."""
-    registry = VenueRegistry()
-    for ep in metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
+def load_entry_points(
+    group: str, register: Callable[[object, str, str, str], None], failures: list[PluginFailure]
+) -> None:
+    """Import every plugin module of an entry-point group one at a time and hand it to
+    ``register(module, distribution, version, label)``; a module that fails to import is
+    recorded in ``failures`` by distribution and version, and the others still load."""
+    for ep in metadata.entry_points(group=group):
         distribution, version = dist_of(ep)
         try:
             module = ep.load()
         except Exception as exc:
-            registry.failures.append(
+            failures.append(
                 PluginFailure(distribution, version, ep.name, f"import failed: {type(exc).__name__}: {exc}")
             )
             continue
-        register_venues(registry, module, distribution, version, ep.name)
-    for failure in registry.failures:
+        register(module, distribution, version, ep.name)
+    for failure in failures:
         logger.error(failure.line())
+
+
+def discover() -> VenueRegistry:
+    """Load every installed plugin of the ``spiceflow.venues`` entry-point group."""
+    registry = VenueRegistry()
+    load_entry_points(
+        hookspecs.ENTRY_POINT_GROUP,
+        lambda module, dist, version, label: register_venues(registry, module, dist, version, label),
+        registry.failures,
+    )
     return registry
 
 

@@ -4,7 +4,6 @@ building the sinks ``[sinks.<name>]`` turns on."""
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +12,7 @@ import pluggy
 from loguru import logger
 
 from spiceflow_core.config import ConfigError, Settings, convert_options
-from spiceflow_core.plugin.registry import PluginFailure, dist_of
+from spiceflow_core.plugin.registry import PluginFailure, load_entry_points
 from spiceflow_core.sinks import contract
 from spiceflow_core.sinks.contract import Sink, SinkPlugin
 
@@ -67,19 +66,13 @@ def register_sinks(registry: SinkRegistry, module: object, distribution: str, ve
 
 
 def discover_sinks() -> SinkRegistry:
+    """Load every installed plugin of the ``spiceflow.sinks`` entry-point group."""
     registry = SinkRegistry()
-    for ep in metadata.entry_points(group=contract.ENTRY_POINT_GROUP):
-        distribution, version = dist_of(ep)
-        try:
-            module = ep.load()
-        except Exception as exc:
-            registry.failures.append(
-                PluginFailure(distribution, version, ep.name, f"import failed: {type(exc).__name__}: {exc}")
-            )
-            continue
-        register_sinks(registry, module, distribution, version, ep.name)
-    for failure in registry.failures:
-        logger.error(failure.line())
+    load_entry_points(
+        contract.ENTRY_POINT_GROUP,
+        lambda module, dist, version, label: register_sinks(registry, module, dist, version, label),
+        registry.failures,
+    )
     return registry
 
 

@@ -412,7 +412,9 @@ class KrakenSimulator:
             if symbol in client.books:
                 if self.faults.gap and self._checksum_sees_step(client, symbol) and self.faults.take("gap"):
                     self._book_frame(client, symbol, snapshot=False)  # computed, never sent
-                else:
+                elif client.views.get(symbol) != tuple(map(dict, self.books[symbol].top(client.books[symbol]))):
+                    # (a client whose snapshot already holds this step gets no empty update:
+                    # Kraken sends updates only for changes)
                     frame = self._book_frame(client, symbol, snapshot=False)
                     await self._send(client, frame)
                     if self.faults.take("duplicate"):
