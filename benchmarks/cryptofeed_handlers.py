@@ -1,8 +1,7 @@
 """Run the generated streams through cryptofeed's own Binance / Deribit message handlers.
 
 Runs INSIDE the throwaway virtualenv ``benchmarks/.venv-cryptofeed`` (cryptofeed is
-never installed into the project's environment); ``run_all.py`` / ``bench_cryptofeed.py``
-start it as a subprocess and read one JSON object from its stdout.
+never installed into the project's environment); ``run_all.py`` starts it as a subprocess and read one JSON object from its stdout.
 
     .venv-cryptofeed/bin/python cryptofeed_handlers.py STREAM_DIR VENUE FIXTURES_DIR [REPEAT]
 
@@ -12,12 +11,14 @@ handler a live cryptofeed ``FeedHandler`` calls for each WebSocket message: JSON
 its ``order_book`` C-extension book update, and the L2_BOOK callback (a no-op
 coroutine). Its REST calls are answered from the same data: reference data from the
 SpiceFlow plugins' fixtures, the depth snapshot from the stream's ``snapshot.json``.
+Timed with the thread's CPU time (``time.thread_time``), as ``bench_replay.py`` is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.metadata
 import json
 import sys
 import time
@@ -26,7 +27,6 @@ from pathlib import Path
 
 def main() -> None:
     stream_dir, venue, fixtures = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-    import cryptofeed
     from cryptofeed.defines import L2_BOOK
 
     meta = json.loads((stream_dir / "meta.json").read_text())
@@ -78,10 +78,10 @@ def main() -> None:
             await handler(snapshot, conn, time.time())
         gc.collect()
         gc.disable()
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         for frame in frames:
             await handler(frame, conn, 0.0)
-        elapsed = time.perf_counter() - t0
+        elapsed = time.thread_time() - t0
         gc.enable()
         return elapsed
 
@@ -99,7 +99,7 @@ def main() -> None:
         json.dumps(
             {
                 "venue": venue,
-                "cryptofeed": cryptofeed.__version__ if hasattr(cryptofeed, "__version__") else "?",
+                "cryptofeed": importlib.metadata.version("cryptofeed"),
                 "frames": len(frames),
                 "seconds": best,
                 "frames_per_s": len(frames) / best,

@@ -8,9 +8,10 @@ A stream is a directory with
   frame (Deribit), 1,000 levels a side;
 - ``frames.txt``: one WebSocket frame per line, exactly as the venue sends it: Binance
   combined-stream ``depthUpdate`` frames, Deribit ``book.<inst>.raw`` change
-  notifications; each with 5 level changes (about 80% size changes, 10% deletions,
-  10% insertions so the book keeps its size), the touched level's rank from the top
-  exponentially distributed (mean 8: most changes near the top).
+  notifications; each with 2 to 5 level changes (uniformly drawn per frame; about 80%
+  size changes, 10% deletions, 10% insertions so the book keeps its size), the touched
+  level's rank from the top exponentially distributed (mean 8: most changes near the
+  top).
 - ``meta.json``: venue, symbol, counts.
 """
 
@@ -22,7 +23,8 @@ import random
 from pathlib import Path
 
 LEVELS = 1_000
-CHANGES_PER_FRAME = 5
+#: level changes per frame, drawn uniformly from this range for each frame
+CHANGES_PER_FRAME = (2, 5)
 
 
 class _Side:
@@ -88,7 +90,8 @@ def generate(venue: str, n_frames: int, out: Path, *, seed: int = 11) -> Path:
             changes: dict[bool, dict[int, int]] = {True: {}, False: {}}
             inserted: set[int] = set()  # levels new in this frame: deleting one drops it from the frame
             n = 0
-            while n < CHANGES_PER_FRAME:
+            wanted = rng.randint(*CHANGES_PER_FRAME)
+            while n < wanted:
                 side = bids if rng.random() < 0.5 else asks
                 k = int(rng.expovariate(1 / 8))
                 t = side.rank(k)
@@ -97,7 +100,7 @@ def generate(venue: str, n_frames: int, out: Path, *, seed: int = 11) -> Path:
                     side.size[t] = rng.randint(1, 5_000_000)
                     changes[side.bid][t] = side.size[t]
                     n += 1
-                elif r < 0.9 and n <= CHANGES_PER_FRAME - 2:
+                elif r < 0.9 and n <= wanted - 2:
                     # delete one level, insert one at a free tick in the range (book size kept)
                     side.ticks.remove(t)
                     del side.size[t]
@@ -164,7 +167,7 @@ def generate(venue: str, n_frames: int, out: Path, *, seed: int = 11) -> Path:
                 "symbol": symbol,
                 "frames": n_frames,
                 "levels": LEVELS,
-                "changes_per_frame": CHANGES_PER_FRAME,
+                "changes_per_frame": "{}-{}".format(*CHANGES_PER_FRAME),
                 "first_sequence": 10_000_000,
                 "last_sequence": seq,
             }

@@ -64,33 +64,45 @@ class ConnectionEvents(Protocol):
 
 
 class _RateWindow:
-    """At most ``rate`` messages in any one-second window — how exchanges count
+    """At most ``limit`` client messages in any one-second window — how exchanges count
     ("5 messages per second"); a token bucket would allow twice that across a window
-    boundary and get the connection closed."""
+    boundary and get the connection closed. Requests may only fill ``rate`` of them
+    (``limit`` less a reserve); our client pings may use the whole window (they wait at
+    most for it to slide, never for queued requests); answers to the venue's heartbeat
+    requests never wait and are counted, which the reserve leaves room for."""
 
-    def __init__(self, rate: int) -> None:
-        self.rate = max(1, rate)
+    def __init__(self, limit: int, rate: int) -> None:
+        self.limit = max(1, limit)
+        self.rate = max(1, min(rate, self.limit))
         self.sent: collections.deque[float] = collections.deque()
 
-    def _free_at(self) -> float:
+    def _free_at(self, room: int) -> float:
         now = time.monotonic()
         while self.sent and now - self.sent[0] >= 1.0:
             self.sent.popleft()
-        if len(self.sent) < self.rate:
+        if len(self.sent) < room:
             return now
-        return self.sent[len(self.sent) - self.rate] + 1.0 + 0.001
+        return self.sent[len(self.sent) - room] + 1.0 + 0.001
 
-    async def wait(self) -> None:
+    async def wait(self, room: int | None = None) -> None:
         """Until one more message may be sent (without taking the slot)."""
-        while (delay := self._free_at() - time.monotonic()) > 0:
+        room = self.rate if room is None else room
+        while (delay := self._free_at(room) - time.monotonic()) > 0:
             await anyio.sleep(delay)
 
     async def take(self) -> None:
+        """A slot for a request."""
         await self.wait()
         self.sent.append(time.monotonic())
 
+    async def take_reply(self) -> None:
+        """A slot for a client ping: anywhere in the whole window."""
+        await self.wait(self.limit)
+        self.sent.append(time.monotonic())
+
     def note(self) -> None:
-        """A message that could not wait (a heartbeat reply) still counts."""
+        """A message that cannot wait (the answer to a venue's heartbeat request) still
+        counts."""
         self.sent.append(time.monotonic())
 
 
@@ -341,7 +353,8 @@ class WebSocketActor:
                 ping_interval=self.settings.ping_interval,
                 max_frame_bytes=transport_message_cap(self.settings.max_frame_bytes),
             ) as ws:
-                link = _Link(ws, session, _RateWindow(request_rate(self.venue)))
+                window = _RateWindow(int(self.venue.max_messages_per_second), request_rate(self.venue))
+                link = _Link(ws, session, window)
                 link.replies = anyio.create_memory_object_stream[str](1000)
                 self.connects += 1
                 if self.recorder is not None:
@@ -531,7 +544,7 @@ class WebSocketActor:
 
     async def _write_replies(self, link: _Link) -> None:
         async for frame in link.replies[1]:
-            link.window.note()
+            link.window.note()  # the venue asked: answered at once, and counted
             try:
                 await link.ws.send(frame)
             except ConnectionLost:
@@ -539,9 +552,15 @@ class WebSocketActor:
             self._record_sent(frame)
 
     async def _client_pings(self, link: _Link, frame: str) -> None:
+        # our own keep-alive can wait for room in the window (the reserve requests leave)
         while True:
             await anyio.sleep(self.settings.ping_interval)
-            self._reply(link, frame)
+            await link.window.take_reply()
+            try:
+                await link.ws.send(frame)
+            except ConnectionLost:
+                return
+            self._record_sent(frame)
 
     def _record_sent(self, frame: str) -> None:
         # ``spiceflow record``: the frames we send are part of the session (replay pairs
