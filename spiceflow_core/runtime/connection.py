@@ -63,12 +63,6 @@ class ConnectionEvents(Protocol):
     def on_failed(self, conn: WebSocketActor, exc: BaseException) -> None: ...
 
 
-#: slack added to the one-second window: a slot is stamped when taken, a moment before the
-#: frame is written, and the venue stamps it on arrival; under load those moments drift
-#: apart by a few milliseconds, which a 1 ms margin did not cover
-WINDOW_MARGIN_S = 0.05
-
-
 class _RateWindow:
     """At most ``limit`` client messages in any one-second window — how exchanges count
     ("5 messages per second"); a token bucket would allow twice that across a window
@@ -88,7 +82,7 @@ class _RateWindow:
             self.sent.popleft()
         if len(self.sent) < room:
             return now
-        return self.sent[len(self.sent) - room] + 1.0 + WINDOW_MARGIN_S
+        return self.sent[len(self.sent) - room] + 1.0 + 0.001
 
     async def wait(self, room: int | None = None) -> None:
         """Until one more message may be sent (without taking the slot)."""
