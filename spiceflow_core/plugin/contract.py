@@ -252,6 +252,10 @@ class Venue(abc.ABC):
     max_streams_per_connection: ClassVar[int] = 1024
     #: client messages per second and connection (the venue's documented limit)
     max_messages_per_second: ClassVar[float] = 5.0
+    #: what that limit counts: every message the client sends ("messages": Binance counts
+    #: its PING/PONG frames too) or only subscription requests ("requests": Deribit's
+    #: credit pool, which heartbeat answers do not draw on)
+    rate_limit_counts: ClassVar[Literal["messages", "requests"]] = "messages"
     #: default depth of REST snapshots (levels per side)
     snapshot_depth: ClassVar[int] = 1000
     #: instruments subscribed when the config names none (demo and first runs)

@@ -90,6 +90,8 @@ def _problems(venue: Venue) -> list[str]:
             out.append(f"{limit} must be a positive integer, got {value!r}")
     if not _positive(venue.max_messages_per_second):
         out.append(f"max_messages_per_second must be positive, got {venue.max_messages_per_second!r}")
+    if venue.rate_limit_counts not in ("messages", "requests"):
+        out.append(f'rate_limit_counts is {venue.rate_limit_counts!r}, not "messages" or "requests"')
     for limit in ("max_connection_age", "heartbeat_timeout"):
         value = getattr(venue, limit)
         if value is not None and not _positive(value):

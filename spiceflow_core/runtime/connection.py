@@ -26,7 +26,8 @@ from __future__ import annotations
 import collections
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -63,26 +64,41 @@ class ConnectionEvents(Protocol):
     def on_failed(self, conn: WebSocketActor, exc: BaseException) -> None: ...
 
 
+#: margin on the one-second window: the venue stamps a message when its server reads it,
+#: which under load can be later than our write by a few milliseconds, and several
+#: messages read in one go share one stamp
+WINDOW_MARGIN_S = 0.05
+
+
 class _RateWindow:
     """At most ``limit`` client messages in any one-second window — how exchanges count
     ("5 messages per second"); a token bucket would allow twice that across a window
     boundary and get the connection closed. Requests may only fill ``rate`` of them
     (``limit`` less a reserve); our client pings may use the whole window (they wait at
     most for it to slide, never for queued requests); answers to the venue's heartbeat
-    requests never wait and are counted, which the reserve leaves room for."""
+    requests never wait and are counted, which the reserve leaves room for.
 
-    def __init__(self, limit: int, rate: int) -> None:
+    A message is stamped once written, not when its slot is granted: the write itself
+    may wait, and the venue counts from when the message arrives."""
+
+    def __init__(self, limit: int, rate: int, *, every_message: bool = True) -> None:
         self.limit = max(1, limit)
         self.rate = max(1, min(rate, self.limit))
+        #: False when the venue's limit counts requests only: pings and heartbeat
+        #: answers then neither wait nor count
+        self.every_message = every_message
         self.sent: collections.deque[float] = collections.deque()
+        # one waiting sender at a time: a slot is granted and then written before the
+        # next sender looks at the window
+        self._lock = anyio.Lock()
 
     def _free_at(self, room: int) -> float:
         now = time.monotonic()
-        while self.sent and now - self.sent[0] >= 1.0:
+        while self.sent and now - self.sent[0] >= 1.0 + WINDOW_MARGIN_S:
             self.sent.popleft()
         if len(self.sent) < room:
             return now
-        return self.sent[len(self.sent) - room] + 1.0 + 0.001
+        return self.sent[len(self.sent) - room] + 1.0 + WINDOW_MARGIN_S
 
     async def wait(self, room: int | None = None) -> None:
         """Until one more message may be sent (without taking the slot)."""
@@ -90,20 +106,26 @@ class _RateWindow:
         while (delay := self._free_at(room) - time.monotonic()) > 0:
             await anyio.sleep(delay)
 
-    async def take(self) -> None:
-        """A slot for a request."""
-        await self.wait()
-        self.sent.append(time.monotonic())
+    @asynccontextmanager
+    async def slot(self, room: int | None = None) -> AsyncIterator[None]:
+        """Send one message inside: a request (``room`` = the request rate) or a client
+        ping (``room`` = the whole window)."""
+        async with self._lock:
+            await self.wait(room)
+            try:
+                yield
+            finally:
+                self.sent.append(time.monotonic())
 
-    async def take_reply(self) -> None:
-        """A slot for a client ping: anywhere in the whole window."""
-        await self.wait(self.limit)
-        self.sent.append(time.monotonic())
+    def ping_slot(self) -> AbstractAsyncContextManager[None]:
+        """Send one client ping inside: anywhere in the whole window."""
+        return self.slot(self.limit) if self.every_message else nullcontext()
 
     def note(self) -> None:
         """A message that cannot wait (the answer to a venue's heartbeat request) still
-        counts."""
-        self.sent.append(time.monotonic())
+        counts; call it once written."""
+        if self.every_message:
+            self.sent.append(time.monotonic())
 
 
 def transport_message_cap(max_frame_bytes: int) -> int:
@@ -117,8 +139,11 @@ def transport_message_cap(max_frame_bytes: int) -> int:
 def request_rate(venue: Venue) -> int:
     """Requests per second we allow ourselves: the venue's limit less a reserve for the
     frames that cannot wait or that the transport sends by itself (heartbeat replies,
-    WebSocket pings and pongs, which Binance counts too)."""
+    WebSocket pings and pongs, which Binance counts too) — unless the limit counts
+    requests only."""
     limit = int(venue.max_messages_per_second)
+    if venue.rate_limit_counts == "requests":
+        return max(1, limit)
     return limit - 2 if limit > 3 else max(1, limit - 1)
 
 
@@ -353,7 +378,11 @@ class WebSocketActor:
                 ping_interval=self.settings.ping_interval,
                 max_frame_bytes=transport_message_cap(self.settings.max_frame_bytes),
             ) as ws:
-                window = _RateWindow(int(self.venue.max_messages_per_second), request_rate(self.venue))
+                window = _RateWindow(
+                    int(self.venue.max_messages_per_second),
+                    request_rate(self.venue),
+                    every_message=self.venue.rate_limit_counts == "messages",
+                )
                 link = _Link(ws, session, window)
                 link.replies = anyio.create_memory_object_stream[str](1000)
                 self.connects += 1
@@ -508,16 +537,16 @@ class WebSocketActor:
         (link.adding if subscribe else link.removing).update(channels)
         for request in requests:
             covered = list(request.channels) or (channels if len(requests) == 1 else [])
-            await link.window.take()
-            pending = _Pending(subscribe, covered, time.monotonic() + self.settings.ack_timeout)
-            ack_id = request.request_id if self.wait_acks else None
-            if ack_id is not None:
-                link.pending[ack_id] = pending
-            try:
-                await link.ws.send(request.frame)
-            except ConnectionLost as exc:
-                link.close_reason = str(exc)
-                return
+            async with link.window.slot():
+                pending = _Pending(subscribe, covered, time.monotonic() + self.settings.ack_timeout)
+                ack_id = request.request_id if self.wait_acks else None
+                if ack_id is not None:
+                    link.pending[ack_id] = pending
+                try:
+                    await link.ws.send(request.frame)
+                except ConnectionLost as exc:
+                    link.close_reason = str(exc)
+                    return
             self.requests_sent += 1
             self._record_sent(request.frame)
             if ack_id is None:
@@ -527,9 +556,9 @@ class WebSocketActor:
         """Graceful stop: unsubscribe what is on the wire, without waiting for answers."""
         if link.on_wire:
             for request in link.session.unsubscribe(sorted(link.on_wire)):
-                await link.window.take()
                 try:
-                    await link.ws.send(request.frame)
+                    async with link.window.slot():
+                        await link.ws.send(request.frame)
                 except ConnectionLost:
                     break
                 self._record_sent(request.frame)
@@ -544,20 +573,20 @@ class WebSocketActor:
 
     async def _write_replies(self, link: _Link) -> None:
         async for frame in link.replies[1]:
-            link.window.note()  # the venue asked: answered at once, and counted
             try:
                 await link.ws.send(frame)
             except ConnectionLost:
                 return
+            link.window.note()  # the venue asked: answered at once, and counted
             self._record_sent(frame)
 
     async def _client_pings(self, link: _Link, frame: str) -> None:
         # our own keep-alive can wait for room in the window (the reserve requests leave)
         while True:
             await anyio.sleep(self.settings.ping_interval)
-            await link.window.take_reply()
             try:
-                await link.ws.send(frame)
+                async with link.window.ping_slot():
+                    await link.ws.send(frame)
             except ConnectionLost:
                 return
             self._record_sent(frame)

@@ -30,6 +30,8 @@ class Deribit(Venue):
     resync = "resubscribe"
     max_streams_per_connection: ClassVar[int] = config.MAX_STREAMS_PER_CONNECTION
     max_messages_per_second: ClassVar[float] = config.MAX_MESSAGES_PER_SECOND
+    #: the credit pool charges subscribe/unsubscribe; answers to test_request are free
+    rate_limit_counts = "requests"
     default_instruments: ClassVar[tuple[str, ...]] = ("BTC-PERPETUAL", "ETH-PERPETUAL")
     #: heartbeats come every ``config.HEARTBEAT_INTERVAL`` s: silence must be longer
     min_silence_timeout: ClassVar[float] = 2.5 * config.HEARTBEAT_INTERVAL
