@@ -559,6 +559,32 @@ def _reporting(entries: Iterator[_Entry], progress: Callable[[int], object], eve
     progress(done)
 
 
+def _replay_in_batches(merged: Iterator[_Entry], speed: float | None) -> None:
+    """Feed every item, ending a batch (consecutive frames of one connection received at
+    the same time) before the next one starts, paced at ``speed`` x the recorded time."""
+    batch_rep: Replayer | None = None
+    batch_conn = batch_ts = -1
+    start_wall = 0.0
+    start_ts: int | None = None
+    for ts, _, _, item, rep in merged:
+        if ts != batch_ts or item.conn != batch_conn or rep is not batch_rep or item.kind != "recv":
+            if batch_rep is not None:
+                batch_rep.end_of_batch()
+            if item.kind == "recv":
+                batch_rep, batch_conn, batch_ts = rep, item.conn, ts
+            else:
+                batch_rep, batch_conn, batch_ts = None, -1, -1
+            if speed:
+                if start_ts is None:
+                    start_wall, start_ts = time.monotonic(), ts
+                delay = start_wall + (ts - start_ts) / 1e9 / speed - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        rep.feed(item)
+    if batch_rep is not None:
+        batch_rep.end_of_batch()
+
+
 def replay(
     source: str | Path,
     registry_get: Callable[[str], Venue],
@@ -601,28 +627,13 @@ def replay(
     )
     if progress is not None:
         merged = _reporting(merged, progress)
-    # a batch: consecutive frames of one connection received at the same time
-    batch_rep: Replayer | None = None
-    batch_conn = batch_ts = -1
-    start_wall = 0.0
-    start_ts: int | None = None
-    for ts, _, _, item, rep in merged:
-        if ts != batch_ts or item.conn != batch_conn or rep is not batch_rep or item.kind != "recv":
-            if batch_rep is not None:
-                batch_rep.end_of_batch()
-            if item.kind == "recv":
-                batch_rep, batch_conn, batch_ts = rep, item.conn, ts
-            else:
-                batch_rep, batch_conn, batch_ts = None, -1, -1
-            if speed:
-                if start_ts is None:
-                    start_wall, start_ts = time.monotonic(), ts
-                delay = start_wall + (ts - start_ts) / 1e9 / speed - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-        rep.feed(item)
-    if batch_rep is not None:
-        batch_rep.end_of_batch()
+    if speed or publish == "conflate":
+        _replay_in_batches(merged, speed)
+    else:
+        # nothing to pace and nothing conflated: a batch's end does nothing (the book
+        # actor flushes only conflated books), so every item goes straight in
+        for entry in merged:
+            entry[4].feed(entry[3])
     for rep in replayers.values():
         rep.finish()
     return replayers

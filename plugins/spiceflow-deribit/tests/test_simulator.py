@@ -269,12 +269,14 @@ async def test_stall_and_skip_heartbeats():
         client = await open_client(sim)
         await client.subscribe(["book.BTC-PERPETUAL.100ms"])
         await client.run(0.2)
-        sim.faults.stall = 0.5
+        # a stall well longer than the silence looked at: a loaded machine may start
+        # looking late
+        sim.faults.stall = 1.5
         await anyio.sleep(0.05)
         n = len(client.events)
         await client.run(0.35)
         assert len(client.events) == n  # silence
-        await client.run(0.5)
+        await client.run(1.5)
         assert len(client.events) > n
         before = len(sim.heartbeats)
         sim.faults.skip_heartbeats = 3
