@@ -39,8 +39,8 @@ What a venue declares
 ---------------------
 Class attributes of :class:`Venue`: ``name`` (unique, no dots or spaces; the topic's
 second part), ``default_endpoints`` (:class:`Endpoints`), ``resync``, the documented
-limits (``max_streams_per_connection``, ``max_messages_per_second``, ``snapshot_depth``,
-...), ``default_instruments``, ``capture_prefixes`` and ``options_type``. Methods: the
+limits (``max_streams_per_connection``, ``max_messages_per_second`` and what it counts,
+``rate_limit_counts``, ``snapshot_depth``, ...), ``default_instruments``, ``capture_prefixes`` and ``options_type``. Methods: the
 abstract ones of :class:`Venue`, plus ``fetch_snapshot`` when ``resync = "rest"``.
 
 Feeds are :data:`FEEDS` (``book``, ``trades``, ``top``); ``Venue.channels`` maps an
@@ -55,6 +55,7 @@ Rules checked at load
 * limits are positive (``max_streams_per_connection``, ``max_messages_per_second``,
   ``snapshot_depth``; ``max_connection_age``, ``heartbeat_timeout`` when set) or, for
   ``min_silence_timeout`` and ``rest_min_interval``, not negative;
+* ``rate_limit_counts`` is ``"messages"`` or ``"requests"``;
 * ``capture_prefixes`` are upper-case names (``BINANCE_FUTURES``) claimed by no other venue;
 * ``options_type`` is None or a msgspec Struct with ``forbid_unknown_fields=True`` (a
   misspelt key must be an error), and then ``configure`` is implemented.

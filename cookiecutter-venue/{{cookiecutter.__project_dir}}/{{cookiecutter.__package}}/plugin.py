@@ -42,6 +42,9 @@ class {{ cookiecutter.__class_prefix }}Venue(Venue):
     resync = "resubscribe"
     max_streams_per_connection: ClassVar[int] = config.MAX_STREAMS_PER_CONNECTION
     max_messages_per_second: ClassVar[float] = config.MAX_MESSAGES_PER_SECOND
+    # FILL IN: "requests" if that limit charges subscription requests only (heartbeat
+    # answers and pings are free, as in Deribit's credit pool)
+    rate_limit_counts = "messages"
     default_instruments: ClassVar[tuple[str, ...]] = config.DEFAULT_INSTRUMENTS
     rest_min_interval: ClassVar[float] = config.REST_MIN_INTERVAL
     capture_prefixes: ClassVar[tuple[str, ...]] = (config.CAPTURE_PREFIX,)
