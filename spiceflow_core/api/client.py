@@ -7,7 +7,6 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import msgspec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,6 +59,10 @@ def _auth(args: argparse.Namespace) -> dict[str, str]:
 
 def _call(method: str, url: str, body: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Any:
     """The JSON answer, as decoded (shapes: the control API's OpenAPI document)."""
+    # imported here: every ``spiceflow`` command builds the parser of these commands,
+    # and only they need the HTTP client
+    import httpx
+
     try:
         response = httpx.request(method, url, json=body, headers=headers, timeout=30.0)
     except httpx.HTTPError as exc:

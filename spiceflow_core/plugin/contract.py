@@ -95,7 +95,7 @@ from spiceflow_core.model import (
     TopOfBook,
     Trade,
 )
-from spiceflow_core.plugin.rest import RestError, RestResponse
+from spiceflow_core.plugin.answers import RestError, RestResponse
 
 if TYPE_CHECKING:  # pragma: no cover
     from spiceflow_core.testkit.faults import FaultSwitches

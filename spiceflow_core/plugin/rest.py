@@ -15,29 +15,13 @@ from typing import Any
 
 import anyio
 import httpx
-import msgspec
 import stamina
 from loguru import logger
 
 from spiceflow_core.net_errors import HttpStatusError, classify, describe
+from spiceflow_core.plugin.answers import RestError, RestResponse
 
-
-class RestError(Exception):
-    """A REST call that failed after its retries; the message names URL, time spent,
-    attempts and cause."""
-
-
-class RestResponse(msgspec.Struct, frozen=True):
-    """A successful (2xx) answer. ``headers`` has lower-case names; a repeated header's
-    values are joined with ", "."""
-
-    url: str
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
+__all__ = ["RestClient", "RestError", "RestResponse"]
 
 
 class _RateLimited(HttpStatusError):

@@ -67,8 +67,8 @@ from spiceflow_core.model import (
     TopOfBook,
     Trade,
 )
+from spiceflow_core.plugin.answers import RestError, RestResponse
 from spiceflow_core.plugin.contract import Venue, WsSession
-from spiceflow_core.plugin.rest import RestError, RestResponse
 from spiceflow_core.recording.capture import read_capture
 from spiceflow_core.recording.sfrec import RecordingReader, recording_files, recording_venue
 from spiceflow_core.runtime.books import BookFeed, OrderBookActor
