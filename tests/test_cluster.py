@@ -176,6 +176,16 @@ async def exact_books(sim, latest: dict[str, BookMessage], symbols: list[str], d
         sim.paused = False
 
 
+async def owner_record(store, venue: str, symbol: str, *, member: str, timeout: float = 10) -> K.Owner:
+    """The owners record of an instrument, once it names ``member`` ("" = released)."""
+    with anyio.fail_after(timeout):
+        while True:
+            item = await store.get(store.owners, K.instrument_key(venue, symbol))
+            if item is not None and (record := K.decode(item.value, K.Owner)).member == member:
+                return record
+            await anyio.sleep(0.05)
+
+
 async def read_books(sub: Subscriber, latest: dict[str, BookMessage]) -> None:
     async for received in sub:
         if isinstance(received.message, BookMessage):
@@ -187,7 +197,8 @@ async def test_two_members_split_instruments_and_follow_the_desired_state():
     from spiceflow_binance.config import SPOT
     from spiceflow_binance.simulator import BinanceSimulator
 
-    async with nats_server() as server, BinanceSimulator(SPOT, symbols=12) as sim:
+    # every move costs a snapshot: no REST budget wait (the re-subscribed book is checked)
+    async with nats_server() as server, BinanceSimulator(SPOT, symbols=12, weight_limit=100_000) as sim:
         everything = sim.symbols()
         symbols, extra = everything[:10], everything[10]
         registry = discover()
@@ -241,12 +252,22 @@ async def test_two_members_split_instruments_and_follow_the_desired_state():
                     assert extra not in owners_of(orcs)
                     with pytest.raises(NotSubscribed):
                         await control.unsubscribe(store, "binance", extra, "book", timeout=5)
+                    # no longer desired, its owners record stays: the epoch is the fence, and
+                    # consumers have seen this one
+                    released = await owner_record(store, "binance", extra, member="")
+                    assert released.epoch == status.epoch
                 assert split_exactly(orcs, symbols)
                 # the CLI, with no local run: straight to NATS
                 cli = [sys.executable, "-m", "spiceflow_core.cli.main"]
                 done = await anyio.run_process([*cli, "subscribe", "binance", extra, "--cluster", server.url])
                 assert f"subscribed binance:{extra}:book" in done.stdout.decode()
                 assert extra in owners_of(orcs)
+                # claimed again above every epoch it ever had: its books pass the consumers' fence
+                (carrier,) = owners_of(orcs)[extra]
+                async with open_store(server.url) as store:
+                    again = await owner_record(store, "binance", extra, member=carrier)
+                assert again.epoch == released.epoch + 1
+                await wait_for(lambda: extra in latest and latest[extra].epoch == again.epoch, timeout=10)
                 shown = await anyio.run_process([*cli, "status", "--cluster", server.url, "--json"])
                 view = json.loads(shown.stdout)
                 assert set(view["members"]) == {"a", "b"}

@@ -55,7 +55,7 @@ class Member:
         return text in self.log.read_text(errors="replace")
 
 
-def start_member(tmp: Path, name: str, nats_url: str, sim, symbols: list[str]) -> Member:
+def start_member(tmp: Path, name: str, nats_url: str, sim, symbols: list[str], ttl: float = TTL) -> Member:
     api, zmq_port = f"127.0.0.1:{free_port()}", free_port()
     config = tmp / f"{name}.toml"
     listed = ", ".join(f'"{s}"' for s in symbols)
@@ -76,7 +76,7 @@ ack_timeout = 3.0
 [cluster]
 nats = "{nats_url}"
 member = "{name}"
-ttl = {TTL}
+ttl = {ttl}
 """)
     log = tmp / f"{name}.log"
     with open(log, "ab") as out:

@@ -452,6 +452,14 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _usage_error(exc: BaseException) -> BaseException | None:
+    """The usage or configuration error ``exc`` is or holds: one found by a task of the
+    run (a cluster member id already live) comes wrapped in anyio's task groups."""
+    from spiceflow_core.runtime.errors import leaf_errors
+
+    return next((e for e in leaf_errors(exc) if isinstance(e, ConfigError | UsageError)), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -461,8 +469,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {**COMMANDS, **CONTROL_COMMANDS, **RECORDING_COMMANDS}[args.command]
     try:
         return handler(args)
-    except (ConfigError, UsageError) as exc:
-        print(f"spiceflow {args.command}: error: {exc}", file=sys.stderr)
+    except (ConfigError, UsageError, BaseExceptionGroup) as exc:
+        error = _usage_error(exc)
+        if error is None:
+            raise
+        print(f"spiceflow {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyError as exc:  # unknown venue from the registry
         print(f"spiceflow {args.command}: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)

@@ -69,6 +69,9 @@ class MemberInfo(msgspec.Struct, kw_only=True):
     api: str = ""  # its control API address ("" when disabled)
     pid: int = 0
     host: str = ""
+    #: random per process run: tells a member its own key (rejoining after a step-down)
+    #: from another process's with the same member id
+    incarnation: str = ""
 
 
 class Desired(msgspec.Struct, kw_only=True):
@@ -79,7 +82,12 @@ class Desired(msgspec.Struct, kw_only=True):
 
 class Owner(msgspec.Struct, kw_only=True):
     """The owner of an instrument; ``member`` is "" once released. ``epoch`` only grows:
-    each new owner increments it (compare-and-set) and stamps it on what it publishes."""
+    each new owner increments it (compare-and-set) and stamps it on what it publishes.
+
+    A record outlives its instrument's desired keys: consumers fence by the highest
+    epoch they have seen per topic, so a record deleted and claimed again from epoch 1
+    would have the new owner's messages dropped as stale. Kept, it costs a few bytes per
+    instrument the cluster ever carried (and a KV delete would leave a marker anyway)."""
 
     member: str
     epoch: int

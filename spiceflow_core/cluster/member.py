@@ -1,6 +1,12 @@
 """One ``spiceflow run`` as a member of a cluster: heartbeat, ownership, reconciliation.
 
-Three tasks, in the task group of ``ClusterMember.run`` (itself a task of the
+Joining creates this member's key only if it is absent. A key already there under the
+same id is either a previous incarnation's (killed, then restarted with the same id:
+its key expires within the TTL) or a live duplicate's (it keeps refreshing it): the
+joiner watches it for at most the TTL and a margin, takes the id once the key is gone
+(or silent past the TTL) and refuses to run (``MemberIdInUse``) if its revision moves.
+
+Then three tasks, in the task group of ``ClusterMember.run`` (itself a task of the
 orchestrator's group):
 
 * heartbeat: every ttl/3, compare-and-set this member's key in the members bucket
@@ -22,6 +28,7 @@ clears nothing: its instruments are claimed at once.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
 from collections import defaultdict
@@ -35,7 +42,7 @@ from loguru import logger
 from spiceflow_core.cluster import keys as K
 from spiceflow_core.cluster.rendezvous import owner as rendezvous_owner
 from spiceflow_core.cluster.store import ClusterStore, Item
-from spiceflow_core.config import ClusterSettings
+from spiceflow_core.config import ClusterSettings, ConfigError
 from spiceflow_core.model import Feed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,6 +58,15 @@ RETRY_AFTER = 5.0
 INFLIGHT_WAIT_S = 60.0
 #: a failed heartbeat is tried again after this long (at most ttl/3)
 HEARTBEAT_RETRY_S = 0.25
+#: past the members bucket's TTL, how long a joiner still waits for a silent key to go:
+#: the server expires keys a little late (0.25 s measured)
+LEASE_MARGIN_S = 1.0
+#: how often a joiner reads the key of another process with its member id
+LEASE_POLL_S = 0.1
+
+
+class MemberIdInUse(ConfigError):
+    """Another live process holds this member id (it keeps heartbeating the key)."""
 
 
 def default_member_id() -> str:
@@ -83,6 +99,7 @@ class ClusterMember:
         self.settings = settings
         self.id = settings.member or default_member_id()
         self.ttl = settings.ttl
+        self.incarnation = secrets.token_hex(8)
         self.joined = False
         self._member_rev = 0
         self._last_beat = 0.0
@@ -109,19 +126,23 @@ class ClusterMember:
             api=self.orc.api_address or "",
             pid=os.getpid(),
             host=socket.gethostname(),
+            incarnation=self.incarnation,
         )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         await self.seed()
-        await self._join()
-        self.log.info("joined the cluster as {} (ttl {:.1f}s)", self.id, self.ttl)
+        # started before joining: joining may wait up to a TTL for a previous
+        # incarnation's lease, and a refusal (MemberIdInUse) must end the run as the
+        # configuration error it is, not as a failed start of the cluster task
+        task_status.started()
         try:
+            await self._join_retrying()
+            self.log.info("joined the cluster as {} (ttl {:.1f}s)", self.id, self.ttl)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeats, tg)
                 for bucket in (self.store.desired, self.store.owners, self.store.members):
                     tg.start_soon(self._watch, bucket)
                 tg.start_soon(self._reconcile_loop, tg)
-                task_status.started()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(2):
                 await self._leave()
@@ -140,11 +161,84 @@ class ClusterMember:
         if seeded:
             self.log.info("seeded {} desired subscription(s) from the configuration", seeded)
 
+    async def _join_retrying(self) -> None:
+        """Join, trying again while NATS does not answer; a refusal ends the run."""
+        while True:
+            try:
+                await self._join()
+                return
+            except MemberIdInUse:
+                raise
+            except Exception as exc:
+                self.log.warning("joining failed: {}: {}; retrying", type(exc).__name__, exc)
+                await anyio.sleep(self.ttl / 3)
+
     async def _join(self) -> None:
-        sent = time.monotonic()
-        self._member_rev = await self.store.put(self.store.members, self.id, K.encode(self.info()))
+        """Take this member's key: create it if absent; compare-and-set it if it is this
+        process's own (a rejoin after a step-down) or a dead incarnation's that outstayed
+        its TTL; outlast any other process's key first."""
+        last: int | None = None  # the revision to compare-and-set; None: create
+        while True:
+            sent = time.monotonic()
+            value = K.encode(self.info())
+            if last is None:
+                rev = await self.store.create(self.store.members, self.id, value)
+            else:
+                rev = await self.store.update(self.store.members, self.id, value, last)
+            if rev is not None:
+                break
+            held = await self.store.get(self.store.members, self.id)
+            if held is None:
+                last = None
+            elif self._holder(held).incarnation == self.incarnation:
+                last = held.revision
+            else:
+                last = await self._outlast(held)
+        self._member_rev = rev
         self._last_beat = sent
         self.joined = True
+
+    async def _outlast(self, held: Item) -> int | None:
+        """Watch another process's key with this member id for at most the bucket's TTL
+        and a margin. A new revision means someone heartbeats it: MemberIdInUse. Gone: None
+        (to be created). Still there, unchanged: nobody wrote it for longer than a live
+        member's heartbeat interval can be, so its revision (to be compare-and-set)."""
+        holder = self._holder(held)
+        window = await self.store.member_ttl() + LEASE_MARGIN_S
+        self.log.warning(
+            "member id {} is held by pid {} on {}: waiting up to {:.1f}s for its lease to expire",
+            self.id,
+            holder.pid,
+            holder.host or "?",
+            window,
+        )
+        start = time.monotonic()
+        with anyio.move_on_after(window):
+            while True:
+                await anyio.sleep(LEASE_POLL_S)
+                now = await self.store.get(self.store.members, self.id)
+                if now is None:
+                    self.log.info(
+                        "waited {:.1f}s for the lease of the previous incarnation (pid {} on {}) to expire",
+                        time.monotonic() - start,
+                        holder.pid,
+                        holder.host or "?",
+                    )
+                    return None
+                if now.revision != held.revision:
+                    live = self._holder(now)
+                    raise MemberIdInUse(
+                        f"member id {self.id!r} is already live in the cluster (pid {live.pid} on host "
+                        f"{live.host or '?'}, heartbeating); give each process its own --member"
+                    )
+        self.log.info("the key of member id {} stayed silent past its TTL: taking it over", self.id)
+        return held.revision
+
+    def _holder(self, item: Item) -> K.MemberInfo:
+        try:
+            return K.decode(item.value, K.MemberInfo)
+        except Exception:
+            return K.MemberInfo(member=self.id, venues=[])
 
     async def _leave(self) -> None:
         """Graceful exit: drop the membership key at once so the others take over now
@@ -216,13 +310,8 @@ class ClusterMember:
                     for entry in list(runtime.table):
                         unsubscribing.start_soon(self._unsubscribe, runtime, entry.symbol, entry.feed)
             self._reported.clear()
-            while True:
-                try:
-                    await self._join()
-                    break
-                except Exception as exc:
-                    self.log.warning("rejoining failed: {}; retrying", exc)
-                    await anyio.sleep(self.ttl / 3)
+            # MemberIdInUse: another process took the id while this one was away; it keeps it
+            await self._join_retrying()
             self.log.info("rejoined the cluster")
         self._wake.set()
 

@@ -95,6 +95,13 @@ class ClusterStore:
                 return None
         return Item(key, entry.value or b"", entry.revision or 0)
 
+    async def member_ttl(self) -> float:
+        """How long a member key lives after its last write: the members bucket's TTL,
+        set by whichever member created the bucket (maybe not this one's ``ttl``)."""
+        with anyio.fail_after(OP_TIMEOUT):
+            status = await self.members.status()
+        return float(status.ttl or self.ttl)
+
     # -- writes ----------------------------------------------------------------------------
     async def put(self, bucket: Any, key: str, value: bytes) -> int:
         with anyio.fail_after(OP_TIMEOUT):

@@ -10,7 +10,8 @@ The parent process:
 * writes one config file per worker (the parent's settings, with the cluster URL,
   member id ``worker-<i>``, ZeroMQ on the base port + 1 + i, control API on the API
   port + 1 + i) and starts ``spiceflow run --config <it>`` for each, restarting a worker
-  that fails (a clean exit, e.g. after ``--duration``, is not restarted);
+  that fails (a clean exit, e.g. after ``--duration``, is not restarted; a configuration
+  error, exit 2, e.g. its member id live in the cluster already, stops them all);
 * binds the configured broadcast address itself and forwards every worker's messages
   there (a ZeroMQ XSUB/XPUB proxy): consumers connect to the usual address, or to the
   workers directly (``spiceflow status --cluster`` lists their addresses);
@@ -45,6 +46,8 @@ if TYPE_CHECKING:  # pragma: no cover
 STOP_GRACE_S = 10.0
 #: wait before restarting a worker that exited on its own
 RESTART_DELAY_S = 1.0
+#: a worker's exit code for a usage or configuration error (``spiceflow_core.cli.main``)
+EXIT_USAGE = 2
 
 
 def _toml_value(value: Any) -> str:
@@ -109,7 +112,9 @@ class _Proxy:
         self.thread.join(timeout=2)
 
 
-async def _supervise_worker(i: int, config: Path, names: list[str], stopping: anyio.Event) -> None:
+async def _supervise_worker(i: int, config: Path, names: list[str], stopping: anyio.Event) -> int:
+    """Run worker ``i`` until ``stopping``, restarting it when it fails; its last exit
+    code (EXIT_USAGE sets ``stopping``: the same configuration would fail again)."""
     cmd = [sys.executable, "-m", "spiceflow_core.cli.main", "run", "--config", str(config)]
     for name in names:
         cmd += ["--venue", name]
@@ -132,10 +137,15 @@ async def _supervise_worker(i: int, config: Path, names: list[str], stopping: an
                         process.kill()
                         process.wait()
         if process.returncode == 0:
-            return  # a clean exit (--duration, or a Ctrl-C that reached the whole process group)
+            return 0  # a clean exit (--duration, or a Ctrl-C that reached the whole process group)
+        if process.returncode == EXIT_USAGE and not stopping.is_set():
+            log.error("worker-{} refused its configuration (exit {}): stopping every worker", i, EXIT_USAGE)
+            stopping.set()
+            return EXIT_USAGE
         if not stopping.is_set():
             log.warning("worker-{} exited with {}; restarting it", i, process.returncode)
             await anyio.sleep(RESTART_DELAY_S)
+    return 0
 
 
 async def _run(settings: Settings, registry: VenueRegistry, names: list[str], n: int) -> int:
@@ -169,6 +179,11 @@ async def _run(settings: Settings, registry: VenueRegistry, names: list[str], n:
         stack.callback(proxy.close)
         logger.info("broadcasting on {} (forwarding workers {})", settings.broadcast.address, ", ".join(upstreams))
         stopping = anyio.Event()
+        codes: list[int] = []
+
+        async def supervise(i: int, config: Path) -> None:
+            codes.append(await _supervise_worker(i, config, names, stopping))
+
         async with anyio.create_task_group() as tg:
 
             async def on_signals() -> None:
@@ -181,9 +196,9 @@ async def _run(settings: Settings, registry: VenueRegistry, names: list[str], n:
             tg.start_soon(on_signals)
             async with anyio.create_task_group() as workers:
                 for i, config in enumerate(configs):
-                    workers.start_soon(_supervise_worker, i, config, names, stopping)
+                    workers.start_soon(supervise, i, config)
             tg.cancel_scope.cancel()
-    return 0
+    return max(codes, default=0)
 
 
 def run_workers(settings: Settings, registry: VenueRegistry, names: list[str], n: int) -> int:
