@@ -72,7 +72,8 @@ class Orchestrator:
         self.report = RunReport()
         self.api_address: str | None = None  # set once the control API listens
         self.ready = anyio.Event()
-        #: this process as a cluster member (``[cluster] nats``), once it joined
+        #: this process as a cluster member (``[cluster] nats``) from when it starts joining
+        #: (``describe()["joined"]`` tells whether it has)
         self.cluster: ClusterMember | None = None
         self._stopping = False
         self.log = logger.bind(actor="orchestrator")
