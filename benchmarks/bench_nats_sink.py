@@ -45,14 +45,13 @@ for _path in (ROOT, ROOT / "plugins" / "spiceflow-nats"):  # runnable from a che
 import anyio  # noqa: E402
 import anyio.abc  # noqa: E402
 from anyio.streams.text import TextReceiveStream  # noqa: E402
+from sink_books import VENUE, Book  # noqa: E402
 
 from spiceflow_core.broadcast.publisher import Publisher  # noqa: E402
 from spiceflow_core.broadcast.subscriber import Subscriber  # noqa: E402
 from spiceflow_core.broadcast.wire import BookMessage  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-DEPTH = 25
-VENUE = "bench"
 YIELD_EVERY = 256
 
 
@@ -112,30 +111,6 @@ def sub_role(args: argparse.Namespace) -> int:
 
 
 # -- the producer -----------------------------------------------------------------------
-class Book:
-    """The top 25 levels a side as exact strings; each update changes one near the top."""
-
-    def __init__(self) -> None:
-        self.bids = [(f"{43250.10 - i * 0.1:.2f}", f"{(i % 97 + 1) / 1000:.3f}") for i in range(DEPTH)]
-        self.asks = [(f"{43250.20 + i * 0.1:.2f}", f"{(i % 89 + 1) / 1000:.3f}") for i in range(DEPTH)]
-        self.sequence = 0
-
-    def update(self, symbol: str) -> BookMessage:
-        self.sequence += 1
-        i = self.sequence
-        k = (i * 7) % 10
-        self.bids[k] = (self.bids[k][0], f"{(i % 9973 + 1) / 1000:.3f}")
-        return BookMessage(
-            venue=VENUE,
-            symbol=symbol,
-            instrument=f"{VENUE}.spot.{symbol}",
-            sequence=i,
-            bids=list(self.bids),  # type: ignore[arg-type]  # tuples encode as levels
-            asks=list(self.asks),  # type: ignore[arg-type]
-            recv_ts_ns=time.time_ns(),
-        )
-
-
 class Run:
     """One transport's producer: ZeroMQ alone, or ZeroMQ's encode + the NATS sink."""
 

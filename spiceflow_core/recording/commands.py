@@ -1,4 +1,4 @@
-"""``spiceflow record`` and ``spiceflow replay``.
+"""``spiceflow record``, ``spiceflow replay`` and ``spiceflow export``.
 
 ``record`` runs the normal pipeline (every ``run`` option applies) and writes every
 received WebSocket frame, every sent frame and every REST answer of each venue to
@@ -9,6 +9,11 @@ thread per venue so the event loop never waits for the disk.
 runtime's router and order book actor without sockets (``spiceflow_core.recording.replay``)
 and publishes the wire messages on the ZeroMQ broadcast (default), or writes one JSON line
 per message (``--jsonl FILE`` or ``-`` for stdout; with ``--broadcast`` both).
+
+``export`` is the same replay with the Parquet plugin's writer as its output
+(``--parquet DIR``: the layout of the ``[sinks.parquet]`` sink). pyarrow lives in that
+plugin (``spiceflow-parquet``), imported when the command runs, so the core does not
+depend on it; without the plugin the command says what to install.
 
 Both show a progress bar (``rich``) when stderr is a terminal, and nothing else when it is
 not (a pipe or a file gets only the summary): ``replay`` the recorded bytes replayed out
@@ -37,6 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from spiceflow_core.broadcast.wire import WireMessage
     from spiceflow_core.cli.main import AddCommon, Command, Subcommands
     from spiceflow_core.plugin.contract import Venue
+    from spiceflow_core.plugin.registry import VenueRegistry
+    from spiceflow_core.recording.replay import Replayer
 
 
 def add_recording_commands(sub: Subcommands, common: AddCommon) -> None:
@@ -79,11 +86,7 @@ def add_recording_commands(sub: Subcommands, common: AddCommon) -> None:
     )
     p.add_argument("--depth", type=int, default=None, metavar="N", help="levels per side (default: book.depth, 25)")
     p.add_argument("--broadcast", metavar="ADDR", help="ZeroMQ PUB address (default: the config's)")
-    p.add_argument(
-        "--publish",
-        choices=["every", "top-changed", "conflate"],
-        help="emit every update, only when the top-N changed, or once per batch of frames (default: book.publish)",
-    )
+    _publish_argument(p)
     p.add_argument(
         "--feed",
         action="append",
@@ -96,6 +99,46 @@ def add_recording_commands(sub: Subcommands, common: AddCommon) -> None:
         default=0.5,
         metavar="SECONDS",
         help="ZeroMQ: wait this long after binding before publishing (late joiners) and at exit",
+    )
+
+    p = sub.add_parser(
+        "export",
+        help="replay a recording or a capture through the book engine into Parquet files (needs spiceflow-parquet)",
+    )
+    common(p)
+    p.add_argument(
+        "source", help="a .sfrec file, a directory of them, or a capture prefix (e.g. ../shared/recorded/PREFIX)"
+    )
+    p.add_argument(
+        "--parquet",
+        required=True,
+        metavar="DIR",
+        help="dataset root: DIR/{books,trades,tops}/venue=V/date=D/hour=H/*.parquet (created if missing)",
+    )
+    p.add_argument(
+        "--venue", metavar="NAME", help="venue of the source (default: from the recording, or the capture prefix)"
+    )
+    p.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="levels per side, in the book engine and the files (default: [sinks.parquet] depth, 10)",
+    )
+    _publish_argument(p)
+    p.add_argument(
+        "--feed",
+        action="append",
+        choices=["book", "top", "trades"],
+        help="feeds to export (default: [sinks.parquet] feeds, all three); repeatable",
+    )
+
+
+def _publish_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--publish",
+        choices=["every", "top-changed", "conflate"],
+        help="emit every update, only when the top-N changed, or once per batch of frames (default: book.publish)",
     )
 
 
@@ -227,13 +270,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown venue {args.venue!r} (installed: {', '.join(registry.names()) or 'none'})")
     publish = args.publish or settings.book.publish
     feeds = list(dict.fromkeys(args.feed or ["book"]))
-
-    def get(name: str) -> Venue:
-        if name not in registry.venues:
-            raise UsageError(
-                f"the source is from venue {name!r}, which is not installed (installed: {', '.join(registry.names())})"
-            )
-        return registry.get(name)
+    get = _installed_venue(registry)
 
     out = None
     publisher = None
@@ -298,7 +335,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if publisher is not None:
             time.sleep(args.linger)
             publisher.close()
-    elapsed = time.perf_counter() - started
+    return _report("replay", replayers, time.perf_counter() - started)
+
+
+def _installed_venue(registry: VenueRegistry) -> Callable[[str], Venue]:
+    """The venue of a replay's source, by name (a usage error when not installed)."""
+    from spiceflow_core.cli.main import UsageError
+
+    def get(name: str) -> Venue:
+        if name not in registry.venues:
+            raise UsageError(
+                f"the source is from venue {name!r}, which is not installed (installed: {', '.join(registry.names())})"
+            )
+        return registry.get(name)
+
+    return get
+
+
+def _report(command: str, replayers: dict[str, Replayer], elapsed: float) -> int:
+    """The summary of a replay on stderr, a venue per line; EXIT_FAILURE when a venue's
+    source held nothing to replay."""
+    from spiceflow_core.cli.main import EXIT_FAILURE, EXIT_OK
+
     code = EXIT_OK
     for name, rep in replayers.items():
         s = rep.stats
@@ -310,7 +368,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if verified or failed:  # venues that send checksums (OKX, Kraken)
             extra += f", checksums {verified} verified {failed} failed"
         print(
-            f"replay {name}: {s.frames} frames, {s.rest} REST answers, {s.snapshots} snapshots, {s.deltas} deltas, "
+            f"{command} {name}: {s.frames} frames, {s.rest} REST answers, {s.snapshots} snapshots, {s.deltas} deltas, "
             f"{s.updates} book updates{extra}, {synced}/{len(books)} books in sync, {s.gaps} gaps, "
             f"{s.parse_errors} bad frames in {elapsed:.2f}s"
             + (f"; recording truncated: {s.truncated_bytes} trailing bytes ignored" if s.truncated_bytes else ""),
@@ -334,4 +392,58 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return code
 
 
-RECORDING_COMMANDS: dict[str, Command] = {"record": cmd_record, "replay": cmd_replay}
+def cmd_export(args: argparse.Namespace) -> int:
+    from spiceflow_core.cli.main import EXIT_FAILURE, UsageError, _registry, _settings
+    from spiceflow_core.config import config_path
+    from spiceflow_core.logs import configure_logging
+    from spiceflow_core.recording.replay import OutputError, ReplayError, replay
+
+    try:
+        from spiceflow_parquet.export import Exporter, ExportError
+    except ImportError:
+        raise UsageError(
+            "writing Parquet needs the spiceflow-parquet plugin (pyarrow): pip install spiceflow-parquet"
+        ) from None
+    settings = _settings(args)
+    registry = _registry()
+    if args.depth is not None and args.depth < 1:
+        raise UsageError("--depth must be at least 1")
+    if args.venue and args.venue not in registry.venues:
+        raise UsageError(f"unknown venue {args.venue!r} (installed: {', '.join(registry.names()) or 'none'})")
+    feeds = list(dict.fromkeys(args.feed)) if args.feed else None
+    exporter = Exporter.from_config(
+        settings.sinks.get("parquet", {}), args.parquet, str(config_path(args.config)), depth=args.depth, feeds=feeds
+    )
+    options = exporter.options
+
+    def reroute_logs() -> None:
+        configure_logging(settings.log.level, settings.log.format)  # to whatever sys.stderr is now
+
+    started = time.perf_counter()
+    try:
+        with _replay_progress(args.source, reroute_logs) as progress:
+            replayers = replay(
+                args.source,
+                _installed_venue(registry),
+                venue=args.venue,
+                capture_prefixes=registry.capture_prefixes(),
+                depth=options.depth,
+                publish=args.publish or settings.book.publish,
+                feeds=list(options.feeds),
+                emit=exporter.emit,
+                max_buffer=settings.book.max_buffer,
+                max_frame_bytes=settings.runtime.max_frame_bytes,
+                progress=progress,
+            )
+        summary = exporter.close()
+    except (ReplayError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+    except (OutputError, ExportError) as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    code = _report("export", replayers, time.perf_counter() - started)
+    print(f"export: {summary.rows} rows in {summary.files} files under {args.parquet}", file=sys.stderr)
+    return code
+
+
+RECORDING_COMMANDS: dict[str, Command] = {"record": cmd_record, "replay": cmd_replay, "export": cmd_export}
