@@ -71,7 +71,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -82,6 +81,7 @@ from websockets.exceptions import ConnectionClosed
 
 from spiceflow_core.plugin import Endpoints, Level
 from spiceflow_core.testkit import FaultSwitches, HttpAnswer, LoopbackServer, json_answer
+from spiceflow_core.testkit.lifecycle import RunsInContext
 from spiceflow_core.testkit.server import LimitViolation, MessageLimit
 
 from . import config
@@ -168,7 +168,7 @@ class _Client:
         self.wake.set()
 
 
-class {{ cookiecutter.__class_prefix }}Simulator:
+class {{ cookiecutter.__class_prefix }}Simulator(RunsInContext):
     """``async with {{ cookiecutter.__class_prefix }}Simulator(symbols=["BTCUSDT"]) as sim: sim.endpoints``"""
 
     def __init__(
@@ -204,7 +204,6 @@ class {{ cookiecutter.__class_prefix }}Simulator:
         self.endpoints = Endpoints(ws_url="", rest_url="")
         self._clients: list[_Client] = []
         self._stall_until = 0.0
-        self._running: contextlib.AbstractAsyncContextManager[Self] | None = None
 {% if cookiecutter.heartbeat_style == "server-heartbeat" and cookiecutter.protocol_style == "json-rpc" %}
         self.test_requests = 0
         self.test_replies = 0
@@ -536,15 +535,3 @@ class {{ cookiecutter.__class_prefix }}Simulator:
                 yield self
             finally:
                 tg.cancel_scope.cancel()
-
-    # ``async with sim`` (how the chaos suite's harness runs a simulator) is ``running()``
-    async def __aenter__(self) -> Self:
-        self._running = self.running()
-        return await self._running.__aenter__()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        running, self._running = self._running, None
-        assert running is not None, "not entered"
-        return await running.__aexit__(exc_type, exc, tb)

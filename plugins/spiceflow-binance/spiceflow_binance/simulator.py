@@ -53,12 +53,13 @@ with it (``truth_top``) to judge every published book, not only the last one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -74,6 +75,7 @@ from spiceflow_core.model import Level
 from spiceflow_core.plugin.contract import Endpoints
 from spiceflow_core.recording.capture import read_capture
 from spiceflow_core.testkit import FaultSwitches, LoopbackServer, json_answer
+from spiceflow_core.testkit.lifecycle import RunsInContext
 from spiceflow_core.testkit.market import BookGenerator, InstrumentShape, Kind, instrument_rng
 from spiceflow_core.testkit.server import HttpAnswer, LimitViolation, MessageLimit
 
@@ -328,7 +330,7 @@ class _Client:
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
 
-class BinanceSimulator:
+class BinanceSimulator(RunsInContext):
     """``async with BinanceSimulator(SPOT) as sim: sim.endpoints.ws_url``"""
 
     def __init__(
@@ -398,7 +400,6 @@ class BinanceSimulator:
             self._symbols = self._pick_symbols(symbols)
         self.endpoints = Endpoints(ws_url="ws://{host}:{port}/stream", rest_url="http://{host}:{port}")
         self._server: LoopbackServer | None = None
-        self._tg: anyio.abc.TaskGroup | None = None
 
     def _set_weight_limit(self, limit: int) -> None:
         """``weight_limit``: the REQUEST_WEIGHT per minute the served exchangeInfo
@@ -475,7 +476,8 @@ class BinanceSimulator:
             info["symbols"].append(entry)
         self._exchange_info[path] = json.dumps(info).encode()
 
-    async def __aenter__(self) -> BinanceSimulator:
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[BinanceSimulator]:
         if self.recording is None:
             self._list_generated_symbols()
             shapes = self._shapes()
@@ -496,21 +498,11 @@ class BinanceSimulator:
             message_limit=MessageLimit(self.max_requests_per_second),
             on_violation=self.violations.append,
         )
-        await self._server.__aenter__()
-        self.endpoints = Endpoints(ws_url=self._server.ws_url + "/stream", rest_url=self._server.http_url)
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._drive)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            if self._tg is not None:
-                self._tg.cancel_scope.cancel()
-                await self._tg.__aexit__(None, None, None)
-        finally:
-            if self._server is not None:
-                await self._server.__aexit__(None, None, None)
+        async with self._server, anyio.create_task_group() as tg:
+            self.endpoints = Endpoints(ws_url=self._server.ws_url + "/stream", rest_url=self._server.http_url)
+            tg.start_soon(self._drive)
+            yield self
+            tg.cancel_scope.cancel()
 
     def _generate_on_demand(self, streams: list[str]) -> None:
         """Generator mode: a subscription to a listed symbol that is not generated yet

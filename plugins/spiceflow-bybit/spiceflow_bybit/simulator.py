@@ -38,25 +38,27 @@ levels), before it is sent: the chaos oracle keeps the truth per ``u`` with it.
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import functools
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.abc
 import msgspec
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
 from spiceflow_core.plugin import Endpoints, Level
 from spiceflow_core.testkit import FaultSwitches, HttpAnswer, LoopbackServer, json_answer
+from spiceflow_core.testkit.client_requests import client_requests
+from spiceflow_core.testkit.connection_faults import FaultFrames
+from spiceflow_core.testkit.connections import Delivery, LiveConnections, QueuedConnection
+from spiceflow_core.testkit.lifecycle import RunsInContext
 from spiceflow_core.testkit.market import (
     BookGenerator,
     InstrumentShape,
@@ -67,6 +69,7 @@ from spiceflow_core.testkit.market import (
     reference_price,
 )
 from spiceflow_core.testkit.server import LimitViolation, MessageLimit
+from spiceflow_core.testkit.serving import serving
 
 from . import config
 
@@ -189,27 +192,17 @@ class _Book:
             del side[min(side) if is_bid else max(side)]
 
 
-class _Conn:
+class _Conn(QueuedConnection):
     def __init__(self, conn_id: int, ws: ServerConnection) -> None:
-        self.id = conn_id
-        self.ws = ws
-        self.out: collections.deque[str | bytes] = collections.deque()
-        self.wake = anyio.Event()
+        super().__init__(conn_id, ws)
         self.topics: set[str] = set()
         self.args_chars = 0
-        self.closed = False
-
-    def send(self, frame: str | bytes) -> None:
-        if not self.closed:
-            self.out.append(frame)
-            self.wake.set()
 
 
-_MALFORMED = '{"topic":"orderbook.50.'
-_UNKNOWN_SHAPE = '{"surprise":{"nobody":"expects"}}'
+_FAULT_FRAMES = FaultFrames(malformed='{"topic":"orderbook.50.', unknown_shape='{"surprise":{"nobody":"expects"}}')
 
 
-class BybitSimulator:
+class BybitSimulator(RunsInContext):
     """``async with BybitSimulator(config.LINEAR, symbols=[...]) as sim: sim.endpoints``"""
 
     def __init__(
@@ -237,7 +230,6 @@ class BybitSimulator:
         self.violations: list[LimitViolation] = []
         self.paused = False
         self.on_update: Callable[[str, int], None] | None = None
-        self.connections_total = 0
         self.pings = 0
         if symbols is None:
             names = list(spec.default_instruments)
@@ -253,41 +245,37 @@ class BybitSimulator:
             self._books[name] = book
             book.views[self.depth] = _View(u=1_000_000 + 10_000 * i)
             book.views[self.depth].bids, book.views[self.depth].asks = book.top(self.depth)
-        self._conns: dict[int, _Conn] = {}
-        self._conn_ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
-        self._stall_until = 0.0
+        self._delivery = Delivery(self.faults)
+        self._connections = LiveConnections(
+            path=config.WS_PATH.format(category=spec.category),
+            accept=_Conn,
+            on_frame=self._on_request,
+            delivery=self._delivery,
+            client_frames=self.client_frames,
+        )
         self._server = LoopbackServer(
-            ws=self._handle,
+            ws=self._connections.serve,
             http=self._http,
             host=host,
             port=port,
             message_limit=MessageLimit(message_limit) if message_limit else None,
             on_violation=self.violations.append,
         )
-        self._tg: anyio.abc.TaskGroup | None = None
         self.endpoints = Endpoints(ws_url="", rest_url="")
 
     # -- lifecycle --------------------------------------------------------------------
-    async def __aenter__(self) -> BybitSimulator:
-        await self._server.__aenter__()
-        base = f"{self._server.host}:{self._server.port}"
-        self.endpoints = Endpoints(
-            ws_url=f"ws://{base}{config.WS_PATH.format(category=self.spec.category)}", rest_url=f"http://{base}"
-        )
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._generate)
-        self._tg.start_soon(self._fault_loop)
-        return self
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[BybitSimulator]:
+        async with serving(self._server, self._connections, _FAULT_FRAMES) as tg:
+            base = f"{self._server.host}:{self._server.port}"
+            self.endpoints = Endpoints(ws_url=f"ws://{base}{self._connections.path}", rest_url=f"http://{base}")
+            tg.start_soon(self._generate)
+            yield self
 
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
-        await self._tg.__aexit__(None, None, None)
-        for conn in list(self._conns.values()):
-            conn.ws.transport.abort()
-        await self._server.__aexit__(*exc)
+    @property
+    def connections_total(self) -> int:
+        return self._connections.total
 
     # -- what tests look at -------------------------------------------------------------
     def symbols(self) -> list[str]:
@@ -306,19 +294,11 @@ class BybitSimulator:
         return u, bids[:depth], asks[:depth]
 
     def connections(self) -> int:
-        return len(self._conns)
+        return len(self._connections)
 
     def requests(self, op: str) -> list[dict[str, Any]]:
         """Decoded client requests of one ``op``, in order."""
-        out = []
-        for frame in self.client_frames:
-            try:
-                obj = msgspec.json.decode(frame)
-            except msgspec.DecodeError:
-                continue
-            if isinstance(obj, dict) and obj.get("op") == op:
-                out.append(obj)
-        return out
+        return client_requests(self.client_frames, "op", op)
 
     # -- REST -------------------------------------------------------------------------------
     def _row(self, book: _Book) -> dict[str, Any]:
@@ -362,46 +342,6 @@ class BybitSimulator:
         return json_answer({"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": 0})
 
     # -- WebSocket ----------------------------------------------------------------------------
-    async def _handle(self, ws: ServerConnection) -> None:
-        path = ws.request.path if ws.request is not None else ""
-        if path.split("?")[0] != config.WS_PATH.format(category=self.spec.category):
-            await ws.close(1008, "unknown path")
-            return
-        conn = _Conn(next(self._conn_ids), ws)
-        self._conns[conn.id] = conn
-        self.connections_total += 1
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._writer, conn)
-                try:
-                    async for message in ws:
-                        text = message if isinstance(message, str) else message.decode("utf-8", "replace")
-                        self.client_frames.append(text)
-                        self._on_request(conn, text)
-                except ConnectionClosed:
-                    pass
-                tg.cancel_scope.cancel()
-        finally:
-            conn.closed = True
-            self._conns.pop(conn.id, None)
-
-    async def _writer(self, conn: _Conn) -> None:
-        try:
-            while True:
-                if not conn.out:
-                    conn.wake = anyio.Event()
-                    await conn.wake.wait()
-                    continue
-                wait = self._stall_until - time.monotonic()
-                if wait > 0:
-                    await anyio.sleep(wait)
-                    continue
-                if self.faults.slow > 0:
-                    await anyio.sleep(self.faults.slow)
-                await conn.ws.send(conn.out.popleft())
-        except ConnectionClosed:
-            pass
-
     def _answer(self, conn: _Conn, op: str, req_id: Any, success: bool, ret_msg: str) -> None:
         body: dict[str, Any] = {"success": success, "ret_msg": ret_msg, "conn_id": f"sim-{conn.id}"}
         if not (self.spec.category == "spot" and op == "ping"):  # the spot pong echoes no req_id
@@ -497,7 +437,7 @@ class BybitSimulator:
         return _text({"topic": topic, "type": kind, "ts": ts, "data": data, "cts": ts - 2})
 
     def _subscribers(self, topic: str) -> list[_Conn]:
-        return [conn for conn in self._conns.values() if topic in conn.topics]
+        return [conn for conn in self._connections if topic in conn.topics]
 
     # -- the market ----------------------------------------------------------------------------
     def _publish(self, book: _Book, restart: bool) -> None:
@@ -574,7 +514,7 @@ class BybitSimulator:
     async def _generate(self) -> None:
         while True:
             await anyio.sleep(1 / self.rate if self.rate > 0 else 0.05)
-            if self.paused or time.monotonic() < self._stall_until:
+            if self.paused or self._delivery.stalled():
                 continue
             restart = self.faults.take("restart")
             for book in self._books.values():
@@ -583,25 +523,3 @@ class BybitSimulator:
                 self._publish(book, restart)
                 if self.rng.random() < 0.1:
                     self._trade(book)
-
-    async def _fault_loop(self) -> None:
-        while True:
-            await anyio.sleep(0.01)
-            f = self.faults
-            if f.stall > 0:
-                self._stall_until = time.monotonic() + f.stall
-                f.stall = 0.0
-            if f.take("drop"):
-                for conn in list(self._conns.values()):
-                    conn.closed = True
-                    self._tg.start_soon(conn.ws.close, 1001, "going away (fault)")  # type: ignore[union-attr]
-            if f.take("reset"):
-                for conn in list(self._conns.values()):
-                    conn.closed = True
-                    conn.ws.transport.abort()
-            if f.malformed > 0 and self._conns and f.take("malformed"):
-                for conn in list(self._conns.values()):
-                    conn.send(_MALFORMED)
-            if f.unknown_shape > 0 and self._conns and f.take("unknown_shape"):
-                for conn in list(self._conns.values()):
-                    conn.send(_UNKNOWN_SHAPE)

@@ -60,13 +60,14 @@ with it (``truth_top``) to judge every published book, not only the last one.
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import datetime as dt
 import functools
 import itertools
 import random
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -76,22 +77,30 @@ import anyio
 import msgspec
 from loguru import logger
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
 from spiceflow_core.model import Level
 from spiceflow_core.plugin.contract import Endpoints
 from spiceflow_core.recording.capture import read_capture
 from spiceflow_core.testkit import FaultSwitches, HttpAnswer, LoopbackServer, json_answer
+from spiceflow_core.testkit.client_requests import client_requests
+from spiceflow_core.testkit.connection_faults import FaultFrames
+from spiceflow_core.testkit.connections import Delivery, LiveConnections, QueuedConnection
+from spiceflow_core.testkit.lifecycle import RunsInContext
 from spiceflow_core.testkit.market import BookGenerator, InstrumentShape, default_tick, instrument_rng, usd_price
 from spiceflow_core.testkit.server import LimitViolation
+from spiceflow_core.testkit.serving import serving
 
 from . import config, schemas
 from .parsing import format_decimal
 from .rest import instrument_name_date
 
 _CHANNEL = re.compile(r"^(?P<kind>book|ticker|trades)\.(?P<symbol>[A-Za-z0-9_\-]+)\.(?P<interval>100ms|raw|agg2)$")
-_MALFORMED = '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.'
-_UNKNOWN_SHAPE = '{"jsonrpc":"2.0","surprise":{"nobody":"expects"}}'
+_FAULT_FRAMES = FaultFrames(
+    malformed='{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.',
+    unknown_shape='{"jsonrpc":"2.0","surprise":{"nobody":"expects"}}',
+    binary=b"\x00\x01binary\xff",
+    oversized=lambda pad: '{"jsonrpc":"2.0","method":"subscription","params":{"pad":"' + pad + '"}}',
+)
 _FIXTURES = Path(__file__).parent / "fixtures"
 _PERPETUAL_EXPIRY_MS = 32503708800000  # what Deribit answers for a perpetual (year 3000)
 
@@ -194,12 +203,9 @@ class _Book:
         return bids, asks
 
 
-class _Conn:
+class _Conn(QueuedConnection):
     def __init__(self, conn_id: int, ws: ServerConnection, max_credits: float) -> None:
-        self.id = conn_id
-        self.ws = ws
-        self.out: collections.deque[str | bytes] = collections.deque()  # bytes: the "binary" fault
-        self.wake = anyio.Event()
+        super().__init__(conn_id, ws)
         #: channel name -> (kind, symbol)
         self.subs: dict[str, tuple[str, str]] = {}
         self.need_snapshot: set[str] = set()
@@ -208,20 +214,6 @@ class _Conn:
         self.authorized = False
         self.heartbeat_interval: float | None = None
         self.pending_test: HeartbeatRecord | None = None
-        self.closed = False
-        #: close code and reason the writer closes with once ``out`` is sent
-        self.close_when_flushed: tuple[int, str] | None = None
-
-    def send(self, frame: str | bytes) -> None:
-        if not self.closed:
-            self.out.append(frame)
-            self.wake.set()
-
-    def send_and_close(self, frame: str, code: int, reason: str) -> None:
-        """``frame`` is the last thing the client gets before the close."""
-        self.send(frame)
-        self.closed = True
-        self.close_when_flushed = (code, reason)
 
 
 @dataclass
@@ -304,7 +296,7 @@ class _RecordedEvent:
     book: schemas.BookData | None = None
 
 
-class DeribitSimulator:
+class DeribitSimulator(RunsInContext):
     """``async with DeribitSimulator(instruments=3) as sim: sim.endpoints``"""
 
     def __init__(
@@ -347,7 +339,6 @@ class DeribitSimulator:
         #: every documented limit a client crossed (see the module docstring)
         self.violations: list[LimitViolation] = []
         self.notifications_sent = 0
-        self.connections_total = 0
         self.replay_done = anyio.Event()
         #: True stops the driver (no new book changes) so tests can compare with truth
         self.paused = False
@@ -355,12 +346,17 @@ class DeribitSimulator:
         self.on_update = None
         self._bad_sizes = 0
         self._books: dict[str, _Book] = {}
-        self._conns: dict[int, _Conn] = {}
-        self._conn_ids = itertools.count(1)
-        self._stall_until = 0.0
+        self._delivery = Delivery(self.faults)
+        self._connections = LiveConnections(
+            path=config.WS_PATH,
+            accept=lambda conn_id, ws: _Conn(conn_id, ws, self.max_credits),
+            on_frame=self._on_request,
+            delivery=self._delivery,
+            client_frames=self.client_frames,
+            companions=[self._heartbeat],
+        )
         self._first_subscribe = anyio.Event()
-        self._server = LoopbackServer(ws=self._handle, http=self._http, host=host, port=port)
-        self._tg: anyio.abc.TaskGroup | None = None
+        self._server = LoopbackServer(ws=self._connections.serve, http=self._http, host=host, port=port)
         self._trade_ids = itertools.count(1)
         self._rest_bodies: dict[str, bytes] = {}
         self._gen: list[_GenInstrument] = []
@@ -375,24 +371,20 @@ class DeribitSimulator:
         self.endpoints = Endpoints(ws_url="", rest_url="")
 
     # -- lifecycle ------------------------------------------------------------------------
-    async def __aenter__(self) -> DeribitSimulator:
-        await self._server.__aenter__()
-        base = f"{self._server.host}:{self._server.port}"
-        self.endpoints = Endpoints(ws_url=f"ws://{base}{config.WS_PATH}", rest_url=f"http://{base}{config.REST_PATH}")
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._fault_loop)
-        self._tg.start_soon(self._replay if self.recording is not None else self._generate)
-        logger.bind(venue=config.VENUE).info("Deribit simulator on {}", self.endpoints.ws_url)
-        return self
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[DeribitSimulator]:
+        async with serving(self._server, self._connections, _FAULT_FRAMES) as tg:
+            base = f"{self._server.host}:{self._server.port}"
+            self.endpoints = Endpoints(
+                ws_url=f"ws://{base}{config.WS_PATH}", rest_url=f"http://{base}{config.REST_PATH}"
+            )
+            tg.start_soon(self._replay if self.recording is not None else self._generate)
+            logger.bind(venue=config.VENUE).info("Deribit simulator on {}", self.endpoints.ws_url)
+            yield self
 
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
-        await self._tg.__aexit__(None, None, None)
-        for conn in list(self._conns.values()):
-            conn.ws.transport.abort()
-        await self._server.__aexit__(*exc)
+    @property
+    def connections_total(self) -> int:
+        return self._connections.total
 
     # -- what tests look at -----------------------------------------------------------------
     def symbols(self) -> list[str]:
@@ -413,7 +405,7 @@ class DeribitSimulator:
         return book.change_id, bids, asks
 
     def connections(self) -> int:
-        return len(self._conns)
+        return len(self._connections)
 
     @property
     def limit_disconnects(self) -> list[LimitViolation]:
@@ -422,15 +414,7 @@ class DeribitSimulator:
 
     def requests(self, method: str) -> list[dict]:
         """Decoded client requests of one method, in order."""
-        out = []
-        for frame in self.client_frames:
-            try:
-                obj = msgspec.json.decode(frame)
-            except msgspec.DecodeError:
-                continue
-            if isinstance(obj, dict) and obj.get("method") == method:
-                out.append(obj)
-        return out
+        return client_requests(self.client_frames, "method", method)
 
     # -- REST ---------------------------------------------------------------------------------
     async def _http(self, path: str, query: dict[str, str]) -> HttpAnswer:
@@ -505,64 +489,19 @@ class DeribitSimulator:
         return info
 
     # -- WebSocket ---------------------------------------------------------------------------
-    async def _handle(self, ws: ServerConnection) -> None:
-        path = ws.request.path if ws.request is not None else ""
-        if path.split("?")[0] != config.WS_PATH:
-            await ws.close(1008, "unknown path")
-            return
-        conn = _Conn(next(self._conn_ids), ws, self.max_credits)
-        self._conns[conn.id] = conn
-        self.connections_total += 1
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._writer, conn)
-                tg.start_soon(self._heartbeat, conn)
-                try:
-                    async for message in ws:
-                        text = message if isinstance(message, str) else message.decode("utf-8", "replace")
-                        self.client_frames.append(text)
-                        await self._on_request(conn, text)
-                except ConnectionClosed:
-                    pass
-                tg.cancel_scope.cancel()
-        finally:
-            conn.closed = True
-            self._conns.pop(conn.id, None)
-
-    async def _writer(self, conn: _Conn) -> None:
-        try:
-            while True:
-                if not conn.out:
-                    if conn.close_when_flushed is not None:
-                        await conn.ws.close(*conn.close_when_flushed)
-                        return
-                    conn.wake = anyio.Event()
-                    await conn.wake.wait()
-                    continue
-                wait = self._stall_until - time.monotonic()
-                if wait > 0:
-                    await anyio.sleep(wait)
-                    continue
-                if self.faults.slow > 0:
-                    await anyio.sleep(self.faults.slow)
-                await conn.ws.send(conn.out.popleft())
-        except ConnectionClosed:
-            pass
-
     async def _heartbeat(self, conn: _Conn) -> None:
         while conn.heartbeat_interval is None:
             await anyio.sleep(0.01)
         while True:
             await anyio.sleep(conn.heartbeat_interval)
-            if time.monotonic() < self._stall_until:
+            if self._delivery.stalled():
                 continue  # a stalled server sends nothing, and waits for nothing
             pending = conn.pending_test
             if pending is not None and pending.answered_at is None:
                 # Deribit closes a connection whose test_request went unanswered
                 self.closed_for_heartbeat.append(conn.id)
                 logger.bind(venue=config.VENUE).warning("sim: test_request unanswered on connection {}", conn.id)
-                conn.closed = True
-                await conn.ws.close(1000, "heartbeat test_request not answered")
+                conn.close(1000, "heartbeat test_request not answered")
                 return
             if self.faults.take("skip_heartbeats"):
                 conn.pending_test = None
@@ -572,7 +511,7 @@ class DeribitSimulator:
             self.heartbeats.append(record)
             conn.send('{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}')
 
-    async def _on_request(self, conn: _Conn, text: str) -> None:
+    def _on_request(self, conn: _Conn, text: str) -> None:
         try:
             req = msgspec.json.decode(text)
         except msgspec.DecodeError:
@@ -715,7 +654,7 @@ class DeribitSimulator:
     def _subscribers(self, kind: str, symbol: str) -> list[tuple[_Conn, str]]:
         return [
             (conn, channel)
-            for conn in list(self._conns.values())
+            for conn in self._connections
             for channel, (k, s) in conn.subs.items()
             if k == kind and s == symbol
         ]
@@ -751,36 +690,6 @@ class DeribitSimulator:
             conn.send(_notification(channel, data))
             self.notifications_sent += 1
 
-    async def _fault_loop(self) -> None:
-        while True:
-            await anyio.sleep(0.01)
-            f = self.faults
-            if f.stall > 0:
-                self._stall_until = time.monotonic() + f.stall
-                f.stall = 0.0
-            if f.take("drop"):
-                for conn in list(self._conns.values()):
-                    conn.closed = True
-                    # the fault loop runs in self._tg (union-attr: it is set while it runs)
-                    self._tg.start_soon(conn.ws.close, 1001, "going away (fault)")  # type: ignore[union-attr]
-            if f.take("reset"):
-                for conn in list(self._conns.values()):
-                    conn.closed = True
-                    conn.ws.transport.abort()
-            if f.malformed > 0 and self._conns and f.take("malformed"):
-                for conn in list(self._conns.values()):
-                    conn.send(_MALFORMED)
-            if f.unknown_shape > 0 and self._conns and f.take("unknown_shape"):
-                for conn in list(self._conns.values()):
-                    conn.send(_UNKNOWN_SHAPE)
-            if f.oversized > 0 and self._conns and f.take("oversized"):
-                pad = "x" * max(0, f.oversized_bytes - 60)
-                for conn in list(self._conns.values()):
-                    conn.send('{"jsonrpc":"2.0","method":"subscription","params":{"pad":"' + pad + '"}}')
-            if f.binary > 0 and self._conns and f.take("binary"):
-                for conn in list(self._conns.values()):
-                    conn.send(b"\x00\x01binary\xff")
-
     # -- driver (a): the recorded session -------------------------------------------------------
     def _load_recording(self, prefix: str) -> None:
         for rec in read_capture(prefix):
@@ -812,7 +721,7 @@ class DeribitSimulator:
             now = time.monotonic()
             if due > now:
                 await anyio.sleep(due - now)
-            while self.paused or time.monotonic() < self._stall_until:
+            while self.paused or self._delivery.stalled():
                 await anyio.sleep(0.01)
             if event.book is not None:
                 self._publish_book(event.symbol, event.data, event.book)
@@ -977,7 +886,7 @@ class DeribitSimulator:
     async def _generate(self) -> None:
         while True:
             await anyio.sleep(self.update_interval)
-            if self.paused or time.monotonic() < self._stall_until:
+            if self.paused or self._delivery.stalled():
                 continue
             for g in self._gen:
                 change = self._next_change(g)

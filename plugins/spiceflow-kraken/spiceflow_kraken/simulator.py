@@ -41,7 +41,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,6 +49,8 @@ import msgspec
 
 from spiceflow_core.plugin import Endpoints, Level
 from spiceflow_core.testkit import FaultSwitches, LoopbackServer, json_answer
+from spiceflow_core.testkit.client_requests import client_requests
+from spiceflow_core.testkit.lifecycle import RunsInContext
 from spiceflow_core.testkit.market import BookGenerator, InstrumentShape, instrument_rng
 from spiceflow_core.testkit.server import HttpAnswer, LimitViolation, MessageLimit
 
@@ -157,7 +158,7 @@ class _Client:
     last_book_frame: str | None = None
 
 
-class KrakenSimulator:
+class KrakenSimulator(RunsInContext):
     def __init__(
         self,
         *,
@@ -191,7 +192,6 @@ class KrakenSimulator:
             self.checksums[symbol] = KrakenChecksum()
         self._clients: list[_Client] = []
         self._stall_until = 0.0
-        self._cm: contextlib.AbstractAsyncContextManager[KrakenSimulator] | None = None
 
     # -- the Simulator protocol ------------------------------------------------------------
     def symbols(self) -> list[str]:
@@ -213,13 +213,7 @@ class KrakenSimulator:
 
     def requests(self, method: str) -> list[dict[str, Any]]:
         """The client requests of ``method`` received so far (decoded)."""
-        out = []
-        for raw in self.client_frames:
-            with contextlib.suppress(msgspec.DecodeError):
-                msg = msgspec.json.decode(raw)
-                if isinstance(msg, dict) and msg.get("method") == method:
-                    out.append(msg)
-        return out
+        return client_requests(self.client_frames, "method", method)
 
     def _shape(self, symbol: str) -> InstrumentShape:
         """The pair's tick, lot (``lot_decimals``) and ``ordermin`` for the market generator."""
@@ -487,17 +481,6 @@ class KrakenSimulator:
                 yield self
             finally:
                 tg.cancel_scope.cancel()
-
-    async def __aenter__(self) -> KrakenSimulator:
-        self._cm = self.running()
-        return await self._cm.__aenter__()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        assert self._cm is not None
-        cm, self._cm = self._cm, None
-        return await cm.__aexit__(exc_type, exc, tb)
 
 
 def _diff(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal], *, reverse: bool) -> list[tuple[Decimal, Decimal]]:

@@ -41,26 +41,30 @@ holds the market (keep-alives and no-change updates go on).
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import functools
 import itertools
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
-import anyio.abc
 import msgspec
 from loguru import logger
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
 from spiceflow_core.model import Level
 from spiceflow_core.plugin.contract import Endpoints
 from spiceflow_core.testkit import FaultSwitches, HttpAnswer, LoopbackServer, json_answer
+from spiceflow_core.testkit.client_requests import client_requests
+from spiceflow_core.testkit.connection_faults import FaultFrames
+from spiceflow_core.testkit.connections import Delivery, LiveConnections, QueuedConnection
+from spiceflow_core.testkit.lifecycle import RunsInContext
 from spiceflow_core.testkit.market import (
     BookGenerator,
     InstrumentShape,
@@ -71,13 +75,18 @@ from spiceflow_core.testkit.market import (
     reference_price,
 )
 from spiceflow_core.testkit.server import LimitViolation, MessageLimit
+from spiceflow_core.testkit.serving import serving
 
 from . import config
 from .parsing import channel_name
 from .sync import CHECKSUM
 
-_MALFORMED = '{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[['
-_UNKNOWN_SHAPE = '{"surprise":{"nobody":"expects"}}'
+_FAULT_FRAMES = FaultFrames(
+    malformed='{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[[',
+    unknown_shape='{"surprise":{"nobody":"expects"}}',
+    binary=b"\x00\x01binary\xff",
+    oversized=lambda pad: '{"arg":{"channel":"books","instId":"PAD"},"pad":"' + pad + '"}',
+)
 _CHANNELS = (config.BOOK_CHANNEL, config.TOP_CHANNEL, config.TRADES_CHANNEL)
 _FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -207,21 +216,12 @@ class _Book:
         return prev, self.seq, bids, asks
 
 
-class _Conn:
+class _Conn(QueuedConnection):
     def __init__(self, conn_id: int, ws: ServerConnection) -> None:
-        self.id = conn_id
+        super().__init__(conn_id, ws)
         self.conn_id = f"{conn_id:08x}"
-        self.ws = ws
-        self.out: collections.deque[str | bytes] = collections.deque()
-        self.wake = anyio.Event()
         self.subs: set[str] = set()
         self.requests: collections.deque[float] = collections.deque()  # subscribe/unsubscribe times
-        self.closed = False
-
-    def send(self, frame: str | bytes) -> None:
-        if not self.closed:
-            self.out.append(frame)
-            self.wake.set()
 
 
 def _default_symbols(n: int) -> list[str]:
@@ -232,7 +232,7 @@ def _default_symbols(n: int) -> list[str]:
     return out[:n] if n <= len(out) else out + [f"SIM{i}-USDT" for i in range(n - len(out))]
 
 
-class OkxSimulator:
+class OkxSimulator(RunsInContext):
     """``async with OkxSimulator(symbols=["BTC-USDT"]) as sim: sim.endpoints``"""
 
     def __init__(
@@ -260,22 +260,25 @@ class OkxSimulator:
         self.faults: FaultSwitches = OkxFaults()
         self.client_frames: list[str] = []
         self.violations: list[LimitViolation] = []
-        self.silent = False
         self.paused = False
         self.pings = 0
-        self.connections_total = 0
         #: called with (symbol, seqId) after each book change hits the truth
         self.on_update: Any = None
         self.books: dict[str, _Book] = {}
         for symbol in self._symbols:
             market = BookGenerator(_shape(symbol), instrument_rng(seed, config.VENUE, symbol))
             self.books[symbol] = _Book(market, self.rng, levels)
-        self._conns: dict[int, _Conn] = {}
-        self._conn_ids = itertools.count(1)
         self._trade_ids = itertools.count(100_000)
-        self._stall_until = 0.0
+        self._delivery = Delivery(self.faults)
+        self._connections = LiveConnections(
+            path=config.WS_PATH,
+            accept=_Conn,
+            on_frame=self._on_message,
+            delivery=self._delivery,
+            client_frames=self.client_frames,
+        )
         self._server = LoopbackServer(
-            ws=self._handle,
+            ws=self._connections.serve,
             http=self._http,
             host=host,
             port=port,
@@ -284,28 +287,30 @@ class OkxSimulator:
             on_violation=self.violations.append,
             refuse_upgrade=lambda: self.faults.take("refuse_connect"),
         )
-        self._tg: anyio.abc.TaskGroup | None = None
         self.endpoints = Endpoints(ws_url="", rest_url="")
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def __aenter__(self) -> OkxSimulator:
-        await self._server.__aenter__()
-        base = f"{self._server.host}:{self._server.port}"
-        self.endpoints = Endpoints(ws_url=f"ws://{base}{config.WS_PATH}", rest_url=f"http://{base}")
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._fault_loop)
-        self._tg.start_soon(self._generate)
-        logger.bind(venue=config.VENUE).info("OKX simulator on {}", self.endpoints.ws_url)
-        return self
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[OkxSimulator]:
+        async with serving(self._server, self._connections, _FAULT_FRAMES) as tg:
+            base = f"{self._server.host}:{self._server.port}"
+            self.endpoints = Endpoints(ws_url=f"ws://{base}{config.WS_PATH}", rest_url=f"http://{base}")
+            tg.start_soon(self._generate)
+            logger.bind(venue=config.VENUE).info("OKX simulator on {}", self.endpoints.ws_url)
+            yield self
 
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
-        await self._tg.__aexit__(None, None, None)
-        for conn in list(self._conns.values()):
-            conn.ws.transport.abort()
-        await self._server.__aexit__(*exc)
+    @property
+    def silent(self) -> bool:
+        """While True every frame is dropped instead of sent."""
+        return self._delivery.silent
+
+    @silent.setter
+    def silent(self, value: bool) -> None:
+        self._delivery.silent = value
+
+    @property
+    def connections_total(self) -> int:
+        return self._connections.total
 
     # -- what tests look at ----------------------------------------------------------------------
     def symbols(self) -> list[str]:
@@ -323,19 +328,11 @@ class OkxSimulator:
         return seq, bids[:depth], asks[:depth]
 
     def connections(self) -> int:
-        return len(self._conns)
+        return len(self._connections)
 
     def requests(self, op: str) -> list[dict]:
         """Decoded client requests of one op, in order."""
-        out = []
-        for frame in self.client_frames:
-            try:
-                obj = msgspec.json.decode(frame)
-            except msgspec.DecodeError:
-                continue
-            if isinstance(obj, dict) and obj.get("op") == op:
-                out.append(obj)
-        return out
+        return client_requests(self.client_frames, "op", op)
 
     # -- REST ---------------------------------------------------------------------------------------
     async def _http(self, path: str, query: dict[str, str]) -> HttpAnswer:
@@ -378,48 +375,6 @@ class OkxSimulator:
         return row | derivative | option | {"ctType": "", "settleCcy": parts[0]}
 
     # -- WebSocket ---------------------------------------------------------------------------------
-    async def _handle(self, ws: ServerConnection) -> None:
-        path = ws.request.path if ws.request is not None else ""
-        if path.split("?")[0] != config.WS_PATH:
-            await ws.close(1008, "unknown path")
-            return
-        conn = _Conn(next(self._conn_ids), ws)
-        self._conns[conn.id] = conn
-        self.connections_total += 1
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._writer, conn)
-                try:
-                    async for message in ws:
-                        text = message if isinstance(message, str) else message.decode("utf-8", "replace")
-                        self.client_frames.append(text)
-                        self._on_message(conn, text)
-                except ConnectionClosed:
-                    pass
-                tg.cancel_scope.cancel()
-        finally:
-            conn.closed = True
-            self._conns.pop(conn.id, None)
-
-    async def _writer(self, conn: _Conn) -> None:
-        try:
-            while True:
-                if not conn.out:
-                    conn.wake = anyio.Event()
-                    await conn.wake.wait()
-                    continue
-                wait = self._stall_until - time.monotonic()
-                if wait > 0:
-                    await anyio.sleep(wait)
-                    continue
-                if self.faults.slow > 0:
-                    await anyio.sleep(self.faults.slow)
-                frame = conn.out.popleft()
-                if not self.silent:
-                    await conn.ws.send(frame)
-        except ConnectionClosed:
-            pass
-
     def _error(self, conn: _Conn, code: str, msg: str) -> None:
         conn.send(_encode({"event": "error", "code": code, "msg": msg, "connId": conn.conn_id}))
 
@@ -527,7 +482,7 @@ class OkxSimulator:
 
     def _subscribers(self, channel: str, symbol: str) -> list[_Conn]:
         name = channel_name(channel, symbol)
-        return [conn for conn in list(self._conns.values()) if name in conn.subs]
+        return [conn for conn in self._connections if name in conn.subs]
 
     def _publish_change(self, symbol: str) -> None:
         book = self.books[symbol]
@@ -588,7 +543,7 @@ class OkxSimulator:
         quiet_at = time.monotonic() + self.quiet_interval
         while True:
             await anyio.sleep(self.update_interval)
-            if time.monotonic() < self._stall_until:
+            if self._delivery.stalled():
                 continue
             if self.paused:
                 if time.monotonic() >= quiet_at:
@@ -597,34 +552,3 @@ class OkxSimulator:
                 continue
             for symbol in self._symbols:
                 self._publish_change(symbol)
-
-    async def _fault_loop(self) -> None:
-        assert self._tg is not None
-        while True:
-            await anyio.sleep(0.01)
-            f = self.faults
-            if f.stall > 0:
-                self._stall_until = time.monotonic() + f.stall
-                f.stall = 0.0
-            conns = list(self._conns.values())
-            if f.take("drop"):
-                for conn in conns:
-                    conn.closed = True
-                    self._tg.start_soon(conn.ws.close, 1001, "going away (fault)")
-            if f.take("reset"):
-                for conn in conns:
-                    conn.closed = True
-                    conn.ws.transport.abort()
-            if conns and f.malformed > 0 and f.take("malformed"):
-                for conn in conns:
-                    conn.send(_MALFORMED)
-            if conns and f.unknown_shape > 0 and f.take("unknown_shape"):
-                for conn in conns:
-                    conn.send(_UNKNOWN_SHAPE)
-            if conns and f.binary > 0 and f.take("binary"):
-                for conn in conns:
-                    conn.send(b"\x00\x01binary\xff")
-            if conns and f.oversized > 0 and f.take("oversized"):
-                pad = "x" * max(0, f.oversized_bytes - 60)
-                for conn in conns:
-                    conn.send('{"arg":{"channel":"books","instId":"PAD"},"pad":"' + pad + '"}')
