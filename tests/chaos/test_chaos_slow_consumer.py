@@ -36,14 +36,18 @@ async def test_stuck_consumer_does_not_block_or_grow_the_publisher():
         try:
             await anyio.sleep(3.0)  # its queues fill up (hwm 2,000 + rcvhwm 100)
             rss_1 = proc.memory_info().rss
-            published_1, judged_1 = p.totals["published"], p.oracle.v.checked
+            frames = p.runtime.metrics.totals
+            published_1, judged_1, received_1 = p.totals["published"], p.oracle.v.checked, frames["frames_in"]
             await anyio.sleep(6.0)
             rss_2 = proc.memory_info().rss
             published = p.totals["published"] - published_1
             judged = p.oracle.v.checked - judged_1
-            # the pipeline kept publishing at the stream's pace, the good consumer kept
-            # receiving every book (exact), memory stayed put
-            assert published > 5_000, published
+            received = frames["frames_in"] - received_1
+            # the pipeline kept publishing at the stream's pace (one book per frame
+            # received: the simulator's own pace drops on a loaded machine), the good
+            # consumer kept receiving every book (exact), memory stayed put
+            assert received > 2_000, received
+            assert published > 0.9 * received, (published, received)
             assert judged > 0.95 * published * 0.9, (judged, published)
             assert p.oracle.v.wrong == 0 and p.oracle.v.missed == 0
             growth = (rss_2 - rss_1) / 2**20
