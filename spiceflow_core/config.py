@@ -88,7 +88,8 @@ class RuntimeSettings(_Strict, frozen=True):
     heartbeat_timeout: float | None = None  # no venue heartbeat for this long -> reconnect (None: the venue's default)
     max_frame_bytes: int = 4 * 2**20
     max_connection_age: float | None = None  # seconds; None = the venue's own limit
-    transport: Literal["httpx-ws", "websockets"] = "httpx-ws"
+    #: the WebSocket client; chosen by the live benchmark (README, Performance)
+    transport: Literal["httpx-ws", "websockets"] = "websockets"
 
 
 class ClusterSettings(_Strict, frozen=True):

@@ -55,7 +55,7 @@ async def test_httpx_ws_hands_over_every_buffered_frame_in_one_call():
         conn.transport.write(b"".join(_text_frame(f"m{i}") for i in range(200)))  # one write, ~1.4 KB
         await conn.wait_closed()
 
-    async with LoopbackServer(ws=ws) as server, connect(server.ws_url) as conn:
+    async with LoopbackServer(ws=ws) as server, connect(server.ws_url, transport="httpx-ws") as conn:
         await conn.send("go")
         got: list[str | bytes] = []
         calls = 0

@@ -117,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-api", action="store_true", help="do not serve the control API")
     p.add_argument("--depth", type=int, metavar="N", help="levels per side in published books (default 25)")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
-    p.add_argument("--transport", choices=["httpx-ws", "websockets"], help="WebSocket client library")
+    p.add_argument(
+        "--transport",
+        choices=["httpx-ws", "websockets"],
+        help="WebSocket client library (default: runtime.transport, websockets)",
+    )
     p.add_argument(
         "--recording",
         metavar="PREFIX",
