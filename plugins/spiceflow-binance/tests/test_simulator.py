@@ -69,7 +69,8 @@ async def test_subscribe_ack_and_only_subscribed_streams():
 
 async def test_rest_depth_and_exchange_info_answer_from_truth():
     venue = BinanceUsdm()
-    async with BinanceSimulator(USDM, symbols=1, rate=0, start="now") as sim:
+    # more levels than the deepest snapshot, so the 1,000-level answer is really cut
+    async with BinanceSimulator(USDM, symbols=1, rate=0, start="now", levels=1200) as sim:
         await anyio.sleep(0.05)
         async with RestClient(sim.endpoints.rest_url) as rest:
             instruments = await venue.fetch_instruments(rest)
