@@ -10,6 +10,7 @@ import anyio
 from spiceflow_core.config import Settings, decode_settings
 from spiceflow_core.plugin.registry import VenueRegistry, register_venues
 from spiceflow_core.runtime.orchestrator import Orchestrator
+from spiceflow_core.testkit.polling import wait_for
 
 
 def toy_registry() -> VenueRegistry:
@@ -58,15 +59,6 @@ async def running(orchestrator: Orchestrator) -> AsyncIterator[Orchestrator]:
             yield orchestrator
         finally:
             tg.cancel_scope.cancel()
-
-
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
-    with anyio.fail_after(timeout):
-        while True:
-            value = predicate()
-            if value:
-                return value
-            await anyio.sleep(interval)
 
 
 class Collector:

@@ -66,12 +66,7 @@ def add_recording_commands(sub: Subcommands, common: AddCommon) -> None:
 
     p = sub.add_parser("replay", help="replay a recording or a capture through the parsers and book engine, offline")
     common(p)
-    p.add_argument(
-        "source", help="a .sfrec file, a directory of them, or a capture prefix (e.g. ../shared/recorded/PREFIX)"
-    )
-    p.add_argument(
-        "--venue", metavar="NAME", help="venue of the source (default: from the recording, or the capture prefix)"
-    )
+    _source_arguments(p)
     p.add_argument(
         "--speed",
         type=float,
@@ -106,17 +101,12 @@ def add_recording_commands(sub: Subcommands, common: AddCommon) -> None:
         help="replay a recording or a capture through the book engine into Parquet files (needs spiceflow-parquet)",
     )
     common(p)
-    p.add_argument(
-        "source", help="a .sfrec file, a directory of them, or a capture prefix (e.g. ../shared/recorded/PREFIX)"
-    )
+    _source_arguments(p)
     p.add_argument(
         "--parquet",
         required=True,
         metavar="DIR",
         help="dataset root: DIR/{books,trades,tops}/venue=V/date=D/hour=H/*.parquet (created if missing)",
-    )
-    p.add_argument(
-        "--venue", metavar="NAME", help="venue of the source (default: from the recording, or the capture prefix)"
     )
     p.add_argument(
         "--depth",
@@ -131,6 +121,15 @@ def add_recording_commands(sub: Subcommands, common: AddCommon) -> None:
         action="append",
         choices=["book", "top", "trades"],
         help="feeds to export (default: [sinks.parquet] feeds, all three); repeatable",
+    )
+
+
+def _source_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "source", help="a .sfrec file, a directory of them, or a capture prefix (e.g. ../shared/recorded/PREFIX)"
+    )
+    p.add_argument(
+        "--venue", metavar="NAME", help="venue of the source (default: from the recording, or the capture prefix)"
     )
 
 

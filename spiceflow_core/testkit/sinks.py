@@ -1,13 +1,13 @@
 """Helpers for testing a sink plugin: wire messages stamped and encoded by the core's
 real :class:`Publisher` (the exact topic and bytes the broadcast actor offers every
-sink), a sink's task run as the broadcast actor runs it, and polling."""
+sink), a sink's task run as the broadcast actor runs it, and polling (``wait_for``)."""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncIterator, Iterable
+from typing import TypeVar, cast
 
 import anyio
 
@@ -21,6 +21,9 @@ from spiceflow_core.broadcast.wire import (
     WireMessage,
 )
 from spiceflow_core.sinks.contract import Sink
+from spiceflow_core.testkit.polling import wait_for
+
+__all__ = ["Offered", "Wire", "offer", "running", "wait_for"]
 
 #: what a sink's ``offer`` takes: (topic, body, message)
 Offered = tuple[str, bytes, WireMessage]
@@ -115,14 +118,3 @@ async def running(sink: SinkT) -> AsyncIterator[SinkT]:
         finally:
             tg.cancel_scope.cancel()
     await sink.aclose()
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
-    """``predicate()`` once it is truthy, polled every ``interval`` (TimeoutError after
-    ``timeout`` seconds)."""
-    with anyio.fail_after(timeout):
-        while True:
-            value = predicate()
-            if value:
-                return value
-            await anyio.sleep(interval)

@@ -4,7 +4,6 @@ on NATS subjects; the sink's counters reach consumers on `status.sinks.nats`."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from spiceflow_nats.server import NatsServer, free_port
 
 from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.broadcast.wire import StatusMessage, decoder
+from spiceflow_core.testkit.processes import interrupt
 
 pytestmark = pytest.mark.anyio
 SPICEFLOW = [sys.executable, "-m", "spiceflow_core.cli.main"]
@@ -103,11 +103,5 @@ reconnect_wait = 0.2
             await nc.close()
         assert info.state.messages == 2
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            code = await anyio.to_thread.run_sync(lambda: proc.wait(timeout=15))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        code = await interrupt(proc)
     assert code == 0, log.read_text()[-3000:]

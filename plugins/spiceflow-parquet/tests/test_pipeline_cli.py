@@ -28,6 +28,7 @@ from spiceflow_parquet.writer import remove_stale_temp_files
 
 from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.broadcast.wire import BookMessage, StatusMessage, TradeMessage
+from spiceflow_core.testkit.processes import interrupt
 
 pytestmark = pytest.mark.anyio
 DEPTH = 5  # levels kept in the files (the run publishes 25)
@@ -67,13 +68,7 @@ address = "{api or "127.0.0.1:0"}"
         assert proc.poll() is None, log.read_text()
         yield proc, address
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            code = await anyio.to_thread.run_sync(lambda: proc.wait(timeout=15))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        code = await interrupt(proc)
     assert code in (0, -signal.SIGKILL), log.read_text()[-3000:]
 
 
