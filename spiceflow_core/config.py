@@ -155,7 +155,14 @@ def _convert(raw: object, type_: type[S], source: str, prefix: str = "") -> S:
             key = f"{key}.{field}" if key else field
             reason = "unknown key"
         key = ".".join(k for k in (prefix, key) if k)
-        raise ConfigError(f"{source}: {key or '<top level>'}: {reason}") from None
+        raise ConfigError(f"{source}: {_escaped(key) or '<top level>'}: {_escaped(reason)}") from None
+
+
+def _escaped(text: str) -> str:
+    """A user's key with its control characters escaped (``\\n``): an error stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def decode_settings(raw: dict[str, Any], source: str) -> Settings:

@@ -27,6 +27,7 @@ def write(tmp_path: Path, text: str) -> Path:
         ("[venues.binance]\nfeeds = ['candles']\n", "venues.binance.feeds[0]: Invalid enum value 'candles'"),
         ("profiles = ['turbo']\n", "unknown profile 'turbo'"),
         ("[book\n", "invalid TOML"),
+        ('"a\\nb" = 1\n', "a\\nb: unknown key"),  # a quoted key with a newline: shown escaped
     ],
 )
 def test_config_errors_exit_2_with_one_line_naming_key_and_file(tmp_path, capsys, text, expected):
