@@ -40,8 +40,9 @@ What a venue declares
 Class attributes of :class:`Venue`: ``name`` (unique, no dots or spaces; the topic's
 second part), ``default_endpoints`` (:class:`Endpoints`), ``resync``, the documented
 limits (``max_streams_per_connection``, ``max_messages_per_second`` and what it counts,
-``rate_limit_counts``, ``snapshot_depth``, ...), ``default_instruments``, ``capture_prefixes`` and ``options_type``. Methods: the
-abstract ones of :class:`Venue`, plus ``fetch_snapshot`` when ``resync = "rest"``.
+``rate_limit_counts``, ``snapshot_depth``, ...), ``default_instruments``,
+``capture_prefixes`` and ``options_type``. Methods: the abstract ones of :class:`Venue`,
+plus ``fetch_snapshot`` when ``resync = "rest"``.
 
 Feeds are :data:`FEEDS` (``book``, ``trades``, ``top``); ``Venue.channels`` maps an
 instrument and a feed to the venue's channel names, and each feed is broadcast on the

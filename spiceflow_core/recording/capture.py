@@ -24,7 +24,6 @@ RecordKind = Literal["rest", "connect", "send", "recv", "config"]
 _REST = re.compile(r"^(?P<url>https?://\S+) -> (?P<ts>\d+(?:\.\d+)?): (?P<body>.*)$", re.S)
 _CONNECT = re.compile(r"^(?P<url>wss?://\S+) <-> (?P<ts>\d+(?:\.\d+)?)$")
 _SEND = re.compile(r"^(?P<url>wss?://\S+) <- (?P<ts>\d+(?:\.\d+)?): (?P<body>.*)$", re.S)
-_RECV = re.compile(r"^(?P<ts>\d+(?:\.\d+)?): (?P<body>.*)$", re.S)
 
 
 class CaptureRecord(NamedTuple):
@@ -36,7 +35,13 @@ class CaptureRecord(NamedTuple):
     url: str = ""
 
 
-def parse_line(line: str) -> CaptureRecord | None:
+def parse_line(line: str, url: str = "") -> CaptureRecord | None:
+    """One line (its newline may still be there); a received frame carries ``url``, the
+    URL of the connection it came on."""
+    # received frames are nearly every line: they start with a digit, which no other
+    # kind does, and are split without a regex
+    if line[:1].isdecimal() and (received := _received(line, url)) is not None:
+        return received
     line = line.rstrip("\n")
     if not line:
         return None
@@ -46,16 +51,14 @@ def parse_line(line: str) -> CaptureRecord | None:
         return CaptureRecord("connect", float(m["ts"]), "", m["url"])
     if m := _SEND.match(line):
         return CaptureRecord("send", float(m["ts"]), m["body"], m["url"])
-    if m := _RECV.match(line):
-        return CaptureRecord("recv", float(m["ts"]), m["body"])
     return CaptureRecord("config", 0.0, line)
 
 
 def _received(line: str, url: str) -> CaptureRecord | None:
-    """The common line, a received frame (``TS: FRAME``), without a regex; None when the
-    line is anything else."""
+    """``TS: FRAME`` (TS: digits, optionally a dot and more digits), else None."""
     ts, sep, body = line.partition(": ")
-    if not sep or not ts.replace(".", "", 1).isdigit():
+    whole, dot, fraction = ts.partition(".")
+    if not sep or not whole.isdecimal() or (dot and not fraction.isdecimal()):
         return None
     return CaptureRecord("recv", float(ts), body[:-1] if body.endswith("\n") else body, url)
 
@@ -65,16 +68,11 @@ def read_file(path: str | Path) -> Iterator[CaptureRecord]:
     url = ""
     with open(path, encoding="utf-8") as fh:
         for line in fh:
-            if line[:1].isdigit() and (received := _received(line, url)) is not None:
-                yield received
-                continue
-            record = parse_line(line)
+            record = parse_line(line, url)
             if record is None:
                 continue
             if record.kind == "connect":
                 url = record.url
-            elif record.kind == "recv" and url:
-                record = CaptureRecord("recv", record.ts, record.body, url)
             yield record
 
 

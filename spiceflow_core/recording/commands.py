@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from spiceflow_core.broadcast.wire import WireMessage
     from spiceflow_core.cli.main import AddCommon, Command, Subcommands
+    from spiceflow_core.config import Settings
+    from spiceflow_core.model import Feed
     from spiceflow_core.plugin.contract import Venue
     from spiceflow_core.plugin.registry import VenueRegistry
     from spiceflow_core.recording.replay import Replayer
@@ -256,7 +258,7 @@ def _replay_progress(source: str, reroute_logs: Callable[[], None]) -> Iterator[
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from spiceflow_core.cli.main import EXIT_FAILURE, EXIT_OK, UsageError, _registry, _settings
-    from spiceflow_core.recording.replay import JsonLines, OutputError, ReplayError, replay
+    from spiceflow_core.recording.replay import JsonLines, OutputError, ReplayError
 
     settings = _settings(args)
     registry = _registry()
@@ -265,11 +267,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError("--depth must be at least 1")
     if args.speed is not None and args.speed <= 0:
         raise UsageError("--speed must be positive")
-    if args.venue and args.venue not in registry.venues:
-        raise UsageError(f"unknown venue {args.venue!r} (installed: {', '.join(registry.names()) or 'none'})")
+    _check_venue(args, registry)
     publish = args.publish or settings.book.publish
     feeds = list(dict.fromkeys(args.feed or ["book"]))
-    get = _installed_venue(registry)
 
     out = None
     publisher = None
@@ -290,28 +290,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for output in outputs:
             output(message)
 
-    from spiceflow_core.logs import configure_logging
-
-    def reroute_logs() -> None:
-        configure_logging(settings.log.level, settings.log.format)  # to whatever sys.stderr is now
-
     started = time.perf_counter()
     try:
-        with _replay_progress(args.source, reroute_logs) as progress:
-            replayers = replay(
-                args.source,
-                get,
-                venue=args.venue,
-                capture_prefixes=registry.capture_prefixes(),
-                depth=depth,
-                speed=args.speed,
-                publish=publish,
-                feeds=feeds,
-                emit=outputs[0] if len(outputs) == 1 else emit,
-                max_buffer=settings.book.max_buffer,
-                max_frame_bytes=settings.runtime.max_frame_bytes,
-                progress=progress,
-            )
+        replayers = _replay_source(
+            args,
+            settings,
+            registry,
+            depth=depth,
+            speed=args.speed,
+            publish=publish,
+            feeds=feeds,
+            emit=outputs[0] if len(outputs) == 1 else emit,
+        )
         if out is not None:
             try:
                 out.flush()  # a full disk shows here (or in a write), not at close
@@ -335,6 +325,49 @@ def cmd_replay(args: argparse.Namespace) -> int:
             time.sleep(args.linger)
             publisher.close()
     return _report("replay", replayers, time.perf_counter() - started)
+
+
+def _check_venue(args: argparse.Namespace, registry: VenueRegistry) -> None:
+    from spiceflow_core.cli.main import UsageError
+
+    if args.venue and args.venue not in registry.venues:
+        raise UsageError(f"unknown venue {args.venue!r} (installed: {', '.join(registry.names()) or 'none'})")
+
+
+def _replay_source(
+    args: argparse.Namespace,
+    settings: Settings,
+    registry: VenueRegistry,
+    *,
+    depth: int,
+    publish: str,
+    feeds: list[Feed],
+    emit: Callable[[WireMessage], object],
+    speed: float | None = None,
+) -> dict[str, Replayer]:
+    """``args.source`` through the replay engine with the configured limits (``replay``
+    and ``export``), a progress bar on a terminal."""
+    from spiceflow_core.logs import configure_logging
+    from spiceflow_core.recording.replay import replay
+
+    def reroute_logs() -> None:
+        configure_logging(settings.log.level, settings.log.format)  # to whatever sys.stderr is now
+
+    with _replay_progress(args.source, reroute_logs) as progress:
+        return replay(
+            args.source,
+            _installed_venue(registry),
+            venue=args.venue,
+            capture_prefixes=registry.capture_prefixes(),
+            depth=depth,
+            speed=speed,
+            publish=publish,
+            feeds=feeds,
+            emit=emit,
+            max_buffer=settings.book.max_buffer,
+            max_frame_bytes=settings.runtime.max_frame_bytes,
+            progress=progress,
+        )
 
 
 def _installed_venue(registry: VenueRegistry) -> Callable[[str], Venue]:
@@ -394,8 +427,7 @@ def _report(command: str, replayers: dict[str, Replayer], elapsed: float) -> int
 def cmd_export(args: argparse.Namespace) -> int:
     from spiceflow_core.cli.main import EXIT_FAILURE, UsageError, _registry, _settings
     from spiceflow_core.config import config_path
-    from spiceflow_core.logs import configure_logging
-    from spiceflow_core.recording.replay import OutputError, ReplayError, replay
+    from spiceflow_core.recording.replay import OutputError, ReplayError
 
     try:
         from spiceflow_parquet.export import Exporter, ExportError
@@ -407,33 +439,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     registry = _registry()
     if args.depth is not None and args.depth < 1:
         raise UsageError("--depth must be at least 1")
-    if args.venue and args.venue not in registry.venues:
-        raise UsageError(f"unknown venue {args.venue!r} (installed: {', '.join(registry.names()) or 'none'})")
+    _check_venue(args, registry)
     feeds = list(dict.fromkeys(args.feed)) if args.feed else None
     exporter = Exporter.from_config(
         settings.sinks.get("parquet", {}), args.parquet, str(config_path(args.config)), depth=args.depth, feeds=feeds
     )
     options = exporter.options
 
-    def reroute_logs() -> None:
-        configure_logging(settings.log.level, settings.log.format)  # to whatever sys.stderr is now
-
     started = time.perf_counter()
     try:
-        with _replay_progress(args.source, reroute_logs) as progress:
-            replayers = replay(
-                args.source,
-                _installed_venue(registry),
-                venue=args.venue,
-                capture_prefixes=registry.capture_prefixes(),
-                depth=options.depth,
-                publish=args.publish or settings.book.publish,
-                feeds=list(options.feeds),
-                emit=exporter.emit,
-                max_buffer=settings.book.max_buffer,
-                max_frame_bytes=settings.runtime.max_frame_bytes,
-                progress=progress,
-            )
+        replayers = _replay_source(
+            args,
+            settings,
+            registry,
+            depth=options.depth,
+            publish=args.publish or settings.book.publish,
+            feeds=list(options.feeds),
+            emit=exporter.emit,
+        )
         summary = exporter.close()
     except (ReplayError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from None

@@ -74,9 +74,9 @@ class _RateWindow:
     """At most ``limit`` client messages in any one-second window — how exchanges count
     ("5 messages per second"); a token bucket would allow twice that across a window
     boundary and get the connection closed. Requests may only fill ``rate`` of them
-    (``limit`` less a reserve); our client pings may use the whole window (they wait at
-    most for it to slide, never for queued requests); answers to the venue's heartbeat
-    requests never wait and are counted, which the reserve leaves room for.
+    (``limit`` less a reserve); our client pings may use the whole window (they wait for
+    it to slide, and for a request being sent at that moment); answers to the venue's
+    heartbeat requests never wait and are counted, which the reserve leaves room for.
 
     A message is stamped once written, not when its slot is granted: the write itself
     may wait, and the venue counts from when the message arrives."""
@@ -91,6 +91,14 @@ class _RateWindow:
         # one waiting sender at a time: a slot is granted and then written before the
         # next sender looks at the window
         self._lock = anyio.Lock()
+
+    @classmethod
+    def for_venue(cls, venue: Venue) -> _RateWindow:
+        return cls(
+            int(venue.max_messages_per_second),
+            request_rate(venue),
+            every_message=venue.rate_limit_counts == "messages",
+        )
 
     def _free_at(self, room: int) -> float:
         now = time.monotonic()
@@ -378,12 +386,7 @@ class WebSocketActor:
                 ping_interval=self.settings.ping_interval,
                 max_frame_bytes=transport_message_cap(self.settings.max_frame_bytes),
             ) as ws:
-                window = _RateWindow(
-                    int(self.venue.max_messages_per_second),
-                    request_rate(self.venue),
-                    every_message=self.venue.rate_limit_counts == "messages",
-                )
-                link = _Link(ws, session, window)
+                link = _Link(ws, session, _RateWindow.for_venue(self.venue))
                 link.replies = anyio.create_memory_object_stream[str](1000)
                 self.connects += 1
                 if self.recorder is not None:
