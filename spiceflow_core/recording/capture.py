@@ -13,9 +13,11 @@ A capture named by a path prefix (``.../<NAME>``) is the set of files
 
 from __future__ import annotations
 
+import functools
 import glob
+import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -33,6 +35,14 @@ class CaptureRecord(NamedTuple):
     ts: float
     body: str
     url: str = ""
+
+
+#: fields -> CaptureRecord without ``CaptureRecord.__new__``'s Python-level call (~0.1 us
+#: per received frame)
+_received_record: Callable[[tuple[RecordKind, float, str, str]], CaptureRecord] = functools.partial(
+    tuple.__new__, CaptureRecord
+)
+_BY_TIME = operator.attrgetter("ts")
 
 
 def parse_line(line: str, url: str = "") -> CaptureRecord | None:
@@ -60,7 +70,7 @@ def _received(line: str, url: str) -> CaptureRecord | None:
     whole, dot, fraction = ts.partition(".")
     if not sep or not whole.isdecimal() or (dot and not fraction.isdecimal()):
         return None
-    return CaptureRecord("recv", float(ts), body[:-1] if body.endswith("\n") else body, url)
+    return _received_record(("recv", float(ts), body[:-1] if body.endswith("\n") else body, url))
 
 
 def read_file(path: str | Path) -> Iterator[CaptureRecord]:
@@ -89,5 +99,9 @@ def read_capture(prefix: str | Path) -> list[CaptureRecord]:
     (stable, so records of equal time keep their file order)."""
     records: list[CaptureRecord] = []
     for path in capture_files(prefix):
-        records.extend(r for r in read_file(path) if r.kind != "config" or path.name.endswith(".0"))
-    return sorted(records, key=lambda r: r.ts)
+        if path.name.endswith(".0"):  # the file that holds the configuration
+            records.extend(read_file(path))
+        else:
+            records.extend(r for r in read_file(path) if r.kind != "config")
+    records.sort(key=_BY_TIME)
+    return records

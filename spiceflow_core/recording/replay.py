@@ -59,9 +59,6 @@ from spiceflow_core.broadcast.actor import BroadcastActor
 from spiceflow_core.broadcast.wire import BookMessage, StatusMessage, WireMessage, topic_for
 from spiceflow_core.model import (
     FEED_CHANNEL,
-    BookDelta,
-    BookSnapshot,
-    Event,
     Feed,
     Instrument,
     TopOfBook,
@@ -70,11 +67,11 @@ from spiceflow_core.model import (
 from spiceflow_core.plugin.answers import RestError, RestResponse
 from spiceflow_core.plugin.contract import Venue, WsSession
 from spiceflow_core.recording.capture import read_capture
-from spiceflow_core.recording.sfrec import RecordingReader, recording_files, recording_venue
+from spiceflow_core.recording.sfrec import RecordingReader, frame_of, recording_files, recording_venue
 from spiceflow_core.runtime.books import BookFeed, OrderBookActor
 from spiceflow_core.runtime.metrics import Metrics
 from spiceflow_core.runtime.router import FrameRouter
-from spiceflow_core.runtime.subscriptions import Entry, SubscriptionTable
+from spiceflow_core.runtime.subscriptions import Entry, Route, SubscriptionTable
 
 T = TypeVar("T")
 #: one merged input of :func:`replay`: (ts_ns, source index, position, item, its replayer)
@@ -82,26 +79,6 @@ _Entry = tuple[int, int, int, "Item", "Replayer"]
 
 #: the live default of ``runtime.max_frame_bytes``
 MAX_FRAME_BYTES = 4 * 2**20
-
-#: event kinds the replay looks at (plugins decode into subclasses of the model's events,
-#: so a class's kind is found with issubclass once and cached in ``_KIND_OF``)
-_DELTA, _SNAPSHOT, _TOP, _TRADE, _OTHER = range(1, 6)
-_KINDS: tuple[tuple[type, int], ...] = (
-    (BookDelta, _DELTA),
-    (BookSnapshot, _SNAPSHOT),
-    (TopOfBook, _TOP),
-    (Trade, _TRADE),
-)
-_KIND_OF: dict[type, int] = {}
-#: the feed whose subscription carries each kind
-_FEED_OF_KIND: tuple[Feed | None, ...] = (None, "book", "book", "top", "trades", None)
-
-
-def _kind_of(cls: type) -> int:
-    kind = _KIND_OF.get(cls)
-    if kind is None:
-        kind = _KIND_OF[cls] = next((k for base, k in _KINDS if issubclass(cls, base)), _OTHER)
-    return kind
 
 
 class ReplayError(Exception):
@@ -112,16 +89,11 @@ class OutputError(Exception):
     """Writing the replay's output failed (the cause is the output's own error)."""
 
 
-@dataclass(slots=True)
-class Item:
-    """One replayable input in time order: a WebSocket frame (``kind="recv"``, ``conn``
-    tells connections apart) or a REST answer (``kind="rest"``)."""
-
-    ts_ns: int
-    kind: str
-    data: str | bytes
-    url: str = ""
-    conn: int = 0
+#: One replayable input in time order, ``(ts_ns, kind, data, url, conn)``: a WebSocket
+#: frame (``kind`` "recv"; ``conn`` tells connections apart) or a REST answer of ``url``
+#: (``kind`` "rest"). A plain tuple: a source builds one per frame, and an instance of a
+#: class (dataclass, NamedTuple) costs ~0.15 us more each.
+Item = tuple[int, str, "str | bytes", str, int]
 
 
 @dataclass
@@ -237,24 +209,24 @@ def capture_venue(prefix: str | Path, capture_prefixes: Mapping[str, str]) -> st
 
 def _capture_items(prefix: str | Path) -> Iterator[Item]:
     conns: dict[str, int] = {}
-    for rec in read_capture(prefix):
-        ts = round(rec.ts * 1e9)
-        if rec.kind == "recv":
-            yield Item(ts, "recv", rec.body, rec.url, conns.setdefault(rec.url, len(conns) + 1))
-        elif rec.kind == "rest":
-            yield Item(ts, "rest", rec.body.encode("utf-8"), rec.url)
+    for kind, ts, body, url in read_capture(prefix):
+        if kind == "recv":
+            conn = conns.get(url) or conns.setdefault(url, len(conns) + 1)
+            yield (round(ts * 1e9), kind, body, url, conn)
+        elif kind == "rest":
+            yield (round(ts * 1e9), kind, body.encode("utf-8"), url, 0)
 
 
 def _recording_items(path: Path, stats: ReplayStats) -> Iterator[Item]:
     reader = RecordingReader(path)
-    for rec in reader:
-        if rec.kind == "recv":
-            yield Item(rec.ts_ns, "recv", rec.frame, "", rec.conn)
-        elif rec.kind == "rest" and rec.status < 300:
-            yield Item(rec.ts_ns, "rest", rec.data, rec.url)
-        elif rec.kind == "gap":
+    for kind, ts_ns, conn, status, url, data in reader:
+        if kind == "recv":
+            yield (ts_ns, kind, frame_of(data, status), "", conn)
+        elif kind == "rest" and status < 300:
+            yield (ts_ns, kind, data, url, 0)
+        elif kind == "gap":
             stats.recording_gaps += 1
-            stats.lost_records += rec.status
+            stats.lost_records += status
     stats.truncated_bytes += reader.truncated
 
 
@@ -356,40 +328,13 @@ def _recorded_instruments(venue: Venue, answers: list[tuple[str, bytes]]) -> dic
 # -- the engine -----------------------------------------------------------------------
 
 
-class _SubscribingSession:
-    """A recorded connection's venue session: every event of an instrument not yet in
-    the subscription table subscribes it first (the replay's Subscribe workflow)."""
-
-    def __init__(self, session: WsSession, replayer: Replayer) -> None:
-        self._parse = session.parse
-        self._sighted = replayer._sighted
-        self._stats = replayer.stats
-        #: kind -> the symbols seen in events of that kind's feed
-        self._seen = tuple(replayer._seen[feed] if feed is not None else set() for feed in _FEED_OF_KIND)
-
-    def parse(self, frame: str | bytes, recv_ts_ns: int) -> list[Event]:
-        events = self._parse(frame, recv_ts_ns)
-        seen = self._seen
-        for event in events:
-            kind = _KIND_OF.get(type(event)) or _kind_of(type(event))
-            if kind == _DELTA:
-                self._stats.deltas += 1
-            elif kind == _OTHER:
-                continue
-            elif kind == _SNAPSHOT:
-                self._stats.snapshots += 1
-            if event.symbol not in seen[kind]:  # type: ignore[union-attr]
-                self._sighted(_FEED_OF_KIND[kind], event.symbol)  # type: ignore[arg-type, union-attr]
-        return events
-
-
 class _RecordedConnection:
     """What the router needs of a connection, for one recorded connection."""
 
     #: the router's any-frame-is-a-heartbeat rule serves the WebSocketOnly workflow only
     sends_heartbeats = True
 
-    def __init__(self, conn_id: int, session: _SubscribingSession) -> None:
+    def __init__(self, conn_id: int, session: WsSession) -> None:
         self.id = conn_id
         self.session = session
 
@@ -444,8 +389,10 @@ class Replayer:
             self.books,
             self.broadcast,
             max_frame_bytes=max_frame_bytes,
+            on_unrouted=self._sighted,
         )
         self.connections: dict[int, _RecordedConnection] = {}
+        self.route = self.router.route
         #: feed -> symbols whose events were seen (subscribed when the feed is wanted)
         self._seen: dict[Feed, set[str]] = {"book": set(), "top": set(), "trades": set()}
         #: REST answers seen before the instruments were needed (reference data)
@@ -465,10 +412,18 @@ class Replayer:
             self.instruments = self._load_instruments()
         return self.instruments.get(symbol)
 
-    def _sighted(self, feed: Feed, symbol: str) -> None:
-        self._seen[feed].add(symbol)
-        if feed not in self.feeds:
-            return
+    def _sighted(self, feed: Feed, symbol: str) -> Route | None:
+        """The router met an event no subscription routes: the first one of ``symbol``'s
+        ``feed`` subscribes it (the replay's Subscribe workflow) when ``feeds`` wants it.
+        Returns the symbol's route."""
+        seen = self._seen[feed]
+        if symbol not in seen:
+            seen.add(symbol)
+            if feed in self.feeds:
+                self._subscribe(feed, symbol)
+        return self.table.routes.get(symbol)
+
+    def _subscribe(self, feed: Feed, symbol: str) -> None:
         instrument = self.instrument(symbol)
         if instrument is not None:
             self.broadcast.register(instrument)
@@ -489,35 +444,34 @@ class Replayer:
     # -- feeding ---------------------------------------------------------------------
     def feed(self, item: Item) -> None:
         """Route one frame, or apply one REST answer (``OutputError`` when ``emit`` fails)."""
+        ts_ns, kind, data, url, conn_id = item
         try:
-            if item.kind == "recv":
-                conn = self.connections.get(item.conn)
-                if conn is None:
-                    conn = self.connections[item.conn] = _RecordedConnection(
-                        item.conn, _SubscribingSession(self.venue.new_session(), self)
-                    )
-                self.router.route(conn, item.data, item.ts_ns)  # type: ignore[arg-type]
+            if kind == "recv":
+                conn = self.connections.get(conn_id) or self._connection(conn_id)
+                self.route(conn, data, ts_ns)  # type: ignore[arg-type]
             else:
-                self._rest(item)
+                self._rest(url, data, ts_ns)
         except _OutputFailed as failed:
             raise OutputError(f"output failed: {failed.error}") from failed.error
 
-    def _rest(self, item: Item) -> None:
+    def _connection(self, conn_id: int) -> _RecordedConnection:
+        conn = self.connections[conn_id] = _RecordedConnection(conn_id, self.venue.new_session())
+        return conn
+
+    def _rest(self, url: str, data: str | bytes, ts_ns: int) -> None:
         self.stats.rest += 1
-        body = item.data if isinstance(item.data, bytes) else item.data.encode()
+        body = data if isinstance(data, bytes) else data.encode()
         if self.instruments is None:
-            self._rest_answers.append((item.url, body))
+            self._rest_answers.append((url, body))
         try:
-            snapshot = self.venue.parse_snapshot(item.url, body, item.ts_ns)
+            snapshot = self.venue.parse_snapshot(url, body, ts_ns)
         except ValueError:
             self.metrics.inc("parse_errors")
             return
         if snapshot is None:
             return
-        self.stats.snapshots += 1
-        if snapshot.symbol not in self._seen["book"]:
-            self._sighted("book", snapshot.symbol)
-        book = self.table.book(snapshot.symbol)
+        route = self.table.routes.get(snapshot.symbol) or self._sighted("book", snapshot.symbol)
+        book = route.book if route is not None else None
         if book is not None:
             self.books.on_event(book, snapshot)  # as the actor applies a fetched snapshot
 
@@ -531,6 +485,8 @@ class Replayer:
         """The stats, with the router's and the actor's counters folded in."""
         totals = self.metrics.totals
         self.stats.frames = totals["frames_in"]
+        self.stats.deltas = totals["deltas"]
+        self.stats.snapshots = totals["snapshots"]
         self.stats.gaps = totals["gaps"]
         self.stats.parse_errors = totals["parse_errors"]
         return self.stats
@@ -545,14 +501,24 @@ class Replayer:
         return {symbol: feed.sync for symbol, feed in self.book_feeds.items()}
 
 
-def _reporting(entries: Iterator[_Entry], progress: Callable[[int], object], every: int = 4096) -> Iterator[_Entry]:
-    """``entries`` unchanged, calling ``progress`` with the recorded bytes passed on so
-    far after every ``every`` entries and at the end (a wrapper, so a replay without a
-    progress display pays nothing per item)."""
+def _item_size(item: Item) -> int:
+    _, _, data, url, _ = item
+    return len(data) + len(url)
+
+
+def _entry_size(entry: _Entry) -> int:
+    return _item_size(entry[3])
+
+
+def _reporting(
+    entries: Iterator[T], size: Callable[[T], int], progress: Callable[[int], object], every: int = 4096
+) -> Iterator[T]:
+    """``entries`` unchanged, calling ``progress`` with the recorded bytes (``size`` of
+    each entry) passed on so far after every ``every`` entries and at the end (a wrapper,
+    so a replay without a progress display pays nothing per entry)."""
     done = 0
     for n, entry in enumerate(entries, 1):
-        item = entry[3]
-        done += len(item.data) + len(item.url)
+        done += size(entry)
         if not n % every:
             progress(done)
         yield entry
@@ -567,11 +533,12 @@ def _replay_in_batches(merged: Iterator[_Entry], speed: float | None) -> None:
     start_wall = 0.0
     start_ts: int | None = None
     for ts, _, _, item, rep in merged:
-        if ts != batch_ts or item.conn != batch_conn or rep is not batch_rep or item.kind != "recv":
+        _, kind, _, _, conn = item
+        if ts != batch_ts or conn != batch_conn or rep is not batch_rep or kind != "recv":
             if batch_rep is not None:
                 batch_rep.end_of_batch()
-            if item.kind == "recv":
-                batch_rep, batch_conn, batch_ts = rep, item.conn, ts
+            if kind == "recv":
+                batch_rep, batch_conn, batch_ts = rep, conn, ts
             else:
                 batch_rep, batch_conn, batch_ts = None, -1, -1
             if speed:
@@ -607,8 +574,8 @@ def replay(
     recorded data (frames, answers, URLs) replayed so far."""
     sources = open_source(source, venue, capture_prefixes)
     replayers: dict[str, Replayer] = {}
-    streams = []
-    for index, (name, factory) in enumerate(sources):
+    inputs: list[tuple[Iterator[Item], Replayer]] = []
+    for name, factory in sources:
         rep = replayers.get(name)
         if rep is None:
             rep = replayers[name] = Replayer(
@@ -620,20 +587,27 @@ def replay(
                 max_buffer=max_buffer,
                 max_frame_bytes=max_frame_bytes,
             )
-        # (ts, source index, sequence) keeps equal timestamps in file order
-        streams.append(((item.ts_ns, index, n, item, rep) for n, item in enumerate(factory(rep.stats))))
-    merged: Iterator[_Entry] = (
-        heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2])) if len(streams) > 1 else streams[0]
-    )
-    if progress is not None:
-        merged = _reporting(merged, progress)
-    if speed or publish == "conflate":
-        _replay_in_batches(merged, speed)
+        inputs.append((factory(rep.stats), rep))
+    if len(inputs) == 1 and not speed and publish != "conflate":
+        # the common case, one source with nothing to pace or conflate (a batch's end
+        # does nothing then: the book actor flushes only conflated books): every item
+        # goes straight in, with no merge bookkeeping per item
+        items, rep = inputs[0]
+        feed = rep.feed
+        for item in items if progress is None else _reporting(items, _item_size, progress):
+            feed(item)
     else:
-        # nothing to pace and nothing conflated: a batch's end does nothing (the book
-        # actor flushes only conflated books), so every item goes straight in
-        for entry in merged:
-            entry[4].feed(entry[3])
+        # (ts, source index, sequence) keeps equal timestamps in file order
+        streams = [
+            ((item[0], index, n, item, rep) for n, item in enumerate(items))
+            for index, (items, rep) in enumerate(inputs)
+        ]
+        merged: Iterator[_Entry] = (
+            heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2])) if len(streams) > 1 else streams[0]
+        )
+        if progress is not None:
+            merged = _reporting(merged, _entry_size, progress)
+        _replay_in_batches(merged, speed)
     for rep in replayers.values():
         rep.finish()
     return replayers

@@ -75,6 +75,9 @@ class OrderBookActor:
         self.venue = venue
         self.table = table
         self.metrics = metrics
+        # the frame path counts in the metrics' dicts directly (no method call per update)
+        self._totals = metrics.totals
+        self._by_instrument = metrics.by_instrument
         self.broadcaster = broadcaster
         self.depth = depth
         self.max_buffer = max_buffer
@@ -137,11 +140,18 @@ class OrderBookActor:
     # -- the frame path ------------------------------------------------------------
     def on_event(self, feed: BookFeed, event: BookEvent) -> None:
         """Apply one snapshot or delta and publish; a failure resyncs this book only."""
+        totals = self._totals
         try:
-            results = feed.sync.on_delta(event) if isinstance(event, BookDelta) else feed.sync.on_snapshot(event)
+            if isinstance(event, BookDelta):
+                totals["deltas"] += 1
+                results = feed.sync.on_delta(event)
+            else:
+                totals["snapshots"] += 1
+                results = feed.sync.on_snapshot(event)
             for result in results:
                 if type(result) is BookUpdated:
-                    self.metrics.inc("book_updates", feed.symbol)
+                    totals["book_updates"] += 1
+                    self._by_instrument[feed.symbol]["book_updates"] += 1
                     if feed.state != "synced":
                         self._set_state(feed, "synced")
                     self._publish(feed)

@@ -78,7 +78,9 @@ class LatencyHistogram:
 
 
 class Metrics:
-    """One per venue: ``venue`` counters plus ``instrument`` counters."""
+    """One per venue: ``venue`` counters plus ``instrument`` counters. Besides
+    ``COUNTERS`` (what status and the exporter show), ``totals`` counts the book events
+    handed to books, ``deltas`` and ``snapshots`` (a replay's summary reports them)."""
 
     def __init__(self, venue: str) -> None:
         self.venue = venue

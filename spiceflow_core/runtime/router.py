@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from spiceflow_core.model import BookDelta, BookSnapshot, Event, Heartbeat, SubscribeAck, TopOfBook, Trade
+from spiceflow_core.model import BookDelta, BookSnapshot, Event, Feed, Heartbeat, SubscribeAck, TopOfBook, Trade
 from spiceflow_core.plugin.contract import ProtocolError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from spiceflow_core.runtime.books import OrderBookActor
     from spiceflow_core.runtime.connection import WebSocketActor
     from spiceflow_core.runtime.metrics import Metrics
-    from spiceflow_core.runtime.subscriptions import SubscriptionTable
+    from spiceflow_core.runtime.subscriptions import Route, SubscriptionTable
 
 
 class _ErrorLog:
@@ -71,6 +71,7 @@ class FrameRouter:
         max_frame_bytes: int,
         recorder: Any = None,
         on_heartbeat: Callable[[], None] | None = None,
+        on_unrouted: Callable[[Feed, str], Route | None] | None = None,
     ) -> None:
         self.venue_name = venue_name
         self.routes = table.routes
@@ -80,6 +81,9 @@ class FrameRouter:
         self.max_frame_bytes = max_frame_bytes
         self.recorder = recorder
         self.on_heartbeat = on_heartbeat
+        #: called with (feed, symbol) for an event no subscription routes; returns the
+        #: route to use now (a replay subscribes instruments as their events appear)
+        self.on_unrouted = on_unrouted
         self._errors = _ErrorLog()
         self.log = logger.bind(venue=venue_name, actor="router")
 
@@ -94,15 +98,21 @@ class FrameRouter:
         for event in events:
             if isinstance(event, (BookDelta, BookSnapshot)):
                 route = routes.get(event.symbol)
+                if route is None or route.book is None:
+                    route = self._unrouted("book", event.symbol)
                 if route is not None and route.book is not None and self.books is not None:
                     self.books.on_event(route.book, event)
             elif isinstance(event, Trade):
                 route = routes.get(event.symbol)
+                if route is None or not route.trades:
+                    route = self._unrouted("trades", event.symbol)
                 if route is not None and route.trades and self.broadcaster is not None:
                     self.metrics.inc("trades", event.symbol)
                     self.broadcaster.publish_trade(event)
             elif isinstance(event, TopOfBook):
                 route = routes.get(event.symbol)
+                if route is None or not route.top:
+                    route = self._unrouted("top", event.symbol)
                 if route is not None and route.top and self.broadcaster is not None:
                     self.metrics.inc("tops", event.symbol)
                     self.broadcaster.publish_top(event)
@@ -112,6 +122,9 @@ class FrameRouter:
                 conn.on_heartbeat(event)
                 if self.on_heartbeat is not None:
                     self.on_heartbeat()
+
+    def _unrouted(self, feed: Feed, symbol: str) -> Route | None:
+        return self.on_unrouted(feed, symbol) if self.on_unrouted is not None else None
 
     def end_of_batch(self) -> None:
         """Every frame the connection had buffered has been routed."""
