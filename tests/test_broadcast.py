@@ -275,6 +275,100 @@ async def test_publish_many_batches_by_topic_and_keeps_sequence():
     assert pub.published >= 1 + len(batch) + 1
 
 
+def _raw_sub(address: str) -> tuple[zmq.Context, zmq.Socket]:
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(address)
+    return ctx, sock
+
+
+def _raw_messages(sock: zmq.Socket, quiet_ms: int = 300) -> list[list[bytes]]:
+    """Every ZeroMQ message until ``quiet_ms`` pass without one."""
+    out = []
+    while sock.poll(quiet_ms):
+        out.append(sock.recv_multipart())
+    return out
+
+
+def test_staged_messages_wait_for_flush_and_keep_their_order_one_zmq_message_per_run():
+    with Publisher(ANY_PORT) as pub:
+        ctx, sock = _raw_sub(pub.address)
+        try:
+            deadline = time.monotonic() + 10
+            while not sock.poll(20):  # the subscription is live once a message gets through
+                assert time.monotonic() < deadline
+                pub.publish(warm())
+            _raw_messages(sock, 100)
+            for symbol in ("BTCUSDT", "BTCUSDT", "ETHUSDT", "BTCUSDT", "BTCUSDT"):
+                pub.stage(book(symbol))
+            assert _raw_messages(sock, 200) == []  # nothing leaves before the flush
+            assert pub.flush() == []
+            got = _raw_messages(sock)
+        finally:
+            sock.close(0)
+            ctx.term()
+    # runs of one topic share a ZeroMQ message; the order across topics is kept
+    assert [(m[0].decode(), len(m) - 1) for m in got] == [
+        ("book.binance.BTCUSDT", 2),
+        ("book.binance.ETHUSDT", 1),
+        ("book.binance.BTCUSDT", 2),
+    ]
+    seqs = [decoder.decode(body).topic_seq for m in got for body in m[1:]]
+    assert seqs == [1, 2, 1, 3, 4]
+    assert pub.dropped == 0
+
+
+def test_broadcast_actor_publishes_a_staged_block_at_its_end_and_offers_each_message_to_the_sinks():
+    from spiceflow_core.broadcast.actor import BroadcastActor
+    from spiceflow_core.runtime.metrics import Metrics
+    from spiceflow_core.sinks.contract import Sink
+
+    class Recording(Sink):
+        def __init__(self) -> None:
+            super().__init__("recording")
+            self.offered: list[tuple[str, int]] = []
+
+        def offer(self, topic, body, message) -> None:
+            self.offered.append((topic, decoder.decode(body).topic_seq))
+
+    sink = Recording()
+    actor = BroadcastActor(ANY_PORT, hwm=1000, status_interval=60, sinks=[sink])
+    actor.metrics["binance"] = metrics = Metrics("binance")
+    ctx, sock = _raw_sub(actor.address)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.poll(20):
+            assert time.monotonic() < deadline
+            actor.publish(warm())
+        _raw_messages(sock, 100)
+        sink.offered.clear()
+        warm_ups = metrics.totals["published"]
+        with actor.staged():
+            actor.publish(book("BTCUSDT"))
+            with actor.staged():  # blocks nest: only the outermost one flushes
+                actor.publish(book("BTCUSDT"))
+            assert _raw_messages(sock, 200) == []
+            actor.publish(book("ETHUSDT"))
+        got = _raw_messages(sock)
+        actor.publish(book("ETHUSDT"))  # outside a block: at once
+        after = _raw_messages(sock)
+    finally:
+        sock.close(0)
+        ctx.term()
+        actor.close()
+    assert [(m[0].decode(), len(m) - 1) for m in got] == [("book.binance.BTCUSDT", 2), ("book.binance.ETHUSDT", 1)]
+    assert [(m[0].decode(), len(m) - 1) for m in after] == [("book.binance.ETHUSDT", 1)]
+    # the sinks get every message as it is published, encoded once, topic_seq stamped
+    assert sink.offered == [
+        ("book.binance.BTCUSDT", 1),
+        ("book.binance.BTCUSDT", 2),
+        ("book.binance.ETHUSDT", 1),
+        ("book.binance.ETHUSDT", 2),
+    ]
+    assert metrics.totals["published"] - warm_ups == 4 and metrics.totals["publish_drops"] == 0
+
+
 # -- closing without blocking the event loop -------------------------------------------
 
 

@@ -9,7 +9,7 @@ import pytest
 from net_servers import BAD_REQUEST, FORBIDDEN, UNRESOLVABLE_HOST, answering_server, closed_port, silent_server
 from websockets.asyncio.server import ServerConnection
 
-from spiceflow_core.runtime.transport import ConnectionLost, _accept_key, connect
+from spiceflow_core.runtime.transport import MAX_BATCH, ConnectionLost, _accept_key, connect
 from spiceflow_core.testkit import LoopbackServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -49,22 +49,49 @@ async def test_frames_in_order_then_the_peer_close_with_code_and_reason(transpor
     assert "4000" in str(lost) and "bye now" in str(lost)
 
 
-async def test_httpx_ws_hands_over_every_buffered_frame_in_one_call():
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_every_buffered_frame_is_handed_over_in_batches(transport):
+    # the frame path publishes per batch (one ZeroMQ message per run of a topic), so a
+    # transport that handed frames over one by one would cost a ZeroMQ message each
     async def ws(conn: ServerConnection) -> None:
         await conn.recv()
         conn.transport.write(b"".join(_text_frame(f"m{i}") for i in range(200)))  # one write, ~1.4 KB
         await conn.wait_closed()
 
-    async with LoopbackServer(ws=ws) as server, connect(server.ws_url, transport="httpx-ws") as conn:
+    async with LoopbackServer(ws=ws) as server, connect(server.ws_url, transport=transport) as conn:
         await conn.send("go")
         got: list[str | bytes] = []
-        calls = 0
+        sizes = []
         with anyio.fail_after(10):
             while len(got) < 200:
-                got += await conn.receive_many()
-                calls += 1
+                batch = await conn.receive_many()
+                got += batch
+                sizes.append(len(batch))
     assert got == [f"m{i}" for i in range(200)]
-    assert calls < 200  # batches, not one frame per call
+    assert len(sizes) < 20, sizes  # batches, not one frame per call
+    if transport == "websockets":
+        assert max(sizes) <= MAX_BATCH
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_batch_does_not_wait_for_the_rest_of_a_fragmented_message(transport):
+    async def ws(conn: ServerConnection) -> None:
+        await conn.recv()
+        first_fragment = b"\x01\x02ab"  # text, not final, "ab"
+        conn.transport.write(_text_frame("m0") + _text_frame("m1") + first_fragment)
+        assert await conn.recv() == "got them"
+        conn.transport.write(b"\x80\x02cd")  # continuation, final: "abcd"
+        await conn.wait_closed()
+
+    async with LoopbackServer(ws=ws) as server, connect(server.ws_url, transport=transport) as conn:
+        await conn.send("go")
+        got: list[str | bytes] = []
+        with anyio.fail_after(10):
+            while len(got) < 2:
+                got += await conn.receive_many()
+            assert got == ["m0", "m1"]
+            await conn.send("got them")
+            assert await conn.receive_many() == ["abcd"]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

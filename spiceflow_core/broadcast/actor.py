@@ -41,6 +41,10 @@ class BroadcastActor:
         #: venue -> callable giving {symbol: (state, reason)}, republished periodically so
         #: late-joining consumers learn every feed's state
         self.state_sources: dict[str, Callable[[], Mapping[str, tuple[StatusState, str]]]] = {}
+        #: depth of ``staged()`` blocks: inside one, publish stages and the outermost
+        #: block's end flushes
+        self._staging = 0
+        self._staged_block = _Staged(self)
         self.log = logger.bind(actor="broadcast")
 
     def register(self, instrument: Instrument) -> None:
@@ -51,11 +55,34 @@ class BroadcastActor:
     def _normalized(self, venue: str, symbol: str) -> str:
         return self.normalized_ids.get((venue, symbol), symbol)
 
+    def staged(self) -> _Staged:
+        """``with broadcaster.staged():`` messages published inside go to ZeroMQ together
+        when the block ends (``Publisher.stage``/``flush``: a run of one topic is one
+        ZeroMQ message). The frame path wraps the frames of each socket read in it
+        (``FrameRouter.route_batch``; the transports bound a read's batch), and nothing
+        else publishes inside one, so a message waits at most for the rest of the read
+        it came from to be routed."""
+        return self._staged_block
+
+    def _flush_staged(self) -> None:
+        publisher = self.publisher
+        if publisher is None:
+            return
+        for venue, symbol, refused in publisher.flush():  # counted as published when staged
+            metrics = self.metrics.get(venue)
+            if metrics is not None:
+                metrics.inc("published", symbol, -refused)
+                metrics.inc("publish_drops", symbol, refused)
+
     def publish(self, message: WireMessage) -> bool:
         if self.publisher is None:  # closed during shutdown
             return False
         publisher = self.publisher
-        ok = publisher.publish(message)
+        if self._staging:
+            publisher.stage(message)  # ZeroMQ takes it at the block's end (see staged)
+            ok = True
+        else:
+            ok = publisher.publish(message)
         for sink in self.sinks:
             sink.offer(publisher.last_topic, publisher.last_body, message)
         metrics = self.metrics.get(message.venue)
@@ -188,3 +215,22 @@ class BroadcastActor:
             started = time.monotonic()
             await publisher.aclose()
             self.log.debug("publisher flushed and closed in {:.0f} ms", (time.monotonic() - started) * 1000)
+
+
+class _Staged:
+    """The block of :meth:`BroadcastActor.staged` (one object per actor, entered once per
+    socket read; blocks may nest, the outermost one flushes)."""
+
+    __slots__ = ("_actor",)
+
+    def __init__(self, actor: BroadcastActor) -> None:
+        self._actor = actor
+
+    def __enter__(self) -> None:
+        self._actor._staging += 1
+
+    def __exit__(self, *exc: object) -> None:
+        actor = self._actor
+        actor._staging -= 1
+        if not actor._staging:
+            actor._flush_staged()

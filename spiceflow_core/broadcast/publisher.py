@@ -34,12 +34,17 @@ practice; it exists so the contract holds if the socket type or options change.
 
 Batches
 -------
-:meth:`Publisher.publish` sends ``[topic, body]``. :meth:`Publisher.publish_many`
-may send ``[topic, body, body, ...]``: several messages of the *same* topic in one
-ZeroMQ message, in ``topic_seq`` order. Consumers must decode every frame after the
-topic (``spiceflow_core.broadcast.subscriber`` does). This is what makes >= 100k msg/s reachable
-on a small machine: the cost that dominates at high rates is per ZeroMQ message
-(I/O-thread wake-ups and a TCP syscall on each side), not per body.
+:meth:`Publisher.publish` sends ``[topic, body]`` at once. :meth:`Publisher.stage` stamps
+and encodes a message the same way but keeps it until :meth:`Publisher.flush`, which
+sends what was staged in order, each run of consecutive messages of one topic as one
+ZeroMQ message ``[topic, body, body, ...]`` (at most :data:`MAX_BODIES` bodies, in
+``topic_seq`` order); :meth:`Publisher.publish_many` is both at once. Consumers must
+decode every frame after the topic (``spiceflow_core.broadcast.subscriber`` does). The
+live frame path stages the messages of the frames of one socket read and flushes after
+the read's last frame (``BroadcastActor.staged``): the cost that dominates at high rates
+is per ZeroMQ message (I/O-thread wake-ups and a TCP syscall on each side), not per
+body, and a read of many frames pays it once per run instead of once per frame. Order
+across topics is kept: only consecutive messages of one topic share a ZeroMQ message.
 
 Threading: a zmq socket must stay on one thread. Call :meth:`Publisher.publish`
 from the event-loop thread only; it does no I/O wait (``zmq.NOBLOCK``), the
@@ -113,11 +118,13 @@ class TopicCounts:
 class _Topic:
     # The hot path looks this up once per message: pre-encoded topic frame + counters,
     # and the ownership epoch stamped on the topic's messages (clustering; else 0).
-    __slots__ = ("counts", "epoch", "frame")
+    __slots__ = ("counts", "epoch", "frame", "symbol", "venue")
 
-    def __init__(self, topic: str, epoch: int = 0) -> None:
+    def __init__(self, topic: str, venue: str, symbol: str, epoch: int = 0) -> None:
         self.counts = TopicCounts(topic)
         self.frame = topic.encode()
+        self.venue = venue
+        self.symbol = symbol
         self.epoch = epoch
 
 
@@ -159,10 +166,12 @@ class Publisher:
         #: (venue, symbol) -> ownership epoch (``set_epoch``); absent = 0
         self._epochs: dict[tuple[str, str], int] = {}
         self._closed = False
-        #: the topic and encoded body of the last message published (stamped, whether
-        #: ZeroMQ took it or not): what the other sinks receive, encoded once
+        #: the topic and encoded body of the last message published or staged (stamped,
+        #: whether ZeroMQ took it or not): what the other sinks receive, encoded once
         self.last_topic = ""
         self.last_body = b""
+        #: staged runs, in order: (topic, its frames: the topic frame then the bodies)
+        self._staged: list[tuple[_Topic, list[bytes]]] = []
 
     # -- publishing -------------------------------------------------------------
 
@@ -199,40 +208,47 @@ class Publisher:
         self.published += 1
         return True
 
-    def publish_many(self, messages: Iterable[WireMessage]) -> int:
-        """Publish several messages, packing runs of the same topic into one ZeroMQ
-        message ``[topic, body, body, ...]`` (at most :data:`MAX_BODIES` bodies).
+    def stage(self, message: WireMessage) -> None:
+        """Stamp and encode ``message`` like :meth:`publish` (``topic_seq`` taken now,
+        ``last_topic``/``last_body`` set) and keep it for the next :meth:`flush`."""
+        key = (type(message), message.venue, message.symbol)
+        entry = self._topics.get(key)
+        if entry is None:
+            entry = self._new_topic(key)
+        counts = entry.counts
+        counts.seq += 1
+        message.topic_seq = counts.seq
+        message.publish_ts_ns = time.time_ns()
+        message.epoch = entry.epoch
+        body = self.last_body = encoder.encode(message)
+        self.last_topic = counts.topic
+        staged = self._staged
+        if staged:
+            last, frames = staged[-1]
+            if last is entry and len(frames) <= MAX_BODIES:
+                frames.append(body)
+                return
+        staged.append((entry, [entry.frame, body]))
 
-        For an actor that drains everything already waiting in its input stream and
-        hands it over at once: under light load every batch is one message (no added
-        latency), under heavy load the per-ZeroMQ-message cost (wake-ups, syscalls on
-        both sides) is paid once per batch. Stamps and counts exactly like
-        :meth:`publish`; a dropped batch leaves a gap of its size in ``topic_seq``.
-        Returns the number of messages accepted.
-        """
-        accepted = 0
-        entry: _Topic | None = None
-        frames: list[bytes] = []
-        topics = self._topics
-        encode = encoder.encode
+    def flush(self) -> list[tuple[str, str, int]]:
+        """Send everything staged, in order (see "Batches" in the module doc). Returns
+        the runs ZeroMQ refused as ``(venue, symbol, messages)`` (counted in ``dropped``;
+        their ``topic_seq`` numbers stay a gap); normally empty."""
+        staged, self._staged = self._staged, []
+        refused: list[tuple[str, str, int]] = []
+        for entry, frames in staged:
+            if not self._send_frames(entry, frames):
+                refused.append((entry.venue, entry.symbol, len(frames) - 1))
+        return refused
+
+    def publish_many(self, messages: Iterable[WireMessage]) -> int:
+        """Stage every message and flush: runs of one topic go out as one ZeroMQ
+        message each. Returns the number of messages accepted."""
+        total = 0
         for message in messages:
-            key = (type(message), message.venue, message.symbol)
-            e = topics.get(key)
-            if e is None:
-                e = self._new_topic(key)
-            if e is not entry or len(frames) > MAX_BODIES:
-                if entry is not None:  # frames holds its topic and bodies
-                    accepted += self._send_frames(entry, frames)
-                entry, frames = e, [e.frame]
-            counts = e.counts
-            counts.seq += 1
-            message.topic_seq = counts.seq
-            message.publish_ts_ns = time.time_ns()
-            message.epoch = e.epoch
-            frames.append(encode(message))
-        if entry is not None:
-            accepted += self._send_frames(entry, frames)
-        return accepted
+            self.stage(message)
+            total += 1
+        return total - sum(n for _, _, n in self.flush())
 
     def _send_frames(self, entry: _Topic, frames: list[bytes]) -> int:
         n = len(frames) - 1
@@ -258,7 +274,7 @@ class Publisher:
             channel = CHANNEL_OF[cls]
         except KeyError:
             raise TypeError(f"not a wire message: {cls.__name__}") from None
-        entry = _Topic(f"{channel}.{venue}.{symbol}", self._epochs.get((venue, symbol), 0))
+        entry = _Topic(f"{channel}.{venue}.{symbol}", venue, symbol, self._epochs.get((venue, symbol), 0))
         self._topics[key] = entry
         return entry
 
@@ -295,6 +311,8 @@ class Publisher:
         """
         if self._closed:
             return
+        if self._staged:
+            self.flush()
         if linger_ms is None:
             linger_ms = 0 if _on_event_loop() else DEFAULT_LINGER_MS
         self._closed = True
@@ -310,6 +328,8 @@ class Publisher:
         scope is being cancelled (a shutdown ``finally:`` can await it)."""
         if self._closed:
             return
+        if self._staged:
+            self.flush()
         self._closed = True
         # zmq_close only hands the socket to the ZeroMQ I/O thread; it does not wait
         self._socket.close(linger=linger_ms)

@@ -134,6 +134,7 @@ class ReplayBroadcast(BroadcastActor):
         self.normalized_ids = {}
         self.metrics = {}
         self.state_sources = {}
+        self._staging = 0  # a replay routes frame by frame: nothing is staged
         self.log = logger.bind(actor="broadcast")
         self.emit = emit
         self.stats = stats

@@ -455,9 +455,7 @@ class WebSocketActor:
             link.receive_since = None
             self.last_beat = now
             recv_ts = time.time_ns()
-            for frame in frames:
-                router.route(self, frame, recv_ts)
-            router.end_of_batch()
+            router.route_batch(self, frames, recv_ts)
             self.frames += len(frames)
             since_checkpoint += len(frames)
             if since_checkpoint >= FRAMES_PER_CHECKPOINT:

@@ -87,6 +87,20 @@ class FrameRouter:
         self._errors = _ErrorLog()
         self.log = logger.bind(venue=venue_name, actor="router")
 
+    def route_batch(self, conn: WebSocketActor, frames: list[str | bytes], recv_ts: int) -> None:
+        """Route the frames of one socket read, then end the batch. What they publish
+        reaches ZeroMQ together at the end (``BroadcastActor.staged``): one ZeroMQ
+        message per run of one topic instead of one per frame."""
+        if self.broadcaster is None:
+            for frame in frames:
+                self.route(conn, frame, recv_ts)
+            self.end_of_batch()
+            return
+        with self.broadcaster.staged():
+            for frame in frames:
+                self.route(conn, frame, recv_ts)
+            self.end_of_batch()
+
     def route(self, conn: WebSocketActor, frame: str | bytes, recv_ts: int) -> None:
         """Record, decode and hand on one frame (the frame path; never awaits)."""
         if self.recorder is not None:

@@ -131,7 +131,7 @@ def parse_frame(frame: str | bytes, recv_ts_ns: int, *, test_reply: Callable[[],
     # Hot path: book notifications are most of the traffic. One decode of the whole frame
     # (instead of envelope -> params -> data, three decoders and two copies); anything
     # else, or a frame this strict shape rejects, takes the general path, which reports it.
-    if frame.__class__ is str and '"channel":"book.' in frame[:128]:
+    if frame.__class__ is str and frame.find('"channel":"book.', 0, 128) >= 0:
         try:
             note = _book_notification_decode(frame)
         except (msgspec.DecodeError, msgspec.ValidationError):

@@ -100,15 +100,15 @@ class DeribitSession(WsSession):
     # -- frames we receive ------------------------------------------------------------------
     def parse(self, frame: str | bytes, recv_ts_ns: int) -> list[Event]:
         events = parse_frame(frame, recv_ts_ns, test_reply=self.test_reply)
-        out: list[Event] = []
-        for event in events:
-            if isinstance(event, SubscribeAck):
-                method, channels = self.pending.get(event.request_id, ("", []))
-                if not self.is_rate_limited(event):
-                    self.pending.pop(event.request_id, None)  # kept for resend() otherwise
-                if method == "public/test" and event.error is None:
-                    continue  # the answer to our heartbeat reply: nothing to report
-                if method == "public/unsubscribe" and event.error is None and not event.channels:
-                    event.channels = channels
-            out.append(event)
-        return out
+        # an answer to a request is a frame of its own (parse_frame returns it alone)
+        if not events or type(events[0]) is not SubscribeAck:
+            return events
+        ack = events[0]
+        method, channels = self.pending.get(ack.request_id, ("", []))
+        if not self.is_rate_limited(ack):
+            self.pending.pop(ack.request_id, None)  # kept for resend() otherwise
+        if method == "public/test" and ack.error is None:
+            return []  # the answer to our heartbeat reply: nothing to report
+        if method == "public/unsubscribe" and ack.error is None and not ack.channels:
+            ack.channels = channels
+        return events
