@@ -186,16 +186,16 @@ def run_replayer(venue, snapshot_body, frames, meta, jsonl: bool = False) -> flo
     """``spiceflow replay``'s engine: the runtime's router and order book actor fed
     recorded items; every wire message handed to a callable that drops it, or
     (``jsonl``) written as a JSON line to /dev/null."""
-    from spiceflow_core.recording.replay import Item, JsonLines, Replayer
+    from spiceflow_core.recording.replay import JsonLines, Replayer
 
     with open(os.devnull, "wb") as sink:
         rep = Replayer(venue, depth=25, emit=JsonLines(sink).publish if jsonl else _drop)
         if venue.resync == "rest":
             url = f"http://bench{venue_depth_path(venue)}?symbol={meta['symbol']}&limit=1000"
-            rep.feed(Item(0, "rest", snapshot_body, url))
+            rep.feed((0, "rest", snapshot_body, url, 0))  # a replay Item: (ts_ns, kind, data, url, conn)
         else:
-            rep.feed(Item(0, "recv", snapshot_body.decode(), "", 1))
-        items = [Item(0, "recv", f, "", 1) for f in frames]
+            rep.feed((0, "recv", snapshot_body.decode(), "", 1))
+        items = [(0, "recv", f, "", 1) for f in frames]
         gc.collect()
         gc.disable()
         t0 = time.thread_time()

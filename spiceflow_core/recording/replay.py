@@ -7,9 +7,9 @@ A replay builds each venue's books with the live runtime's own pieces: a
 frame with the venue session of its recorded connection and hands the events on, exactly
 as a live connection's reading task does. What a replay supplies instead of the network:
 
-* the connections: one stand-in per recorded connection, whose session subscribes an
-  instrument the first time one of its events arrives (the live Subscribe workflow had
-  done so before the frame came);
+* the connections: one stand-in per recorded connection, with a fresh venue session;
+  the first event of an instrument subscribes it (the router's ``on_unrouted`` hook: the
+  live Subscribe workflow had done so before the frame came);
 * REST: recorded depth answers (``Venue.parse_snapshot``) are applied to their book as
   the actor's resync task applies a fetched snapshot. A replay cannot fetch anything, so
   a gap is reported (state ``stale`` then ``resyncing``, with the reason) and the book
@@ -471,7 +471,9 @@ class Replayer:
             return
         if snapshot is None:
             return
-        route = self.table.routes.get(snapshot.symbol) or self._sighted("book", snapshot.symbol)
+        route = self.table.routes.get(snapshot.symbol)
+        if route is None or route.book is None:
+            route = self._sighted("book", snapshot.symbol)
         book = route.book if route is not None else None
         if book is not None:
             self.books.on_event(book, snapshot)  # as the actor applies a fetched snapshot

@@ -13,6 +13,7 @@ looked at: there are no books and no broadcast.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from spiceflow_core.runtime.connection import WebSocketActor
     from spiceflow_core.runtime.metrics import Metrics
     from spiceflow_core.runtime.subscriptions import Route, SubscriptionTable
+
+
+#: the staging block of a router without a broadcaster (WebSocketOnly): none
+_NOTHING_STAGED = contextlib.nullcontext()
 
 
 class _ErrorLog:
@@ -91,12 +96,7 @@ class FrameRouter:
         """Route the frames of one socket read, then end the batch. What they publish
         reaches ZeroMQ together at the end (``BroadcastActor.staged``): one ZeroMQ
         message per run of one topic instead of one per frame."""
-        if self.broadcaster is None:
-            for frame in frames:
-                self.route(conn, frame, recv_ts)
-            self.end_of_batch()
-            return
-        with self.broadcaster.staged():
+        with self.broadcaster.staged() if self.broadcaster is not None else _NOTHING_STAGED:
             for frame in frames:
                 self.route(conn, frame, recv_ts)
             self.end_of_batch()
