@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import functools
 import glob
+import heapq
 import operator
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -94,14 +95,23 @@ def capture_files(prefix: str | Path) -> list[Path]:
     return files
 
 
-def read_capture(prefix: str | Path) -> list[CaptureRecord]:
-    """Every record of a capture, REST and WebSocket, merged in timestamp order
-    (stable, so records of equal time keep their file order)."""
-    records: list[CaptureRecord] = []
+def iter_capture(prefix: str | Path) -> Iterator[CaptureRecord]:
+    """Every record of a capture, REST and WebSocket, merged in timestamp order as the
+    files are read (a capture of a day is not held in memory). Each WebSocket file keeps
+    the order its frames were received in; the REST files are sorted by time; records of
+    equal time keep the files' order."""
+    streams: list[Iterable[CaptureRecord]] = []
     for path in capture_files(prefix):
-        if path.name.endswith(".0"):  # the file that holds the configuration
-            records.extend(read_file(path))
-        else:
-            records.extend(r for r in read_file(path) if r.kind != "config")
-    records.sort(key=_BY_TIME)
-    return records
+        if ".ws." in path.name:
+            streams.append(r for r in read_file(path) if r.kind != "config")
+            continue
+        keep_config = path.name.endswith(".0")  # the file that holds the configuration
+        records = [r for r in read_file(path) if keep_config or r.kind != "config"]
+        records.sort(key=_BY_TIME)
+        streams.append(records)
+    return heapq.merge(*streams, key=_BY_TIME)
+
+
+def read_capture(prefix: str | Path) -> list[CaptureRecord]:
+    """:func:`iter_capture` as a list."""
+    return list(iter_capture(prefix))

@@ -66,7 +66,7 @@ from spiceflow_core.model import (
 )
 from spiceflow_core.plugin.answers import RestError, RestResponse
 from spiceflow_core.plugin.contract import Venue, WsSession
-from spiceflow_core.recording.capture import read_capture
+from spiceflow_core.recording.capture import iter_capture
 from spiceflow_core.recording.sfrec import RecordingReader, frame_of, recording_files, recording_venue
 from spiceflow_core.runtime.books import BookFeed, OrderBookActor
 from spiceflow_core.runtime.metrics import Metrics
@@ -210,7 +210,7 @@ def capture_venue(prefix: str | Path, capture_prefixes: Mapping[str, str]) -> st
 
 def _capture_items(prefix: str | Path) -> Iterator[Item]:
     conns: dict[str, int] = {}
-    for kind, ts, body, url in read_capture(prefix):
+    for kind, ts, body, url in iter_capture(prefix):
         if kind == "recv":
             conn = conns.get(url) or conns.setdefault(url, len(conns) + 1)
             yield (round(ts * 1e9), kind, body, url, conn)
