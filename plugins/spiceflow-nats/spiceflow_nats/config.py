@@ -10,8 +10,10 @@ import msgspec
 
 from .subjects import check_prefix
 
-__all__ = ["DEFAULT_SERVER", "NatsOptions"]
+__all__ = ["DEFAULT_SERVER", "NAME", "NatsOptions"]
 
+#: the sink's name: its ``[sinks.nats]`` section and its entry point
+NAME = "nats"
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
 _SCHEMES = ("nats://", "tls://", "ws://", "wss://")
 # JetStream stream names: no whitespace, '.', '*', '>', path separators

@@ -8,8 +8,7 @@ import msgspec
 
 from spiceflow_core.sinks import Sink, SinkPlugin, hookimpl
 
-from .config import NatsOptions
-from .sink import NAME, NatsSink
+from .config import NAME, NatsOptions
 
 
 class NatsSinkPlugin(SinkPlugin):
@@ -21,6 +20,10 @@ class NatsSinkPlugin(SinkPlugin):
     def create(self, options: msgspec.Struct) -> Sink:
         if not isinstance(options, NatsOptions):
             raise TypeError(f"expected NatsOptions, got {type(options).__name__}")
+        # imported here: nats-py loads only in a run that configures the sink, not in
+        # every command that discovers the sink plugins
+        from .sink import NatsSink
+
         return NatsSink(options)
 
 

@@ -29,16 +29,15 @@ from nats.errors import FlushTimeoutError, MaxPayloadError, OutboundBufferLimitE
 
 from spiceflow_core.sinks import BufferedSink
 
-from .config import NatsOptions
+from .config import NAME, NatsOptions
 from .jetstream import ensure_streams
 from .subjects import subject_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from spiceflow_core.broadcast.wire import WireMessage
 
-__all__ = ["NAME", "NatsSink"]
+__all__ = ["NatsSink"]
 
-NAME = "nats"
 _STREAMS_RETRY_MAX_S = 30.0
 
 

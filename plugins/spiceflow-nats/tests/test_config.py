@@ -3,6 +3,9 @@ the table decoded into NatsOptions (unknown keys and bad values refused, naming 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from spiceflow_nats.config import NatsOptions
 from spiceflow_nats.jetstream import stream_configs
@@ -66,3 +69,14 @@ def test_stream_configs_follow_the_options():
     )
     assert (books.name, books.subjects, books.max_msgs_per_subject) == ("B", ["md.book.>"], 1)
     assert (trades.name, trades.subjects, trades.max_age, trades.max_bytes) == ("T", ["md.trade.>"], 60, 1024)
+
+
+def test_discovering_the_sink_plugins_loads_no_nats_client():
+    # nats-py is loaded only by a run that configures [sinks.nats] (or a nats:// consumer)
+    probe = (
+        "import sys; from spiceflow_core.sinks.registry import discover_sinks; "
+        "registry = discover_sinks(); assert 'nats' in registry.names(), registry.names(); "
+        "print('nats' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

@@ -8,12 +8,16 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["COMPRESSIONS", "ParquetOptions", "StoredFeed"]
+__all__ = ["COMPRESSIONS", "NAME", "ParquetOptions", "StoredFeed"]
 
 #: the feeds a sink can store, named as ``spiceflow run --feed`` names them
 StoredFeed = Literal["book", "trades", "top"]
 Compression = Literal["zstd", "snappy", "lz4", "gzip", "none"]
 COMPRESSIONS: tuple[str, ...] = ("zstd", "snappy", "lz4", "gzip", "none")
+
+
+#: the sink's name: its ``[sinks.parquet]`` section and its entry point
+NAME = "parquet"
 
 
 class ParquetOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):

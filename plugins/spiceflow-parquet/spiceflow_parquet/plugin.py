@@ -8,8 +8,7 @@ import msgspec
 
 from spiceflow_core.sinks import Sink, SinkPlugin, hookimpl
 
-from .config import ParquetOptions
-from .sink import NAME, ParquetSink
+from .config import NAME, ParquetOptions
 
 
 class ParquetSinkPlugin(SinkPlugin):
@@ -21,6 +20,10 @@ class ParquetSinkPlugin(SinkPlugin):
     def create(self, options: msgspec.Struct) -> Sink:
         if not isinstance(options, ParquetOptions):
             raise TypeError(f"expected ParquetOptions, got {type(options).__name__}")
+        # imported here: pyarrow (and numpy) loads only in a run that configures the sink, not in
+        # every command that discovers the sink plugins
+        from .sink import ParquetSink
+
         return ParquetSink(options)
 
 

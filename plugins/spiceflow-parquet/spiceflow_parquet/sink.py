@@ -35,15 +35,14 @@ from loguru import logger
 
 from spiceflow_core.sinks import BufferedSink, SinkStats
 
-from .config import ParquetOptions
+from .config import NAME, ParquetOptions
 from .writer import Outcome, PartitionedWriter, remove_stale_temp_files
 
 if TYPE_CHECKING:  # pragma: no cover
     from spiceflow_core.broadcast.wire import WireMessage
 
-__all__ = ["NAME", "ParquetSink", "ParquetStats"]
+__all__ = ["ParquetSink", "ParquetStats"]
 
-NAME = "parquet"
 #: the same failure is logged again at most this often (it may repeat every batch)
 _LOG_REPEAT_S = 10.0
 

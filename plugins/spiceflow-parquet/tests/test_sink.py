@@ -4,6 +4,8 @@ the run goes on, a full buffer and a failing directory are counted and survived.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -120,3 +122,15 @@ def test_the_plugin_is_found_by_its_entry_point_and_built_from_its_table(tmp_pat
     settings = decode_settings({"sinks": {"parquet": {"path": str(tmp_path), "depth": 3}}}, "spiceflow.toml")
     (sink,) = build_sinks(registry, settings, "spiceflow.toml")
     assert isinstance(sink, ParquetSink) and sink.options.depth == 3
+
+
+def test_discovering_the_sink_plugins_loads_no_pyarrow():
+    # every command discovers the sink plugins; pyarrow (and numpy: ~0.14 s, ~50 MB) is
+    # loaded only by a run that configures [sinks.parquet]
+    probe = (
+        "import sys; from spiceflow_core.sinks.registry import discover_sinks; "
+        "registry = discover_sinks(); assert 'parquet' in registry.names(), registry.names(); "
+        "print(sorted(m for m in ('pyarrow', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
