@@ -26,12 +26,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class BroadcastActor:
-    def __init__(self, address: str, *, hwm: int, status_interval: float, sinks: Sequence[Sink] = ()) -> None:
+    def __init__(
+        self, address: str, *, hwm: int, status_interval: float, sinks: Sequence[Sink] = (), bind: bool = True
+    ) -> None:
+        """``bind=False``: no ZeroMQ socket, for a subclass whose ``publish`` hands the
+        messages elsewhere (a replay's output)."""
         from spiceflow_core.broadcast.publisher import Publisher
 
         #: the other sinks every published message is offered to (``[sinks.<name>]``)
         self.sinks = list(sinks)
-        self.publisher: Publisher | None = Publisher(address, hwm=hwm)
+        self.publisher: Publisher | None = Publisher(address, hwm=hwm) if bind else None
         self.address = getattr(self.publisher, "address", address)
         self.status_interval = status_interval
         self.instruments: dict[tuple[str, str], Instrument] = {}

@@ -123,19 +123,7 @@ class ReplayBroadcast(BroadcastActor):
     live run does; ``publish`` hands each message to ``emit`` and counts it."""
 
     def __init__(self, emit: Callable[[WireMessage], object] | None, stats: ReplayStats) -> None:
-        # not BroadcastActor.__init__: that binds the ZeroMQ socket, and a replay's output
-        # is the caller's ``emit``. Its state is set up as it would be, with no socket
-        # and no other sinks (``publish`` below replaces the sending).
-        self.sinks = []
-        self.publisher = None
-        self.address = ""
-        self.status_interval = 0.0
-        self.instruments = {}
-        self.normalized_ids = {}
-        self.metrics = {}
-        self.state_sources = {}
-        self._staging = 0  # a replay routes frame by frame: nothing is staged
-        self.log = logger.bind(actor="broadcast")
+        super().__init__("", hwm=0, status_interval=0.0, bind=False)  # no socket: ``publish`` emits
         self.emit = emit
         self.stats = stats
 
