@@ -182,18 +182,8 @@ class Publisher:
         later for a subscriber that is at its HWM), False when it was dropped here.
         Never blocks.
         """
-        key = (type(message), message.venue, message.symbol)
-        entry = self._topics.get(key)
-        if entry is None:
-            entry = self._new_topic(key)
+        entry, body = self._stamp(message)
         counts = entry.counts
-        # Consume the sequence number before sending: a drop must leave a gap.
-        counts.seq += 1
-        message.topic_seq = counts.seq
-        message.publish_ts_ns = time.time_ns()
-        message.epoch = entry.epoch
-        body = self.last_body = encoder.encode(message)
-        self.last_topic = counts.topic
         try:
             # Frames are small (< pyzmq's 64 kB copy threshold), so copying is
             # cheaper than zero-copy tracking. ZeroMQ delivers multipart messages
@@ -208,9 +198,10 @@ class Publisher:
         self.published += 1
         return True
 
-    def stage(self, message: WireMessage) -> None:
-        """Stamp and encode ``message`` like :meth:`publish` (``topic_seq`` taken now,
-        ``last_topic``/``last_body`` set) and keep it for the next :meth:`flush`."""
+    def _stamp(self, message: WireMessage) -> tuple[_Topic, bytes]:
+        """Take the topic's next ``topic_seq`` (before any send: a drop must leave a gap),
+        stamp ``publish_ts_ns`` and the epoch, encode once (``last_topic``/``last_body``:
+        what the other sinks get). Returns the topic and the body."""
         key = (type(message), message.venue, message.symbol)
         entry = self._topics.get(key)
         if entry is None:
@@ -222,6 +213,12 @@ class Publisher:
         message.epoch = entry.epoch
         body = self.last_body = encoder.encode(message)
         self.last_topic = counts.topic
+        return entry, body
+
+    def stage(self, message: WireMessage) -> None:
+        """Stamp and encode ``message`` like :meth:`publish` (``topic_seq`` taken now,
+        ``last_topic``/``last_body`` set) and keep it for the next :meth:`flush`."""
+        entry, body = self._stamp(message)
         staged = self._staged
         if staged:
             last, frames = staged[-1]
