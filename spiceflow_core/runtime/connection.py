@@ -24,6 +24,7 @@ next connection that comes up subscribes everything assigned to it.
 from __future__ import annotations
 
 import collections
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -74,16 +75,20 @@ class _RateWindow:
     """At most ``limit`` client messages in any one-second window — how exchanges count
     ("5 messages per second"); a token bucket would allow twice that across a window
     boundary and get the connection closed. Requests may only fill ``rate`` of them
-    (``limit`` less a reserve); our client pings may use the whole window (they wait for
-    it to slide, and for a request being sent at that moment); answers to the venue's
-    heartbeat requests never wait and are counted, which the reserve leaves room for.
+    (``limit`` less a reserve); our client pings may use the window but for
+    ``own_pings``, the WebSocket pings the transport sends by itself in a second (they
+    are not written through this window and a venue may count them: Binance does); they
+    wait for the window to slide, and for a request being sent at that moment. Answers
+    to the venue's heartbeat requests never wait and are counted, which the reserve
+    leaves room for.
 
     A message is stamped once written, not when its slot is granted: the write itself
     may wait, and the venue counts from when the message arrives."""
 
-    def __init__(self, limit: int, rate: int, *, every_message: bool = True) -> None:
+    def __init__(self, limit: int, rate: int, *, every_message: bool = True, own_pings: int = 0) -> None:
         self.limit = max(1, limit)
         self.rate = max(1, min(rate, self.limit))
+        self.ping_room = max(1, self.limit - own_pings)
         #: False when the venue's limit counts requests only: pings and heartbeat
         #: answers then neither wait nor count
         self.every_message = every_message
@@ -93,11 +98,15 @@ class _RateWindow:
         self._lock = anyio.Lock()
 
     @classmethod
-    def for_venue(cls, venue: Venue) -> _RateWindow:
+    def for_venue(cls, venue: Venue, ping_interval: float | None) -> _RateWindow:
+        """The window of one connection to ``venue`` whose transport pings every
+        ``ping_interval`` seconds (None: it does not ping)."""
+        own_pings = math.ceil(1 / ping_interval) if ping_interval else 0
         return cls(
             int(venue.max_messages_per_second),
-            request_rate(venue),
+            request_rate(venue, own_pings),
             every_message=venue.rate_limit_counts == "messages",
+            own_pings=own_pings,
         )
 
     def _free_at(self, room: int) -> float:
@@ -126,8 +135,9 @@ class _RateWindow:
                 self.sent.append(time.monotonic())
 
     def ping_slot(self) -> AbstractAsyncContextManager[None]:
-        """Send one client ping inside: anywhere in the whole window."""
-        return self.slot(self.limit) if self.every_message else nullcontext()
+        """Send one client ping inside: anywhere in the window but the transport's own
+        pings' room."""
+        return self.slot(self.ping_room) if self.every_message else nullcontext()
 
     def note(self) -> None:
         """A message that cannot wait (the answer to a venue's heartbeat request) still
@@ -144,15 +154,17 @@ def transport_message_cap(max_frame_bytes: int) -> int:
     return max(64 * 2**20, 4 * max_frame_bytes)
 
 
-def request_rate(venue: Venue) -> int:
+def request_rate(venue: Venue, own_pings: int = 1) -> int:
     """Requests per second we allow ourselves: the venue's limit less a reserve for the
     frames that cannot wait or that the transport sends by itself (heartbeat replies,
-    WebSocket pings and pongs, which Binance counts too) — unless the limit counts
-    requests only."""
+    WebSocket pings and pongs, which Binance counts too: ``own_pings`` of the transport's
+    pings a second, one more for the rest) — unless the limit counts requests only."""
     limit = int(venue.max_messages_per_second)
     if venue.rate_limit_counts == "requests":
         return max(1, limit)
-    return limit - 2 if limit > 3 else max(1, limit - 1)
+    if limit <= 3:
+        return max(1, limit - max(1, own_pings))
+    return max(1, limit - max(2, own_pings + 1))
 
 
 @dataclass
@@ -386,7 +398,7 @@ class WebSocketActor:
                 ping_interval=self.settings.ping_interval,
                 max_frame_bytes=transport_message_cap(self.settings.max_frame_bytes),
             ) as ws:
-                link = _Link(ws, session, _RateWindow.for_venue(self.venue))
+                link = _Link(ws, session, _RateWindow.for_venue(self.venue, self.settings.ping_interval))
                 link.replies = anyio.create_memory_object_stream[str](1000)
                 self.connects += 1
                 if self.recorder is not None:

@@ -33,11 +33,11 @@ CLIENTS = 20
 SETTLE_S = 30.0
 
 
-def _binance_sim():
+def _binance_sim(instruments: int = INSTRUMENTS, rate: int = 300, levels: int = 300):
     from spiceflow_binance.config import SPOT
     from spiceflow_binance.simulator import BinanceSimulator
 
-    return BinanceSimulator(SPOT, symbols=INSTRUMENTS, rate=300, levels=300)
+    return BinanceSimulator(SPOT, symbols=instruments, rate=rate, levels=levels)
 
 
 def _deribit_sim():
@@ -160,3 +160,43 @@ def _resume(sim):
         sim.paused = False
 
     return resume
+
+
+async def test_the_transports_own_pings_are_left_room_in_the_venues_message_window():
+    # Binance counts WebSocket PING frames in its 5 messages/s; the transport sends them
+    # by itself (every ping_interval), outside the request window. With pings every
+    # 0.25 s (4 a second) a stream of subscribe requests must leave them room.
+    sim = _binance_sim(instruments=20, rate=50, levels=100)
+    registry = discover()
+    async with sim:
+        symbols = sim.symbols()[:20]
+        settings = chaos_settings("binance", symbols[:2], runtime={"ping_interval": 0.25})
+        orc = Orchestrator(settings, registry, ["binance"], endpoint_overrides={"binance": sim.endpoints})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(orc.run)
+            await wait_for(lambda: orc.ready.is_set(), 30, what="orchestrator ready")
+            runtime = orc.runtimes["binance"]
+            _roomy_weight_budget(runtime)
+
+            rng = random.Random(chaos_seed())
+
+            async def toggle(symbol: str) -> None:
+                # staggered, so there is always a change waiting for the next request
+                for _ in range(3):
+                    await anyio.sleep(rng.uniform(0, 0.5))
+                    await runtime.subscribe(symbol)
+                    await anyio.sleep(rng.uniform(0, 0.5))
+                    await runtime.unsubscribe(symbol)
+
+            started = time.monotonic()
+            with anyio.fail_after(120):
+                async with anyio.create_task_group() as clients:
+                    for symbol in symbols[2:]:
+                        clients.start_soon(toggle, symbol)
+            requests = sum(c.requests_sent for c in runtime.connections.values())
+            # requests went on for seconds beside the pings, one a second at most here
+            assert time.monotonic() - started > 4 and requests >= 5, (time.monotonic() - started, requests)
+            assert sim.violations == [], sim.violations[:5]
+            assert not sim.limit_disconnects
+            assert runtime.metrics.totals["reconnects"] == 0
+            tg.cancel_scope.cancel()
