@@ -461,9 +461,12 @@ class Output:
     """What the workers publish, consumed at little cost: a SUB socket on every worker
     subscribed to all book topics, drained by libzmq's own proxy in a thread that holds
     no GIL (forwarding to a PUB socket nobody reads); its STATISTICS give the count.
-    Every message is ``[topic, body]`` (the runtime never batches bodies), so books =
-    message parts / 2. A second SUB socket takes one symbol per worker for the latency
-    (the workers send those few topics twice)."""
+    A worker packs consecutive updates of one topic from one socket read into one
+    message ``[topic, body, body, ...]``, but the sender interleaves its instruments
+    round-robin on every connection, so no two consecutive updates share a topic: every
+    message is ``[topic, body]`` and books = message parts / 2. The second SUB socket,
+    which takes one symbol per worker for the latency (the workers send those few topics
+    twice), checks that: a message with more bodies ends the run (``samples``)."""
 
     def __init__(self, addresses: list[str], sampled: list[str]) -> None:
         import zmq
@@ -506,6 +509,8 @@ class Output:
                 frames = self.sampler.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return out
+            if len(frames) != 2:
+                raise RuntimeError(f"a message of {len(frames) - 1} bodies: books = message parts / 2 does not hold")
             out.append((time.time_ns(), frames[1]))
 
     def close(self) -> None:
