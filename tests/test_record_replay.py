@@ -13,7 +13,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,17 +27,10 @@ from spiceflow_core.plugin.registry import discover
 from spiceflow_core.recording.capture import capture_files, read_capture
 from spiceflow_core.recording.replay import capture_venue, replay
 from spiceflow_core.recording.sfrec import MAGIC, Record, Recorder, RecordingReader, RecordingWriter, read_recording
+from spiceflow_core.testkit.processes import SPICEFLOW
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDED = REPO.parent / "shared" / "recorded"
-# the installed console script (``python -m spiceflow_core.cli.main`` would load the CLI
-# module twice, as __main__ and as spiceflow_core.cli.main)
-_SCRIPT = Path(sys.executable).parent / "spiceflow"
-SPICEFLOW = (
-    [str(_SCRIPT)]
-    if _SCRIPT.exists()
-    else [sys.executable, "-c", "import sys; from spiceflow_core.cli.main import main; sys.exit(main())"]
-)
 
 
 @pytest.fixture(scope="module")

@@ -33,14 +33,9 @@ from spiceflow_core.recording.sfrec import (
     encode_record,
     read_recording,
 )
+from spiceflow_core.testkit.processes import SPICEFLOW
 
 REPO = Path(__file__).resolve().parents[1]
-_SCRIPT = Path(sys.executable).parent / "spiceflow"
-SPICEFLOW = (
-    [str(_SCRIPT)]
-    if _SCRIPT.exists()
-    else [sys.executable, "-c", "import sys; from spiceflow_core.cli.main import main; sys.exit(main())"]
-)
 
 
 @pytest.fixture

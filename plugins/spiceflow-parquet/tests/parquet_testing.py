@@ -5,7 +5,6 @@ run as the broadcast actor runs it, polling) re-exported."""
 from __future__ import annotations
 
 import socket
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from spiceflow_core.testkit.processes import SPICEFLOW
 from spiceflow_core.testkit.sinks import Offered, Wire, offer, running, wait_for
 
 __all__ = [
@@ -35,14 +35,6 @@ REPO = Path(__file__).resolve().parents[3]
 RECORDED = REPO.parent / "shared" / "recorded"
 if not RECORDED.is_dir():  # a checkout elsewhere on this machine
     RECORDED = Path("/work/shared/recorded")
-# the installed console script (``python -m spiceflow_core.cli.main`` would load the CLI
-# module twice, as __main__ and as spiceflow_core.cli.main)
-_SCRIPT = Path(sys.executable).parent / "spiceflow"
-SPICEFLOW = (
-    [str(_SCRIPT)]
-    if _SCRIPT.exists()
-    else [sys.executable, "-c", "import sys; from spiceflow_core.cli.main import main; sys.exit(main())"]
-)
 
 
 def free_port() -> int:
