@@ -23,7 +23,7 @@ from spiceflow_core.broadcast.wire import (
 from spiceflow_core.sinks.contract import Sink
 from spiceflow_core.testkit.polling import wait_for
 
-__all__ = ["Offered", "Wire", "offer", "running", "wait_for"]
+__all__ = ["Offered", "Wire", "loaded_by_discovery", "offer", "running", "wait_for"]
 
 #: what a sink's ``offer`` takes: (topic, body, message)
 Offered = tuple[str, bytes, WireMessage]
@@ -118,3 +118,19 @@ async def running(sink: SinkT) -> AsyncIterator[SinkT]:
         finally:
             tg.cancel_scope.cancel()
     await sink.aclose()
+
+
+def loaded_by_discovery(sink: str, modules: Iterable[str]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported once it discovered the sink
+    plugins (as every command does); asserts ``sink`` was among them. A sink plugin
+    should import its heavy libraries only when a run configures it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from spiceflow_core.sinks.registry import discover_sinks; "
+        f"names = discover_sinks().names(); assert {sink!r} in names, names; "
+        f"print(','.join(m for m in {sorted(modules)!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return [m for m in out.stdout.strip().split(",") if m]

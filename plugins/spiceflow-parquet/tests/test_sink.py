@@ -4,8 +4,6 @@ the run goes on, a full buffer and a failing directory are counted and survived.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,6 +15,7 @@ from spiceflow_parquet.sink import ParquetSink
 
 from spiceflow_core.config import decode_settings
 from spiceflow_core.sinks.registry import build_sinks, discover_sinks
+from spiceflow_core.testkit.sinks import loaded_by_discovery
 
 pytestmark = pytest.mark.anyio
 
@@ -127,10 +126,4 @@ def test_the_plugin_is_found_by_its_entry_point_and_built_from_its_table(tmp_pat
 def test_discovering_the_sink_plugins_loads_no_pyarrow():
     # every command discovers the sink plugins; pyarrow (and numpy: ~0.14 s, ~50 MB) is
     # loaded only by a run that configures [sinks.parquet]
-    probe = (
-        "import sys; from spiceflow_core.sinks.registry import discover_sinks; "
-        "registry = discover_sinks(); assert 'parquet' in registry.names(), registry.names(); "
-        "print(sorted(m for m in ('pyarrow', 'numpy') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    assert loaded_by_discovery("parquet", ["pyarrow", "numpy"]) == []
