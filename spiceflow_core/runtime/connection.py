@@ -154,7 +154,7 @@ def transport_message_cap(max_frame_bytes: int) -> int:
     return max(64 * 2**20, 4 * max_frame_bytes)
 
 
-def request_rate(venue: Venue, own_pings: int = 1) -> int:
+def request_rate(venue: Venue, own_pings: int) -> int:
     """Requests per second we allow ourselves: the venue's limit less a reserve for the
     frames that cannot wait or that the transport sends by itself (heartbeat replies,
     WebSocket pings and pongs, which Binance counts too: ``own_pings`` of the transport's

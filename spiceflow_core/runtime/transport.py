@@ -2,7 +2,8 @@
 
 ``websockets`` (the default) is the ``websockets`` library's asyncio client: its
 protocol parses frames as the event loop reads the socket, and :meth:`receive_many`
-takes every complete message already parsed (at most ``MAX_BATCH``). ``httpx-ws`` (``runtime.transport = "httpx-ws"``) opens the connection with
+takes every complete message already parsed (at most ``MAX_BATCH``). ``httpx-ws``
+(``runtime.transport = "httpx-ws"``) opens the connection with
 httpx (the upgrade handshake, TLS, proxies) and then speaks WebSocket itself with
 ``wsproto`` on httpx's network stream: frames are read and decoded in the task that calls
 :meth:`WsConnection.receive_many`, with no background task and no queue between the
@@ -58,8 +59,8 @@ class WsConnection(Protocol):
 TRANSPORTS = ("httpx-ws", "websockets")
 #: most messages one ``receive_many`` of the websockets transport returns: the messages
 #: of a batch are published when its last one has been routed (see
-#: ``BroadcastActor.staged``), so this bounds how long the first one waits (~13 us of
-#: routing per frame); a ZeroMQ message holds at most as many bodies (publisher.MAX_BODIES)
+#: ``BroadcastActor.staged``), so this bounds how long the first one waits (about 9 us
+#: of routing per frame); a ZeroMQ message holds at most as many bodies (publisher.MAX_BODIES)
 MAX_BATCH = 64
 _READ_BYTES = 65536
 _CLOSE_TIMEOUT = 2.0
