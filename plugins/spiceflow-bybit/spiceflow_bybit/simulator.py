@@ -268,8 +268,8 @@ class BybitSimulator(RunsInContext):
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[BybitSimulator]:
         async with serving(self._server, self._connections, _FAULT_FRAMES) as tg:
-            base = f"{self._server.host}:{self._server.port}"
-            self.endpoints = Endpoints(ws_url=f"ws://{base}{self._connections.path}", rest_url=f"http://{base}")
+            server = self._server
+            self.endpoints = Endpoints(ws_url=f"{server.ws_url}{self._connections.path}", rest_url=server.http_url)
             tg.start_soon(self._generate)
             yield self
 

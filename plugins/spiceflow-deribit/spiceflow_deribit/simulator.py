@@ -374,9 +374,9 @@ class DeribitSimulator(RunsInContext):
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[DeribitSimulator]:
         async with serving(self._server, self._connections, _FAULT_FRAMES) as tg:
-            base = f"{self._server.host}:{self._server.port}"
+            server = self._server
             self.endpoints = Endpoints(
-                ws_url=f"ws://{base}{config.WS_PATH}", rest_url=f"http://{base}{config.REST_PATH}"
+                ws_url=f"{server.ws_url}{config.WS_PATH}", rest_url=f"{server.http_url}{config.REST_PATH}"
             )
             tg.start_soon(self._replay if self.recording is not None else self._generate)
             logger.bind(venue=config.VENUE).info("Deribit simulator on {}", self.endpoints.ws_url)

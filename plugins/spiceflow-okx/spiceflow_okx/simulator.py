@@ -293,8 +293,8 @@ class OkxSimulator(RunsInContext):
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[OkxSimulator]:
         async with serving(self._server, self._connections, _FAULT_FRAMES) as tg:
-            base = f"{self._server.host}:{self._server.port}"
-            self.endpoints = Endpoints(ws_url=f"ws://{base}{config.WS_PATH}", rest_url=f"http://{base}")
+            server = self._server
+            self.endpoints = Endpoints(ws_url=f"{server.ws_url}{config.WS_PATH}", rest_url=server.http_url)
             tg.start_soon(self._generate)
             logger.bind(venue=config.VENUE).info("OKX simulator on {}", self.endpoints.ws_url)
             yield self
