@@ -213,6 +213,45 @@ def _drop(message) -> None:
     pass
 
 
+def replay_floor(venue, snapshot_body, frames, meta) -> dict:
+    """What no replay of these frames with ``--jsonl`` can spend less on, in seconds of
+    CPU for the whole stream: decoding every frame exactly once (msgspec's untyped
+    decoder, every number kept as its JSON text: the cheapest exact decode there is) and
+    writing the JSON lines the replay writes (``JsonLines.publish``, msgspec encoding
+    into a reused buffer, to /dev/null), taken over the messages the replay engine
+    emitted, collected first. Reading the files, routing, the book and building each
+    top-25 message are left out: they cost more than nothing, so a real replay is slower
+    than start-up + this floor."""
+    import msgspec
+
+    from spiceflow_core.recording.replay import JsonLines, Replayer
+
+    messages: list = []
+    rep = Replayer(venue, depth=25, emit=messages.append)
+    if venue.resync == "rest":
+        url = f"http://bench{venue_depth_path(venue)}?symbol={meta['symbol']}&limit=1000"
+        rep.feed((0, "rest", snapshot_body, url, 0))
+    else:
+        rep.feed((0, "recv", snapshot_body.decode(), "", 1))
+    for frame in frames:
+        rep.feed((0, "recv", frame, "", 1))
+    decode = msgspec.json.Decoder(float_hook=str.strip).decode
+    gc.collect()
+    gc.disable()
+    t0 = time.thread_time()
+    for frame in frames:
+        decode(frame)
+    decode_s = time.thread_time() - t0
+    with open(os.devnull, "wb") as sink:
+        publish = JsonLines(sink).publish
+        t0 = time.thread_time()
+        for message in messages:
+            publish(message)
+        jsonl_s = time.thread_time() - t0
+    gc.enable()
+    return {"decode_s": decode_s, "jsonl_s": jsonl_s, "lines": len(messages)}
+
+
 def best_of(repeat: int, run, *args) -> float:
     """The best frames/s of ``repeat`` calls of ``run(*args)`` (which returns the rate,
     or a tuple that starts with it)."""

@@ -228,6 +228,34 @@ def run_session(venue: str, stream_dir: Path, cwd: Path, frames: int, cf_python,
     return {"session": str(cwd), "frames": frames, "figures": figures, "failed": failed}
 
 
+def floor(venue: str, stream_dir: Path, timed: dict) -> dict:
+    """Start-up (the one-frame session) + ``bench_replay.replay_floor``: the least any
+    replay of this session with ``--jsonl`` can take, set beside a third of cryptofeed's
+    time (what a 3x target leaves)."""
+    import bench_replay
+    from loguru import logger
+
+    from spiceflow_core.plugin.registry import discover
+
+    logger.remove()  # the engine's debug lines are not results
+    body, frames, meta = streams.load(stream_dir)
+    parts = bench_replay.replay_floor(discover().get(venue), body, frames, meta)
+    startup = timed["startup"]["figures"].get("spiceflow replay (capture)", {}).get("best_s")
+    theirs = timed["session"]["figures"].get("cryptofeed playback (capture)", {}).get("best_s")
+    out = {**parts, "startup_s": startup, "floor_s": None, "third_of_cryptofeed_s": theirs / 3 if theirs else None}
+    if startup is not None:
+        out["floor_s"] = startup + parts["decode_s"] + parts["jsonl_s"]
+    per = 1e6 / len(frames)
+    print(
+        f"{venue:8s} floor: start-up {startup or 0:.2f} s + exact decode {parts['decode_s']:.2f} s "
+        f"({parts['decode_s'] * per:.2f} us/frame) + JSON lines {parts['jsonl_s']:.2f} s "
+        f"({parts['jsonl_s'] * per:.2f} us/frame) = {out['floor_s'] or 0:.2f} s"
+        + (f"; a third of cryptofeed's time: {out['third_of_cryptofeed_s']:.2f} s" if theirs else ""),
+        flush=True,
+    )
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=200_000)
@@ -253,6 +281,7 @@ def main(argv=None) -> dict:
                 streams.generate(venue, frames, d)
             cwd = sessions / (venue if kind == "session" else f"{venue}-1")
             results["venues"][venue][kind] = run_session(venue, d, cwd, frames, cf_python, args.runs, kind)
+        results["venues"][venue]["floor"] = floor(venue, root / venue, results["venues"][venue])
     out = HERE / "results" / "replay_process.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

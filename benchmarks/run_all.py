@@ -165,6 +165,14 @@ def user_path_replay(args, stream_root: Path, cf_py: Path | None, report: dict) 
             start.get("cryptofeed playback (capture)", {}).get("best_s"),
             higher_better=False,
         )
+        fl = kinds["floor"]
+        row(
+            f"{venue}:   floor: start-up + exact decode + JSON lines, s",
+            fl["floor_s"],
+            fl["third_of_cryptofeed_s"] and fl["third_of_cryptofeed_s"] * 3,
+            higher_better=False,
+            note="its ratio is the most any replay writing these lines can reach",
+        )
 
 
 def user_path_live(args, stream_root: Path, cf_py: Path | None, report: dict) -> None:
