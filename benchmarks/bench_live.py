@@ -42,7 +42,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -50,6 +49,8 @@ import time
 from pathlib import Path
 
 import msgspec
+
+from spiceflow_core.ports import free_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -140,12 +141,6 @@ def _ws_text_frame(text: str) -> bytes:
 
 
 # -- one measured run --------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _SpiceFlowStamp(msgspec.Struct):
     """What the subscriber reads of a SpiceFlow ``BookMessage`` (a msgpack map)."""
 
@@ -267,7 +262,7 @@ def measure(
             break
         time.sleep(0.05)
     port = int(port_file.read_text())
-    zport = _free_port()
+    zport = free_port()
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.RCVHWM, 0)

@@ -199,8 +199,10 @@ async def measure(address: str, run: Run, count: int, rate: float | None, *, set
 
 async def driver(args: argparse.Namespace) -> dict[str, Any]:
     from spiceflow_nats.config import NatsOptions
-    from spiceflow_nats.server import NatsServer, free_port
     from spiceflow_nats.sink import NatsSink
+
+    from spiceflow_core.cluster.nats_server import NatsServer
+    from spiceflow_core.ports import free_port
 
     count = 20_000 if args.quick else 100_000
     rates = [1_000, 5_000] if args.quick else [1_000, 5_000, 20_000]

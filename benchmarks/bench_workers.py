@@ -51,6 +51,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from spiceflow_core.ports import free_port
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
@@ -265,13 +267,6 @@ def serve(n_symbols: int, port_file: Path) -> None:
 
 
 # -- the measuring side ---------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def free_port_run(count: int) -> int:
     """A port such that it and the ``count - 1`` after it are free (now)."""
     for _ in range(100):
@@ -356,7 +351,7 @@ class Workers:
 
         self.n = n
         self.symbols = symbols
-        self.nats = NatsServer(f"bench-nats-{n}", tmp / f"nats-{n}")
+        self.nats = NatsServer(f"bench-nats-{n}", store_dir=tmp / f"nats-{n}")
         anyio.run(self.nats.start)
         self.base = free_port_run(n + 1)
         listed = ", ".join(f'"{s}"' for s in symbols)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from spiceflow_binance.config import SPOT  # noqa: E402
 from spiceflow_binance.simulator import BinanceSimulator  # noqa: E402
 
 from spiceflow_core.broadcast.subscriber import Subscriber  # noqa: E402
+from spiceflow_core.ports import free_port  # noqa: E402
 
 SPICEFLOW = str(Path(sys.executable).parent / "spiceflow")
 DEPTH = 25
@@ -92,12 +92,6 @@ def pct(data, q: float) -> float:
 
 def median(xs: list[float]) -> float:
     return sorted(xs)[len(xs) // 2] if xs else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(path: Path, symbols: list[str], args, broadcast: str, api: str) -> None:

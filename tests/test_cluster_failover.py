@@ -27,7 +27,8 @@ from test_cluster import exact_books, read_books
 
 from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.broadcast.wire import BookMessage
-from spiceflow_core.cluster.nats_server import free_port, nats_server
+from spiceflow_core.cluster.nats_server import nats_server
+from spiceflow_core.ports import free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(120)]
 

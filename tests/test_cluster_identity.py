@@ -32,9 +32,10 @@ from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.broadcast.wire import BookMessage
 from spiceflow_core.cluster import keys as K
 from spiceflow_core.cluster.member import LEASE_MARGIN_S, ClusterMember, MemberIdInUse
-from spiceflow_core.cluster.nats_server import free_port, nats_server
+from spiceflow_core.cluster.nats_server import nats_server
 from spiceflow_core.cluster.store import ClusterStore, open_store
 from spiceflow_core.plugin.registry import discover
+from spiceflow_core.ports import free_port
 from spiceflow_core.runtime.orchestrator import Orchestrator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]

@@ -7,7 +7,6 @@ instrument's tick size in the venue's reference data (the fixtures the demo load
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from decimal import Decimal
@@ -17,17 +16,12 @@ import pytest
 
 from spiceflow_core.model import Instrument
 from spiceflow_core.plugin.registry import discover
+from spiceflow_core.ports import free_port
 from spiceflow_core.runtime.reference import fixture_directory, load_fixture_instruments
 from spiceflow_core.testkit.market import reference_price
 
 SPICEFLOW = [sys.executable, "-m", "spiceflow_core.cli.main"]
 MESSAGES_PER_VENUE = 5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def demo_btc_instruments() -> dict[str, Instrument]:

@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -24,6 +23,7 @@ import zmq
 from spiceflow_core.broadcast import wire
 from spiceflow_core.model import TopOfBook
 from spiceflow_core.plugin.registry import discover
+from spiceflow_core.ports import free_port
 from spiceflow_core.recording.capture import capture_files, read_capture
 from spiceflow_core.recording.replay import capture_venue, replay
 from spiceflow_core.recording.sfrec import MAGIC, Record, Recorder, RecordingReader, RecordingWriter, read_recording
@@ -281,12 +281,6 @@ def test_recorder_output_replays_to_the_same_books_as_its_source(registry, tmp_p
 # -- record a live (demo) session, replay it -----------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Collector(threading.Thread):
     """Messages a run publishes on topics starting with ``prefix`` (a SUB socket connected
     before the run); ``books`` are its book messages."""
@@ -319,7 +313,7 @@ class _Collector(threading.Thread):
 
 @pytest.mark.parametrize("venue", ["binance", "deribit"])
 def test_record_demo_session_and_replay_it(registry, tmp_path, venue):
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     collector = _Collector(address)
     collector.start()
@@ -528,7 +522,7 @@ def test_replay_cli_publishes_the_same_messages_on_zeromq_and_in_json_lines(tmp_
     lines' messages (books, states and the exchange's tops with ``--feed top``), stamped
     with their per-topic ``topic_seq``."""
     prefix = _need("BINANCE")
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     collector = _Collector(address, prefix=b"")
     collector.start()
     out = tmp_path / "b.jsonl"

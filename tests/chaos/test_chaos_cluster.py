@@ -41,9 +41,10 @@ from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.broadcast.wire import BookMessage
 from spiceflow_core.cluster import control
 from spiceflow_core.cluster import keys as K
-from spiceflow_core.cluster.nats_server import NatsServer, free_port, nats_cluster
+from spiceflow_core.cluster.nats_server import NatsServer, nats_cluster
 from spiceflow_core.cluster.rendezvous import assign
 from spiceflow_core.cluster.store import ClusterStore, open_store
+from spiceflow_core.ports import free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(180)]
 

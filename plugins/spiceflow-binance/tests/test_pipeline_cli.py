@@ -5,7 +5,6 @@ stops cleanly at --duration."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,14 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from spiceflow_core.broadcast.subscriber import SyncSubscriber
+from spiceflow_core.ports import free_port
 
 SPICEFLOW = Path(sys.executable).with_name("spiceflow")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_demo_run_streams_books_and_exits_cleanly(tmp_path):

@@ -18,9 +18,9 @@ for _path in (TESTS, PLUGIN_ROOT, REPO_ROOT):  # the last two: no-ops once insta
         sys.path.append(str(_path))
 
 from nats_testing import Wire  # noqa: E402
-from spiceflow_nats.server import NatsServer  # noqa: E402
 
 from spiceflow_core.broadcast.publisher import Publisher  # noqa: E402
+from spiceflow_core.cluster.nats_server import NatsServer  # noqa: E402
 
 
 @pytest.fixture

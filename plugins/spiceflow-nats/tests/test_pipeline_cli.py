@@ -14,10 +14,11 @@ import pytest
 import zmq
 import zmq.asyncio
 from nats_testing import collecting, wait_for
-from spiceflow_nats.server import NatsServer, free_port
 
 from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.broadcast.wire import StatusMessage, decoder
+from spiceflow_core.cluster.nats_server import NatsServer
+from spiceflow_core.ports import free_port
 from spiceflow_core.testkit.processes import interrupt
 
 pytestmark = pytest.mark.anyio

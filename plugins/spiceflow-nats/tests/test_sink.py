@@ -10,11 +10,11 @@ import pytest
 from nats.js.api import DeliverPolicy, StorageType
 from nats_testing import Wire, collecting, offer, running, wait_for
 from spiceflow_nats.config import NatsOptions
-from spiceflow_nats.server import NatsServer
 from spiceflow_nats.sink import NatsSink
 
 from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.broadcast.wire import BookMessage, decoder
+from spiceflow_core.cluster.nats_server import NatsServer
 
 pytestmark = pytest.mark.anyio
 

@@ -12,12 +12,13 @@ import anyio
 import pytest
 from nats_testing import Wire, offer, running, wait_for
 from spiceflow_nats.config import NatsOptions
-from spiceflow_nats.server import NatsServer, free_port
 from spiceflow_nats.sink import NatsSink
 
 from spiceflow_core.broadcast.sources import SourceError
 from spiceflow_core.broadcast.subscriber import Subscriber, SyncSubscriber
 from spiceflow_core.broadcast.wire import BookMessage, StatusMessage, TradeMessage, decoder
+from spiceflow_core.cluster.nats_server import NatsServer
+from spiceflow_core.ports import free_port
 
 pytestmark = pytest.mark.anyio
 SPICEFLOW = [sys.executable, "-m", "spiceflow_core.cli.main"]

@@ -4,7 +4,6 @@ run as the broadcast actor runs it, polling) re-exported."""
 
 from __future__ import annotations
 
-import socket
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ __all__ = [
     "Offered",
     "Wire",
     "as_rows",
-    "free_port",
     "levels",
     "offer",
     "read_feed",
@@ -35,12 +33,6 @@ REPO = Path(__file__).resolve().parents[3]
 RECORDED = REPO.parent / "shared" / "recorded"
 if not RECORDED.is_dir():  # a checkout elsewhere on this machine
     RECORDED = Path("/work/shared/recorded")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def read_feed(root: Path, directory: str) -> list[dict[str, Any]]:

@@ -23,11 +23,12 @@ import duckdb
 import httpx
 import pyarrow.parquet as pq
 import pytest
-from parquet_testing import SPICEFLOW, free_port, levels, read_feed, stored_levels, wait_for
+from parquet_testing import SPICEFLOW, levels, read_feed, stored_levels, wait_for
 from spiceflow_parquet.writer import remove_stale_temp_files
 
 from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.broadcast.wire import BookMessage, StatusMessage, TradeMessage
+from spiceflow_core.ports import free_port
 from spiceflow_core.testkit.processes import interrupt
 
 pytestmark = pytest.mark.anyio

