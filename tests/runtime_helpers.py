@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 
+from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.config import Settings, decode_settings
 from spiceflow_core.plugin.registry import VenueRegistry, register_venues
 from spiceflow_core.runtime.orchestrator import Orchestrator
@@ -84,6 +85,20 @@ class Collector:
                 self.status.append(msg)
 
 
+@contextlib.asynccontextmanager
+async def collecting(orchestrator: Orchestrator, *prefixes: str) -> AsyncIterator[Collector]:
+    """A ``Collector`` of the orchestrator's broadcast, subscribed to the topic
+    ``prefixes`` and reading in the background until the block ends."""
+    assert orchestrator.broadcaster is not None, "the orchestrator is not running"
+    async with Subscriber(orchestrator.broadcaster.address, list(prefixes)) as sub, anyio.create_task_group() as tg:
+        got = Collector(sub)
+        tg.start_soon(got.run)
+        try:
+            yield got
+        finally:
+            tg.cancel_scope.cancel()
+
+
 def levels(raw) -> list[tuple[str, str]]:
     """Published levels (BookLevel structs) as plain (price, size) tuples."""
     return [tuple(level) for level in raw]
@@ -126,3 +141,21 @@ async def assert_exact(
             assert levels(msg.asks) == asks[:depth], symbol
     finally:
         sim.paused = False
+
+
+async def heal_fault(
+    sim, runtime, got: Collector, symbols: list[str], fault, logs: list[str], *, settle: float = 0.05
+) -> None:
+    """One fault of a plugin's ``FAULTS`` table, ``(arm, counters, log fragment)``: with
+    every book published and exact, arm it on the simulator, wait for each counter it
+    must move and its log line, then for every book to be in sync again. The caller
+    checks how the venue healed it and that the books are exact again."""
+    arm, counters, fragment = fault
+    await wait_for(lambda: set(symbols) <= set(got.latest))
+    await assert_exact(sim, got, runtime, symbols, settle=settle)
+    before = dict(runtime.metrics.totals)
+    arm(sim.faults)
+    for counter in counters:
+        await wait_for(lambda: runtime.metrics.totals[counter] > before.get(counter, 0), timeout=10)
+    assert any(fragment in line for line in logs), f"no log line with {fragment!r}"
+    await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in symbols), timeout=10)

@@ -26,10 +26,9 @@ import pytest
 from hypercorn.config import Config as HypercornConfig
 from hypothesis import HealthCheck, assume, event, given, reject, settings
 from hypothesis import strategies as st
-from runtime_helpers import Collector, assert_exact, running, settings_for, toy_registry, wait_for
+from runtime_helpers import Collector, assert_exact, collecting, running, settings_for, toy_registry, wait_for
 
 from spiceflow_core.api.guard import MAX_BODY_BYTES, PUBLIC_PATHS, api_token
-from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.broadcast.wire import BookMessage
 from spiceflow_core.instruments import KIND_CODES
 from spiceflow_core.runtime.orchestrator import Orchestrator
@@ -97,12 +96,9 @@ async def pipeline() -> AsyncIterator[Pipeline]:
             assert orc.broadcaster is not None
             books = orc.runtimes["toy"].books
             assert books is not None
-            async with Subscriber(orc.broadcaster.address, ["book.toy."]) as sub, anyio.create_task_group() as tg:
-                got = Collector(sub)
-                tg.start_soon(got.run)
+            async with collecting(orc, "book.toy.") as got:
                 await wait_for(lambda: all(books.state_of(s) == "synced" and s in got.latest for s in PINNED))
                 yield Pipeline(sim, orc, got, token)
-                tg.cancel_scope.cancel()
 
 
 # -- the requests --------------------------------------------------------------------

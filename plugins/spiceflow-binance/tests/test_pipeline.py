@@ -14,9 +14,8 @@ import json
 
 import anyio
 import pytest
-from runtime_helpers import Collector, assert_exact, captured_logs, levels, running, settings_for, wait_for
+from runtime_helpers import assert_exact, captured_logs, collecting, heal_fault, levels, running, settings_for, wait_for
 
-from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.plugin.registry import discover
 from spiceflow_core.recording.capture import read_capture
 from spiceflow_core.runtime.orchestrator import Orchestrator
@@ -61,12 +60,7 @@ async def test_recorded_session_books_match_book_tickers(recorded, venue_name, f
         orc = Orchestrator(settings, registry, [venue_name], endpoint_overrides={venue_name: sim.endpoints})
         async with running(orc):
             runtime = orc.runtimes[venue_name]
-            async with (
-                Subscriber(orc.broadcaster.address, [f"book.{venue_name}.", f"status.{venue_name}."]) as sub,
-                anyio.create_task_group() as tg,
-            ):
-                got = Collector(sub)
-                tg.start_soon(got.run)
+            async with collecting(orc, f"book.{venue_name}.", f"status.{venue_name}.") as got:
                 await wait_for(lambda: got.status)  # the ZeroMQ subscription is live
                 sim.paused = False
                 with anyio.fail_after(20):
@@ -79,7 +73,6 @@ async def test_recorded_session_books_match_book_tickers(recorded, venue_name, f
                     last = got.latest[symbol]
                     assert last.sequence == truth[0]
                     assert levels(last.bids) == truth[1][:DEPTH] and levels(last.asks) == truth[2][:DEPTH], symbol
-                tg.cancel_scope.cancel()
             # one SUBSCRIBE per depth stream: the first connection must not subscribe a
             # channel twice (its own request plus the on-connect resubscribe)
             subscribed = [c for f in sim.client_frames if '"SUBSCRIBE"' in f for c in json.loads(f)["params"]]
@@ -127,26 +120,13 @@ FAULTS = {
 @pytest.mark.parametrize("venue_name", ["binance", "binance-usdm"])
 @pytest.mark.parametrize("fault", list(FAULTS))
 async def test_fault_is_detected_resynced_and_book_exact_afterwards(venue_name, fault, logs):
-    arm, counters, log_fragment = FAULTS[fault]
     registry = discover()
     venue = registry.get(venue_name)
     async with venue.simulator(symbols=SYMBOLS, rate=200) as sim:
         async with running(pipeline(sim, venue_name, registry, silence_timeout=0.6)) as orc:
             runtime = orc.runtimes[venue_name]
-            async with (
-                Subscriber(orc.broadcaster.address, [f"book.{venue_name}.", f"status.{venue_name}."]) as sub,
-                anyio.create_task_group() as tg,
-            ):
-                got = Collector(sub)
-                tg.start_soon(got.run)
-                await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
-                await assert_exact(sim, got, runtime, SYMBOLS)
-                before = dict(runtime.metrics.totals)
-                arm(sim.faults)
-                for counter in counters:
-                    await wait_for(lambda: runtime.metrics.totals[counter] > before.get(counter, 0), timeout=10)
-                assert any(log_fragment in line for line in logs), f"no log line with {log_fragment!r}"
-                await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in SYMBOLS), timeout=10)
+            async with collecting(orc, f"book.{venue_name}.", f"status.{venue_name}.") as got:
+                await heal_fault(sim, runtime, got, SYMBOLS, FAULTS[fault], logs)
                 if fault == "malformed":
                     assert runtime.metrics.totals["reconnects"] == 0 and runtime.metrics.totals["gaps"] == 0
                 if fault == "gap":
@@ -154,7 +134,6 @@ async def test_fault_is_detected_resynced_and_book_exact_afterwards(venue_name, 
                     # only the symbol that missed an update was resynced
                     assert sum(1 for s in SYMBOLS if runtime.metrics.by_instrument[s]["gaps"]) == 1
                 await assert_exact(sim, got, runtime, SYMBOLS)
-                tg.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize("venue_name", ["binance", "binance-usdm"])
@@ -164,12 +143,7 @@ async def test_rest_429_and_500_during_a_resync_are_retried(venue_name, logs):
     async with venue.simulator(symbols=SYMBOLS, rate=200) as sim:
         async with running(pipeline(sim, venue_name, registry)) as orc:
             runtime = orc.runtimes[venue_name]
-            async with (
-                Subscriber(orc.broadcaster.address, [f"book.{venue_name}.", f"status.{venue_name}."]) as sub,
-                anyio.create_task_group() as tg,
-            ):
-                got = Collector(sub)
-                tg.start_soon(got.run)
+            async with collecting(orc, f"book.{venue_name}.", f"status.{venue_name}.") as got:
                 await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
                 depth_calls = sum("/depth" in r for r in sim.rest_requests)
                 sim.faults.rest_errors = [429, 500]
@@ -185,7 +159,6 @@ async def test_rest_429_and_500_during_a_resync_are_retried(venue_name, logs):
                 assert any("HTTP 500" in line and "retry" in line for line in logs), "the 500 was not logged"
                 assert runtime.rest.rate_limited == 1 and runtime.rest.failures == 1
                 await assert_exact(sim, got, runtime, SYMBOLS)
-                tg.cancel_scope.cancel()
 
 
 async def test_a_book_thinned_by_price_moves_is_refreshed_without_a_gap():
@@ -201,12 +174,7 @@ async def test_a_book_thinned_by_price_moves_is_refreshed_without_a_gap():
         orc = Orchestrator(settings, registry, ["binance"], endpoint_overrides={"binance": sim.endpoints})
         async with running(orc):
             runtime = orc.runtimes["binance"]
-            async with (
-                Subscriber(orc.broadcaster.address, ["book.binance.", "status.binance."]) as sub,
-                anyio.create_task_group() as tg,
-            ):
-                got = Collector(sub)
-                tg.start_soon(got.run)
+            async with collecting(orc, "book.binance.", "status.binance.") as got:
                 await wait_for(lambda: runtime.metrics.totals["refreshes"] >= 1, timeout=20)
                 thin_at = len(got.books)
                 await wait_for(
@@ -215,4 +183,3 @@ async def test_a_book_thinned_by_price_moves_is_refreshed_without_a_gap():
                 assert runtime.metrics.totals["gaps"] == 0 and runtime.metrics.totals["resyncs"] == 0
                 assert not [s for s in got.status if s.symbol == "BTCUSDT" and s.state in ("stale", "resyncing")]
                 await assert_exact(sim, got, runtime, SYMBOLS[:1])
-                tg.cancel_scope.cancel()

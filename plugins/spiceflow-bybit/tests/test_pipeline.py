@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from runtime_helpers import Collector, assert_exact, captured_logs, running, settings_for, wait_for
+from runtime_helpers import (
+    Collector,
+    assert_exact,
+    captured_logs,
+    collecting,
+    heal_fault,
+    running,
+    settings_for,
+    wait_for,
+)
 
 from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.plugin.registry import discover
@@ -80,23 +89,13 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 async def test_fault_heals_with_an_exact_book(fault, logs):
-    arm, counters, fragment = FAULTS[fault]
     registry = discover()
     async with registry.get(LINEAR).simulator(symbols=SYMBOLS, rate=50) as sim:
         async with running(orchestrator(LINEAR, sim, SYMBOLS, registry)) as orc:
             runtime = orc.runtimes[LINEAR]
-            async with Subscriber(orc.broadcaster.address, [f"book.{LINEAR}."]) as sub, anyio.create_task_group() as tg:
-                got = Collector(sub)
-                tg.start_soon(got.run)
-                await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
-                await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
-                before = dict(runtime.metrics.totals)
+            async with collecting(orc, f"book.{LINEAR}.") as got:
                 subscribes = len(sim.requests("subscribe"))
-                arm(sim.faults)
-                for counter in counters:
-                    await wait_for(lambda: runtime.metrics.totals[counter] > before.get(counter, 0), timeout=10)
-                assert any(fragment in line for line in logs), f"no log line with {fragment!r}"
-                await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in SYMBOLS), timeout=10)
+                await heal_fault(sim, runtime, got, SYMBOLS, FAULTS[fault], logs, settle=0.15)
                 if fault == "gap":
                     # that topic alone was resubscribed and rebuilt from a fresh snapshot
                     assert runtime.metrics.totals["reconnects"] == 0
@@ -107,7 +106,6 @@ async def test_fault_heals_with_an_exact_book(fault, logs):
                 if fault == "malformed":
                     assert runtime.metrics.totals["gaps"] == 0 and runtime.metrics.totals["reconnects"] == 0
                 await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
-                tg.cancel_scope.cancel()
     assert sim.violations == []
 
 
@@ -118,9 +116,7 @@ async def test_service_restart_snapshot_replaces_the_book_without_a_gap():
     async with registry.get(LINEAR).simulator(symbols=SYMBOLS, rate=50) as sim:
         async with running(orchestrator(LINEAR, sim, SYMBOLS, registry)) as orc:
             runtime = orc.runtimes[LINEAR]
-            async with Subscriber(orc.broadcaster.address, [f"book.{LINEAR}."]) as sub, anyio.create_task_group() as tg:
-                got = Collector(sub)
-                tg.start_soon(got.run)
+            async with collecting(orc, f"book.{LINEAR}.") as got:
                 await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
                 subscribes = len(sim.requests("subscribe"))
                 sim.faults.restart = 1
@@ -128,7 +124,6 @@ async def test_service_restart_snapshot_replaces_the_book_without_a_gap():
                 await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
                 assert runtime.metrics.totals["gaps"] == 0
                 assert len(sim.requests("subscribe")) == subscribes
-                tg.cancel_scope.cancel()
 
 
 async def test_spot_requests_carry_at_most_ten_args(logs):
@@ -141,12 +136,9 @@ async def test_spot_requests_carry_at_most_ten_args(logs):
         extra = {"venues": {venue: {"instruments": symbols, "feeds": ["book", "trades"]}}}
         async with running(orchestrator(venue, sim, symbols, registry, **extra)) as orc:
             runtime = orc.runtimes[venue]
-            async with Subscriber(orc.broadcaster.address, [f"book.{venue}."]) as sub, anyio.create_task_group() as tg:
-                got = Collector(sub)
-                tg.start_soon(got.run)
+            async with collecting(orc, f"book.{venue}.") as got:
                 await wait_for(lambda: set(symbols) <= set(got.latest), timeout=15)
                 await assert_exact(sim, got, runtime, symbols, settle=0.15)
-                tg.cancel_scope.cancel()
         requests = sim.requests("subscribe")
         assert sum(len(r["args"]) for r in requests) >= 24
         assert max(len(r["args"]) for r in requests) <= 10

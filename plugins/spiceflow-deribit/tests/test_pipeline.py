@@ -18,10 +18,9 @@ import time
 
 import anyio
 import pytest
-from runtime_helpers import Collector, assert_exact, captured_logs, levels, running, settings_for, wait_for
+from runtime_helpers import assert_exact, captured_logs, collecting, heal_fault, levels, running, settings_for, wait_for
 from spiceflow_deribit.parsing import parse_frame
 
-from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.model import Heartbeat, TopOfBook
 from spiceflow_core.plugin.registry import discover
 from spiceflow_core.recording.capture import read_capture
@@ -84,12 +83,7 @@ async def test_recorded_session_books_match_tickers(recording):
             # the pipeline's channel names are the public 100ms ones; the simulator maps
             # the recorded .raw notifications onto them
             assert all(c.endswith(".100ms") for sub in runtime.list_subscriptions() for c in sub.channels)
-            async with (
-                Subscriber(orc.broadcaster.address, [f"book.{VENUE}.", f"status.{VENUE}."]) as sub,
-                anyio.create_task_group() as tg,
-            ):
-                got = Collector(sub)
-                tg.start_soon(got.run)
+            async with collecting(orc, f"book.{VENUE}.", f"status.{VENUE}.") as got:
                 await wait_for(lambda: got.status)  # the ZeroMQ subscription is live
                 sim.paused = False
                 with anyio.fail_after(20):
@@ -101,7 +95,6 @@ async def test_recorded_session_books_match_tickers(recording):
                     await wait_for(lambda: symbol in got.latest and got.latest[symbol].sequence == truth[0], timeout=10)
                     last = got.latest[symbol]
                     assert levels(last.bids) == truth[1][:DEPTH] and levels(last.asks) == truth[2][:DEPTH], symbol
-                tg.cancel_scope.cancel()
             assert runtime.metrics.totals["gaps"] == 0 and runtime.metrics.totals["parse_errors"] == 0
     compared = mismatched = 0
     for msg in got.books:
@@ -165,9 +158,7 @@ async def test_unanswered_test_request_closes_the_connection_and_the_pipeline_re
     async with venue.simulator(symbols=symbols, heartbeat_interval=0.3) as sim:
         async with running(orchestrator(sim, symbols, registry)) as orc:
             runtime = orc.runtimes[VENUE]
-            async with Subscriber(orc.broadcaster.address, [f"book.{VENUE}."]) as sub, anyio.create_task_group() as tg:
-                got = Collector(sub)
-                tg.start_soon(got.run)
+            async with collecting(orc, f"book.{VENUE}.") as got:
                 await wait_for(lambda: sim.closed_for_heartbeat, timeout=10)
                 await wait_for(lambda: runtime.metrics.totals["reconnects"] >= 1, timeout=10)
                 await wait_for(lambda: runtime.books.state_of(symbols[0]) == "synced", timeout=10)
@@ -177,7 +168,6 @@ async def test_unanswered_test_request_closes_the_connection_and_the_pipeline_re
                 await wait_for(lambda: len(sim.heartbeats) >= n + 3, timeout=10)
                 assert len(sim.closed_for_heartbeat) == 1
                 await assert_exact(sim, got, runtime, symbols, settle=0.15)
-                tg.cancel_scope.cancel()
 
 
 # -- fault switches -------------------------------------------------------------------------------------
@@ -195,26 +185,13 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 async def test_fault_heals_with_an_exact_book(fault, logs):
-    arm, counters, fragment = FAULTS[fault]
     registry = discover()
     async with registry.get(VENUE).simulator(symbols=SYMBOLS, rate=50, heartbeat_interval=0.5) as sim:
         async with running(orchestrator(sim, SYMBOLS, registry)) as orc:
             runtime = orc.runtimes[VENUE]
-            async with (
-                Subscriber(orc.broadcaster.address, [f"book.{VENUE}.", f"status.{VENUE}."]) as sub,
-                anyio.create_task_group() as tg,
-            ):
-                got = Collector(sub)
-                tg.start_soon(got.run)
-                await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
-                await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
-                before = dict(runtime.metrics.totals)
+            async with collecting(orc, f"book.{VENUE}.", f"status.{VENUE}.") as got:
                 subscribes = len(sim.requests("public/subscribe"))
-                arm(sim.faults)
-                for counter in counters:
-                    await wait_for(lambda: runtime.metrics.totals[counter] > before.get(counter, 0), timeout=10)
-                assert any(fragment in line for line in logs), f"no log line with {fragment!r}"
-                await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in SYMBOLS), timeout=10)
+                await heal_fault(sim, runtime, got, SYMBOLS, FAULTS[fault], logs, settle=0.15)
                 if fault == "gap":
                     # resubscribed that instrument only, and rebuilt it from a fresh snapshot
                     assert runtime.metrics.totals["reconnects"] == 0
@@ -226,7 +203,6 @@ async def test_fault_heals_with_an_exact_book(fault, logs):
                 if fault == "malformed":
                     assert runtime.metrics.totals["reconnects"] == 0 and runtime.metrics.totals["gaps"] == 0
                 await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
-                tg.cancel_scope.cancel()
 
 
 async def test_change_before_the_snapshot_is_dropped_on_resubscribe():
@@ -236,9 +212,7 @@ async def test_change_before_the_snapshot_is_dropped_on_resubscribe():
     async with registry.get(VENUE).simulator(symbols=SYMBOLS, rate=50, heartbeat_interval=0.5) as sim:
         async with running(orchestrator(sim, SYMBOLS, registry)) as orc:
             runtime = orc.runtimes[VENUE]
-            async with Subscriber(orc.broadcaster.address, [f"book.{VENUE}."]) as sub, anyio.create_task_group() as tg:
-                got = Collector(sub)
-                tg.start_soon(got.run)
+            async with collecting(orc, f"book.{VENUE}.") as got:
                 await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
                 sim.faults.reorder = 1
                 sim.faults.drop = 1  # the reconnect resubscribes: the stale change comes first
@@ -247,7 +221,6 @@ async def test_change_before_the_snapshot_is_dropped_on_resubscribe():
                 await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in SYMBOLS), timeout=10)
                 await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
                 assert runtime.metrics.totals["gaps"] == 0
-                tg.cancel_scope.cancel()
 
 
 # -- too_many_requests -----------------------------------------------------------------------------------

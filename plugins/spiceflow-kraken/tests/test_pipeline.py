@@ -4,11 +4,9 @@ book kept at the subscribed depth) -> ZeroMQ -> subscriber."""
 
 from __future__ import annotations
 
-import anyio
 import pytest
-from runtime_helpers import Collector, assert_exact, captured_logs, running, settings_for, wait_for
+from runtime_helpers import assert_exact, captured_logs, collecting, heal_fault, running, settings_for, wait_for
 
-from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.plugin.registry import discover
 from spiceflow_core.runtime.orchestrator import Orchestrator
 
@@ -35,14 +33,11 @@ async def test_books_are_exact_and_checksum_verified():
         # reference data from the simulator's REST AssetPairs, like live
         async with running(orchestrator(sim, SYMBOLS, registry, profiles=())) as orc:
             runtime = orc.runtimes[VENUE]
-            async with Subscriber(orc.broadcaster.address, [f"book.{VENUE}."]) as sub, anyio.create_task_group() as tg:
-                got = Collector(sub)
-                tg.start_soon(got.run)
+            async with collecting(orc, f"book.{VENUE}.") as got:
                 await wait_for(lambda: set(SYMBOLS) <= set(got.latest) and len(got.books) > 100)
                 await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
                 assert all(msg.checksum_verified for msg in got.books)
                 assert {msg.instrument for msg in got.books} == {"kraken.spot.BTC.USD", "kraken.spot.ETH.USD"}
-                tg.cancel_scope.cancel()
             totals = runtime.metrics.totals
             assert totals["gaps"] == 0 and totals["parse_errors"] == 0
     subscribes = sim.requests("subscribe")
@@ -62,23 +57,13 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 async def test_fault_heals_with_an_exact_book(fault, logs):
-    arm, counters, fragment = FAULTS[fault]
     registry = discover()
     async with registry.get(VENUE).simulator(symbols=SYMBOLS, rate=50) as sim:
         async with running(orchestrator(sim, SYMBOLS, registry)) as orc:
             runtime = orc.runtimes[VENUE]
-            async with Subscriber(orc.broadcaster.address, [f"book.{VENUE}."]) as sub, anyio.create_task_group() as tg:
-                got = Collector(sub)
-                tg.start_soon(got.run)
-                await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
-                await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
-                before = dict(runtime.metrics.totals)
+            async with collecting(orc, f"book.{VENUE}.") as got:
                 unsubscribes = len(sim.requests("unsubscribe"))
-                arm(sim.faults)
-                for counter in counters:
-                    await wait_for(lambda: runtime.metrics.totals[counter] > before.get(counter, 0), timeout=10)
-                assert any(fragment in line for line in logs), f"no log line with {fragment!r}"
-                await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in SYMBOLS), timeout=10)
+                await heal_fault(sim, runtime, got, SYMBOLS, FAULTS[fault], logs, settle=0.15)
                 if fault in ("corrupt_checksum", "bad_size"):
                     # healed by resubscribing that book only, on the same connection
                     assert runtime.metrics.totals["reconnects"] == 0
@@ -87,7 +72,6 @@ async def test_fault_heals_with_an_exact_book(fault, logs):
                 n = len(got.books)
                 await wait_for(lambda: len(got.books) > n + 20)
                 assert all(msg.checksum_verified for msg in got.books[n:])
-                tg.cancel_scope.cancel()
     assert sim.violations == []
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import anyio
 import msgspec
 import pytest
-from runtime_helpers import Collector, assert_exact, captured_logs, running, settings_for, wait_for
+from runtime_helpers import assert_exact, captured_logs, collecting, heal_fault, running, settings_for, wait_for
 
 from spiceflow_core.broadcast.subscriber import Subscriber
 from spiceflow_core.runtime.orchestrator import Orchestrator
@@ -35,12 +35,9 @@ async def test_books_are_exact_and_checksum_verified(registry):
     async with registry.get(VENUE).simulator(symbols=SYMBOLS, rate=40, seed=3) as sim:
         async with running(orchestrator(sim, registry, SYMBOLS)) as orc:
             runtime = orc.runtimes[VENUE]
-            async with Subscriber(orc.broadcaster.address, [f"book.{VENUE}."]) as sub, anyio.create_task_group() as tg:
-                got = Collector(sub)
-                tg.start_soon(got.run)
+            async with collecting(orc, f"book.{VENUE}.") as got:
                 await wait_for(lambda: len(got.books) > 50)
                 await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
-                tg.cancel_scope.cancel()
             assert all(m.checksum_verified for m in got.books)
             assert runtime.metrics.totals["gaps"] == 0 and runtime.metrics.totals["parse_errors"] == 0
     assert sim.violations == []
@@ -70,25 +67,12 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 async def test_fault_heals_with_an_exact_book(fault, registry, logs):
-    arm, counters, fragment = FAULTS[fault]
     async with registry.get(VENUE).simulator(symbols=SYMBOLS, rate=40, seed=5) as sim:
         async with running(orchestrator(sim, registry, SYMBOLS)) as orc:
             runtime = orc.runtimes[VENUE]
-            async with (
-                Subscriber(orc.broadcaster.address, [f"book.{VENUE}.", f"status.{VENUE}."]) as sub,
-                anyio.create_task_group() as tg,
-            ):
-                got = Collector(sub)
-                tg.start_soon(got.run)
-                await wait_for(lambda: set(SYMBOLS) <= set(got.latest))
-                await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
-                before = dict(runtime.metrics.totals)
+            async with collecting(orc, f"book.{VENUE}.", f"status.{VENUE}.") as got:
                 subscribes = len(sim.requests("subscribe"))
-                arm(sim.faults)
-                for counter in counters:
-                    await wait_for(lambda: runtime.metrics.totals[counter] > before.get(counter, 0), timeout=10)
-                assert any(fragment in line for line in logs), f"no log line with {fragment!r}"
-                await wait_for(lambda: all(runtime.books.state_of(s) == "synced" for s in SYMBOLS), timeout=10)
+                await heal_fault(sim, runtime, got, SYMBOLS, FAULTS[fault], logs, settle=0.15)
                 if fault in ("corrupt_checksum", "gap"):
                     # healed the OKX way: that channel unsubscribed and subscribed again
                     assert runtime.metrics.totals["reconnects"] == 0
@@ -99,7 +83,6 @@ async def test_fault_heals_with_an_exact_book(fault, registry, logs):
                 n = len(got.books)
                 await wait_for(lambda: len(got.books) > n + 20)
                 await assert_exact(sim, got, runtime, SYMBOLS, settle=0.15)
-                tg.cancel_scope.cancel()
             # every book published after the heal was verified again
             assert got.books[-1].checksum_verified
     assert sim.violations == []
