@@ -635,7 +635,7 @@ class BinanceSimulator(RunsInContext):
         self.rest_requests.append(path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""))
         fault = self.faults.take_rest_fault()
         # Decided on arrival: a request held by a timeout fault is answered after its client
-        # gave up, so it must not consume an error armed in the meantime.
+        # gave up, so it must not consume an error or a stale snapshot armed in the meantime.
         status = None if fault else self.faults.take_rest_error()
         if fault == "timeout":
             await anyio.sleep(self.faults.rest_timeout_s)
@@ -660,7 +660,8 @@ class BinanceSimulator(RunsInContext):
         if symbol not in self._symbols:
             return json_answer({"code": -1121, "msg": "Invalid symbol."}, 400)
         body = self._depth_body(spec, symbol, limit)
-        if self.faults.stale_snapshot > 0 and symbol in self._served_depth and self.faults.take("stale_snapshot"):
+        stale = fault is None and self.faults.stale_snapshot > 0 and symbol in self._served_depth
+        if stale and self.faults.take("stale_snapshot"):
             self._count("stale_snapshot")
             body = self._served_depth[symbol]  # older than every delta sent since
         else:

@@ -116,6 +116,29 @@ async def test_rest_error_faults():
             assert rest.rate_limited == 1 and snap.sequence > 0
 
 
+async def test_a_request_held_by_a_timeout_leaves_a_stale_snapshot_to_the_next_one():
+    """The chaos suite arms ``stale_snapshot`` right after a REST timeout fault: the held
+    request, answered after its client gave up, must not take it."""
+    async with BinanceSimulator(SPOT, symbols=1, start="now") as sim:
+        url = sim.endpoints.rest_url + "/api/v3/depth"
+        params = {"symbol": sim.symbols()[0], "limit": 5}
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(url, params=params)).status_code == 200  # one to go stale
+            sim.faults.rest_timeout_s = 0.3
+            sim.faults.rest_faults = ["timeout"]
+            with pytest.raises(httpx.ReadTimeout):
+                await client.get(url, params=params, timeout=0.1)
+            sim.faults.stale_snapshot = 1  # armed while the held request still sleeps
+            await anyio.sleep(0.4)  # ... and it has been answered, to nobody
+            assert sim.faults.stale_snapshot == 1
+            stale = (await client.get(url, params=params)).json()
+            assert sim.faults.stale_snapshot == 0  # taken by the next request
+            await anyio.sleep(0.05)  # the book moves on
+            fresh = (await client.get(url, params=params)).json()
+            assert stale["lastUpdateId"] < fresh["lastUpdateId"]
+            assert (await client.get(url, params=params)).json()["lastUpdateId"] >= fresh["lastUpdateId"]
+
+
 async def _stream(sim, venue, channels, n, fault=None):
     """n frames; ``fault`` is armed once a few frames went through (so the faulty frame
     is in the middle of what the client sees)."""
