@@ -178,7 +178,7 @@ def user_path_replay(args, stream_root: Path, cf_py: Path | None, report: dict) 
 def user_path_live(args, stream_root: Path, cf_py: Path | None, report: dict) -> None:
     import bench_live
 
-    rates = "10000,20000,40000" if args.quick else "10000,20000,40000,50000,60000,80000,100000"
+    rates = "10000,20000,40000" if args.quick else "10000,20000,40000,50000,60000,70000,80000,90000,100000"
     duration = "2" if args.quick else "3"
     print(
         f"== live, default configuration: sender -> WebSocket -> receiver -> ZeroMQ -> subscriber, {duration} s per rate",
