@@ -10,7 +10,7 @@ import psutil
 import pytest
 import zmq
 
-from spiceflow_core.broadcast.publisher import Publisher, _on_event_loop
+from spiceflow_core.broadcast.publisher import FlushedRun, Publisher, _on_event_loop
 from spiceflow_core.broadcast.subscriber import Subscriber, SyncSubscriber
 from spiceflow_core.broadcast.wire import BookLevel, BookMessage, StatusMessage, TopMessage, TradeMessage, decoder
 from spiceflow_core.model import BookSnapshot
@@ -303,7 +303,7 @@ def test_staged_messages_wait_for_flush_and_keep_their_order_one_zmq_message_per
             for symbol in ("BTCUSDT", "BTCUSDT", "ETHUSDT", "BTCUSDT", "BTCUSDT"):
                 pub.stage(book(symbol))
             assert _raw_messages(sock, 200) == []  # nothing leaves before the flush
-            assert pub.flush() == []
+            runs = pub.flush()
             got = _raw_messages(sock)
         finally:
             sock.close(0)
@@ -316,6 +316,12 @@ def test_staged_messages_wait_for_flush_and_keep_their_order_one_zmq_message_per
     ]
     seqs = [decoder.decode(body).topic_seq for m in got for body in m[1:]]
     assert seqs == [1, 2, 1, 3, 4]
+    # flush reports each run: books carry a receive stamp, nothing was refused
+    assert runs == [
+        FlushedRun("binance", "BTCUSDT", received=True, sent=2, refused=0),
+        FlushedRun("binance", "ETHUSDT", received=True, sent=1, refused=0),
+        FlushedRun("binance", "BTCUSDT", received=True, sent=2, refused=0),
+    ]
     assert pub.dropped == 0
 
 
@@ -367,6 +373,32 @@ def test_broadcast_actor_publishes_a_staged_block_at_its_end_and_offers_each_mes
         ("book.binance.ETHUSDT", 2),
     ]
     assert metrics.totals["published"] - warm_ups == 4 and metrics.totals["publish_drops"] == 0
+
+
+def test_a_staged_block_counts_its_messages_and_their_latency_from_the_reads_stamp():
+    from spiceflow_core.broadcast.actor import BroadcastActor
+    from spiceflow_core.runtime.metrics import Metrics
+
+    actor = BroadcastActor(ANY_PORT, hwm=1000, status_interval=60)
+    actor.metrics["binance"] = metrics = Metrics("binance")
+    try:
+        recv = time.time_ns() - 2_000_000  # the read came in 2 ms ago
+        with actor.staged(recv):
+            for symbol in ("BTCUSDT", "BTCUSDT", "ETHUSDT"):
+                message = book(symbol)
+                message.recv_ts_ns = recv
+                actor.publish(message)
+            actor.publish_status("binance", "BTCUSDT", "synced")  # carries no receive stamp
+            assert metrics.totals["published"] == 0  # counted when the block ends
+        flushed_by = time.time_ns()
+    finally:
+        actor.close()
+    assert metrics.totals["published"] == 4
+    assert metrics.by_instrument["BTCUSDT"]["published"] == 3 and metrics.by_instrument["ETHUSDT"]["published"] == 1
+    # one latency per book message (the status message has none), from the read's stamp
+    # to the moment the block sent them
+    assert sum(metrics.latency_histogram.counts) == 3 and len(metrics.latency.samples) == 3
+    assert all(2_000_000 <= ns <= flushed_by - recv for ns in metrics.latency.samples)
 
 
 # -- closing without blocking the event loop -------------------------------------------

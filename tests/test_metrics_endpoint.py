@@ -6,6 +6,7 @@ after each scrape (the scrape runs on the event loop, so its values lie in betwe
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from spiceflow_core.observability.prometheus import (
     VENUE_COUNTERS,
     metrics_endpoint,
 )
-from spiceflow_core.runtime.metrics import COUNTERS, LatencyHistogram
+from spiceflow_core.runtime.metrics import COUNTERS, LatencyHistogram, LatencyWindow
 from spiceflow_core.runtime.orchestrator import Orchestrator
 from spiceflow_core.sinks.contract import BufferedSink
 from spiceflow_core.testkit.toy import ToySimulator
@@ -87,6 +88,23 @@ def test_the_latency_histogram_counts_a_sample_equal_to_a_bound_in_that_bucket()
         h.add(ns)
     assert h.cumulative() == [2, 4, 6]
     assert h.sum_ns == 5_022_000_002
+
+
+def test_samples_added_in_runs_leave_the_window_and_histogram_as_added_one_by_one():
+    rng = random.Random(7)
+    runs = [(rng.randrange(10**7), rng.randrange(1, 9)) for _ in range(60)]
+    by_run, one_by_one = LatencyWindow(size=16), LatencyWindow(size=16)
+    h_run, h_one = LatencyHistogram(), LatencyHistogram()
+    for ns, n in runs:
+        by_run.add(ns, n)
+        h_run.add(ns, n)
+        for _ in range(n):
+            one_by_one.add(ns)
+            h_one.add(ns)
+    assert by_run.samples == one_by_one.samples and by_run._next == one_by_one._next
+    every = [ns for ns, n in runs for _ in range(n)]
+    assert sorted(by_run.samples) == sorted(every[-16:])  # the window holds the latest 16
+    assert h_run.counts == h_one.counts and h_run.sum_ns == h_one.sum_ns
 
 
 def test_each_endpoint_has_a_registry_of_its_own():

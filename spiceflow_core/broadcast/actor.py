@@ -48,6 +48,8 @@ class BroadcastActor:
         #: depth of ``staged()`` blocks: inside one, publish stages and the outermost
         #: block's end flushes
         self._staging = 0
+        #: the receive stamp of the outermost open block (see staged)
+        self._staged_recv_ts_ns = 0
         self._staged_block = _Staged(self)
         self.log = logger.bind(actor="broadcast")
 
@@ -59,24 +61,38 @@ class BroadcastActor:
     def _normalized(self, venue: str, symbol: str) -> str:
         return self.normalized_ids.get((venue, symbol), symbol)
 
-    def staged(self) -> _Staged:
-        """``with broadcaster.staged():`` messages published inside go to ZeroMQ together
-        when the block ends (``Publisher.stage``/``flush``: a run of one topic is one
-        ZeroMQ message). The frame path wraps the frames of each socket read in it
+    def staged(self, recv_ts_ns: int = 0) -> _Staged:
+        """``with broadcaster.staged(recv_ts_ns):`` messages published inside go to ZeroMQ
+        together when the block ends (``Publisher.stage``/``flush``: a run of one topic is
+        one ZeroMQ message). The frame path wraps the frames of each socket read in it
         (``FrameRouter.route_batch``; the transports bound a read's batch), and nothing
         else publishes inside one, so a message waits at most for the rest of the read
-        it came from to be routed."""
+        it came from to be routed. ``recv_ts_ns`` is that read's receive stamp, the one
+        every message of the block carries: their receive -> publish latency is measured
+        from it when the block ends. Nested blocks keep the outermost one's stamp."""
+        if not self._staging:
+            self._staged_recv_ts_ns = recv_ts_ns
         return self._staged_block
 
-    def _flush_staged(self) -> None:
+    def _flush_staged(self, recv_ts_ns: int) -> None:
+        """Send what the block staged; count it per run, its latency measured now (when
+        ZeroMQ takes it) from the block's receive stamp: the per-message bookkeeping of
+        :meth:`publish` cost ~7% of a frame's CPU on the live path."""
         publisher = self.publisher
         if publisher is None:
             return
-        for venue, symbol, refused in publisher.flush():  # counted as published when staged
-            metrics = self.metrics.get(venue)
-            if metrics is not None:
-                metrics.inc("published", symbol, -refused)
-                metrics.inc("publish_drops", symbol, refused)
+        now = time.time_ns()
+        for run in publisher.flush():
+            metrics = self.metrics.get(run.venue)
+            if metrics is None:
+                continue
+            if run.sent:
+                metrics.inc("published", run.symbol, run.sent)
+                if run.received and recv_ts_ns:
+                    metrics.latency.add(now - recv_ts_ns, run.sent)
+                    metrics.latency_histogram.add(now - recv_ts_ns, run.sent)
+            if run.refused:
+                metrics.inc("publish_drops", run.symbol, run.refused)
 
     def publish(self, message: WireMessage) -> bool:
         if self.publisher is None:  # closed during shutdown
@@ -84,9 +100,10 @@ class BroadcastActor:
         publisher = self.publisher
         if self._staging:
             publisher.stage(message)  # ZeroMQ takes it at the block's end (see staged)
-            ok = True
-        else:
-            ok = publisher.publish(message)
+            for sink in self.sinks:
+                sink.offer(publisher.last_topic, publisher.last_body, message)
+            return True  # counted at the block's end
+        ok = publisher.publish(message)
         for sink in self.sinks:
             sink.offer(publisher.last_topic, publisher.last_body, message)
         metrics = self.metrics.get(message.venue)
@@ -237,4 +254,4 @@ class _Staged:
         actor = self._actor
         actor._staging -= 1
         if not actor._staging:
-            actor._flush_staged()
+            actor._flush_staged(actor._staged_recv_ts_ns)

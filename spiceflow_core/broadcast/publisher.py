@@ -76,8 +76,10 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import anyio
+import msgspec
 import zmq
 import zmq.backend
 
@@ -118,14 +120,29 @@ class TopicCounts:
 class _Topic:
     # The hot path looks this up once per message: pre-encoded topic frame + counters,
     # and the ownership epoch stamped on the topic's messages (clustering; else 0).
-    __slots__ = ("counts", "epoch", "frame", "symbol", "venue")
+    __slots__ = ("counts", "epoch", "frame", "received", "symbol", "venue")
 
-    def __init__(self, topic: str, venue: str, symbol: str, epoch: int = 0) -> None:
+    def __init__(self, topic: str, venue: str, symbol: str, received: bool, epoch: int = 0) -> None:
         self.counts = TopicCounts(topic)
         self.frame = topic.encode()
         self.venue = venue
         self.symbol = symbol
+        #: the topic's messages carry a receive stamp (``recv_ts_ns``): books, tops, trades
+        self.received = received
         self.epoch = epoch
+
+
+class FlushedRun(NamedTuple):
+    """One run of :meth:`Publisher.flush`: consecutive messages of one topic."""
+
+    venue: str
+    symbol: str
+    #: its messages carry a receive stamp (their latency can be measured)
+    received: bool
+    #: messages ZeroMQ took
+    sent: int
+    #: messages refused (``zmq.Again``: the HWM was reached); their ``topic_seq`` stays a gap
+    refused: int
 
 
 class Publisher:
@@ -227,25 +244,23 @@ class Publisher:
                 return
         staged.append((entry, [entry.frame, body]))
 
-    def flush(self) -> list[tuple[str, str, int]]:
+    def flush(self) -> list[FlushedRun]:
         """Send everything staged, in order (see "Batches" in the module doc). Returns
-        the runs ZeroMQ refused as ``(venue, symbol, messages)`` (counted in ``dropped``;
-        their ``topic_seq`` numbers stay a gap); normally empty."""
+        each run sent or refused (refused runs are counted in ``dropped``)."""
         staged, self._staged = self._staged, []
-        refused: list[tuple[str, str, int]] = []
+        runs: list[FlushedRun] = []
         for entry, frames in staged:
-            if not self._send_frames(entry, frames):
-                refused.append((entry.venue, entry.symbol, len(frames) - 1))
-        return refused
+            n = len(frames) - 1
+            sent = self._send_frames(entry, frames)
+            runs.append(FlushedRun(entry.venue, entry.symbol, entry.received, sent, n - sent))
+        return runs
 
     def publish_many(self, messages: Iterable[WireMessage]) -> int:
         """Stage every message and flush: runs of one topic go out as one ZeroMQ
         message each. Returns the number of messages accepted."""
-        total = 0
         for message in messages:
             self.stage(message)
-            total += 1
-        return total - sum(n for _, _, n in self.flush())
+        return sum(run.sent for run in self.flush())
 
     def _send_frames(self, entry: _Topic, frames: list[bytes]) -> int:
         n = len(frames) - 1
@@ -271,7 +286,8 @@ class Publisher:
             channel = CHANNEL_OF[cls]
         except KeyError:
             raise TypeError(f"not a wire message: {cls.__name__}") from None
-        entry = _Topic(f"{channel}.{venue}.{symbol}", venue, symbol, self._epochs.get((venue, symbol), 0))
+        received = any(field.name == "recv_ts_ns" for field in msgspec.structs.fields(cls))
+        entry = _Topic(f"{channel}.{venue}.{symbol}", venue, symbol, received, self._epochs.get((venue, symbol), 0))
         self._topics[key] = entry
         return entry
 

@@ -32,12 +32,19 @@ class LatencyWindow:
     samples: list[int] = field(default_factory=list)
     _next: int = 0
 
-    def add(self, ns: int) -> None:
-        if len(self.samples) < self.size:
-            self.samples.append(ns)
-        else:
-            self.samples[self._next] = ns
-            self._next = (self._next + 1) % self.size
+    def add(self, ns: int, n: int = 1) -> None:
+        """``n`` samples of ``ns`` (the messages of one read share their latency)."""
+        samples, size = self.samples, self.size
+        n = min(n, size)
+        room = size - len(samples)
+        if room > 0:
+            samples.extend([ns] * min(n, room))
+            n -= min(n, room)
+        while n:  # the window is full: overwrite the oldest, wrapping at the end
+            end = min(self._next + n, size)
+            samples[self._next : end] = [ns] * (end - self._next)
+            n -= end - self._next
+            self._next = end % size
 
     def percentiles(self, *qs: float) -> dict[str, float]:
         if not self.samples:
@@ -64,9 +71,10 @@ class LatencyHistogram:
         self.counts = [0] * (len(bounds_s) + 1)
         self.sum_ns = 0
 
-    def add(self, ns: int) -> None:
-        self.counts[bisect_left(self._bounds_ns, ns)] += 1  # bisect_left: a sample equal to a bound is in it (le)
-        self.sum_ns += ns
+    def add(self, ns: int, n: int = 1) -> None:
+        """``n`` samples of ``ns``."""
+        self.counts[bisect_left(self._bounds_ns, ns)] += n  # bisect_left: a sample equal to a bound is in it (le)
+        self.sum_ns += ns * n
 
     def cumulative(self) -> list[int]:
         """Counts of samples <= each bound, then the total (the ``+Inf`` bucket)."""

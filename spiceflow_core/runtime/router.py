@@ -96,7 +96,7 @@ class FrameRouter:
         """Route the frames of one socket read, then end the batch. What they publish
         reaches ZeroMQ together at the end (``BroadcastActor.staged``): one ZeroMQ
         message per run of one topic instead of one per frame."""
-        with self.broadcaster.staged() if self.broadcaster is not None else _NOTHING_STAGED:
+        with self.broadcaster.staged(recv_ts) if self.broadcaster is not None else _NOTHING_STAGED:
             for frame in frames:
                 self.route(conn, frame, recv_ts)
             self.end_of_batch()
