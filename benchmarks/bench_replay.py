@@ -61,8 +61,7 @@ def _setup(venue, snapshot_body: bytes, meta: dict):
     symbol = meta["symbol"]
     sync = BookSync(venue.name, symbol, venue.sequence_policy(None))  # type: ignore[arg-type]
     if venue.resync == "rest":
-        url = f"http://bench{venue_depth_path(venue)}?symbol={symbol}&limit=1000"
-        snap = venue.parse_snapshot(url, snapshot_body, 0)
+        snap = venue.parse_snapshot(_snapshot_url(venue, meta), snapshot_body, 0)
     else:
         (snap,) = [e for e in session.parse(snapshot_body.decode(), 0) if isinstance(e, BookSnapshot)]
     assert snap is not None
@@ -70,8 +69,9 @@ def _setup(venue, snapshot_body: bytes, meta: dict):
     return session, sync
 
 
-def venue_depth_path(venue) -> str:
-    return venue.spec.depth_path  # Binance plugin
+def _snapshot_url(venue, meta) -> str:
+    """The REST depth URL the stream's snapshot answers (Binance: the plugin's path)."""
+    return f"http://bench{venue.spec.depth_path}?symbol={meta['symbol']}&limit=1000"
 
 
 def run_decode_book(venue, snapshot_body, frames, meta) -> tuple[float, int]:
@@ -186,15 +186,10 @@ def run_replayer(venue, snapshot_body, frames, meta, jsonl: bool = False) -> flo
     """``spiceflow replay``'s engine: the runtime's router and order book actor fed
     recorded items; every wire message handed to a callable that drops it, or
     (``jsonl``) written as a JSON line to /dev/null."""
-    from spiceflow_core.recording.replay import JsonLines, Replayer
+    from spiceflow_core.recording.replay import JsonLines
 
     with open(os.devnull, "wb") as sink:
-        rep = Replayer(venue, depth=25, emit=JsonLines(sink).publish if jsonl else _drop)
-        if venue.resync == "rest":
-            url = f"http://bench{venue_depth_path(venue)}?symbol={meta['symbol']}&limit=1000"
-            rep.feed((0, "rest", snapshot_body, url, 0))  # a replay Item: (ts_ns, kind, data, url, conn)
-        else:
-            rep.feed((0, "recv", snapshot_body.decode(), "", 1))
+        rep = _synced_replayer(venue, snapshot_body, meta, JsonLines(sink).publish if jsonl else _drop)
         items = [(0, "recv", f, "", 1) for f in frames]
         gc.collect()
         gc.disable()
@@ -213,6 +208,20 @@ def _drop(message) -> None:
     pass
 
 
+def _synced_replayer(venue, snapshot_body, meta, emit):
+    """A replay engine (``Replayer``, depth 25) handing its messages to ``emit``, its
+    book synced on the stream's snapshot (a replay Item is ``(ts_ns, kind, data, url,
+    conn)``)."""
+    from spiceflow_core.recording.replay import Replayer
+
+    rep = Replayer(venue, depth=25, emit=emit)
+    if venue.resync == "rest":
+        rep.feed((0, "rest", snapshot_body, _snapshot_url(venue, meta), 0))
+    else:
+        rep.feed((0, "recv", snapshot_body.decode(), "", 1))
+    return rep
+
+
 def replay_floor(venue, snapshot_body, frames, meta) -> dict:
     """What no replay of these frames with ``--jsonl`` can spend less on, in seconds of
     CPU for the whole stream: decoding every frame exactly once (msgspec's untyped
@@ -224,15 +233,10 @@ def replay_floor(venue, snapshot_body, frames, meta) -> dict:
     than start-up + this floor."""
     import msgspec
 
-    from spiceflow_core.recording.replay import JsonLines, Replayer
+    from spiceflow_core.recording.replay import JsonLines
 
     messages: list = []
-    rep = Replayer(venue, depth=25, emit=messages.append)
-    if venue.resync == "rest":
-        url = f"http://bench{venue_depth_path(venue)}?symbol={meta['symbol']}&limit=1000"
-        rep.feed((0, "rest", snapshot_body, url, 0))
-    else:
-        rep.feed((0, "recv", snapshot_body.decode(), "", 1))
+    rep = _synced_replayer(venue, snapshot_body, meta, messages.append)
     for frame in frames:
         rep.feed((0, "recv", frame, "", 1))
     decode = msgspec.json.Decoder(float_hook=str.strip).decode

@@ -89,8 +89,7 @@ class BroadcastActor:
             if run.sent:
                 metrics.inc("published", run.symbol, run.sent)
                 if run.received and recv_ts_ns:
-                    metrics.latency.add(now - recv_ts_ns, run.sent)
-                    metrics.latency_histogram.add(now - recv_ts_ns, run.sent)
+                    metrics.observe_latency(now - recv_ts_ns, run.sent)
             if run.refused:
                 metrics.inc("publish_drops", run.symbol, run.refused)
 
@@ -98,23 +97,23 @@ class BroadcastActor:
         if self.publisher is None:  # closed during shutdown
             return False
         publisher = self.publisher
-        if self._staging:
+        staging = self._staging
+        if staging:
             publisher.stage(message)  # ZeroMQ takes it at the block's end (see staged)
-            for sink in self.sinks:
-                sink.offer(publisher.last_topic, publisher.last_body, message)
-            return True  # counted at the block's end
-        ok = publisher.publish(message)
+            ok = True
+        else:
+            ok = publisher.publish(message)
         for sink in self.sinks:
             sink.offer(publisher.last_topic, publisher.last_body, message)
+        if staging:
+            return True  # counted at the block's end
         metrics = self.metrics.get(message.venue)
         if metrics is not None:
             if ok:
                 metrics.inc("published", message.symbol)
                 recv = getattr(message, "recv_ts_ns", 0)
                 if recv:
-                    latency_ns = message.publish_ts_ns - recv
-                    metrics.latency.add(latency_ns)
-                    metrics.latency_histogram.add(latency_ns)
+                    metrics.observe_latency(message.publish_ts_ns - recv)
             else:
                 metrics.inc("publish_drops", message.symbol)
         return ok

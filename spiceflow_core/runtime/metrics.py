@@ -36,10 +36,10 @@ class LatencyWindow:
         """``n`` samples of ``ns`` (the messages of one read share their latency)."""
         samples, size = self.samples, self.size
         n = min(n, size)
-        room = size - len(samples)
-        if room > 0:
-            samples.extend([ns] * min(n, room))
-            n -= min(n, room)
+        appended = min(n, size - len(samples))
+        if appended > 0:
+            samples.extend([ns] * appended)
+            n -= appended
         while n:  # the window is full: overwrite the oldest, wrapping at the end
             end = min(self._next + n, size)
             samples[self._next : end] = [ns] * (end - self._next)
@@ -98,6 +98,12 @@ class Metrics:
         self.by_instrument: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.latency = LatencyWindow()
         self.latency_histogram = LatencyHistogram()
+
+    def observe_latency(self, ns: int, n: int = 1) -> None:
+        """``n`` published messages ``ns`` after their frame was received: the status
+        window and the exported histogram."""
+        self.latency.add(ns, n)
+        self.latency_histogram.add(ns, n)
 
     def inc(self, name: str, symbol: str | None = None, n: int = 1) -> None:
         self.totals[name] += n
